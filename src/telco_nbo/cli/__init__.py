@@ -1,0 +1,27 @@
+"""The ``telco-nbo`` command-line app.
+
+Each command group lives in its own module and registers itself here. Heavy libraries (xgboost,
+mlflow, bentoml, evidently) are imported inside the commands, so ``telco-nbo --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from telco_nbo.cli import data as _data
+from telco_nbo.cli import demo as _demo
+
+app = typer.Typer(
+    name="telco-nbo",
+    help="Telecom retention and cross-sell: data, models, next-best offers, A/B readouts, monitoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(_data.app, name="data")
+_demo.register(app)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    """Run the app (used by ``python -m telco_nbo``)."""
+    app()

@@ -1,0 +1,66 @@
+"""Settings: paths, tracking URI, Optuna storage and seeds.
+
+Values come from (in order of precedence) explicit arguments, ``TELCO_NBO_*`` environment variables,
+and the defaults below. The defaults are the embedded single-machine setup: everything under the
+current working directory, SQLite for MLflow and Optuna, no server.
+
+Nothing here touches the disk or MLflow at import time; :meth:`Settings.ensure_dirs` creates
+folders when a command actually needs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Resolved configuration of one run.
+
+    Attributes:
+        workdir: Root for every default path below.
+        tracking_uri: MLflow tracking URI; default SQLite file in ``workdir``.
+        optuna_storage: Optuna storage URL; default SQLite file in ``workdir``.
+        artifact_root: Where MLflow stores artifacts for experiments it creates.
+        seed: Global seed for generators, splits and tuners.
+        prediction_log: Where the service appends its decisions (JSONL).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TELCO_NBO_", extra="ignore")
+
+    workdir: Path = Field(default_factory=Path.cwd)
+    tracking_uri: str | None = None
+    optuna_storage: str | None = None
+    artifact_root: str | None = None
+    seed: int = 42
+    prediction_log: Path | None = None
+
+    def resolved_tracking_uri(self) -> str:
+        """Return the tracking URI, defaulting to ``sqlite:///<workdir>/mlflow.db``."""
+        return self.tracking_uri or f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}"
+
+    def resolved_optuna_storage(self) -> str:
+        """Return the Optuna storage URL, defaulting to ``sqlite:///<workdir>/optuna.db``."""
+        return self.optuna_storage or f"sqlite:///{(self.workdir / 'optuna.db').resolve()}"
+
+    def resolved_artifact_root(self) -> str:
+        """Return the artifact root for new experiments (a local folder by default)."""
+        return self.artifact_root or (self.workdir / "mlartifacts").resolve().as_uri()
+
+    def resolved_prediction_log(self) -> Path:
+        """Return the prediction log path, defaulting to ``<workdir>/predictions/decisions.jsonl``."""
+        return self.prediction_log or self.workdir / "predictions" / "decisions.jsonl"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (``None`` values ignored).
+
+    Args:
+        **overrides: Field values that win over the environment.
+
+    Returns:
+        The resolved settings.
+    """
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""Tables of the telco world: contracts (schema), loaders, the synthetic world and importers."""

@@ -1,0 +1,1 @@
+"""Next-best-offer decisioning: the offer catalog, eligibility and guardrail rules, ranking."""
