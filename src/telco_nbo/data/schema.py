@@ -169,7 +169,8 @@ OFFERS = DataFrameSchema(
         "offer_id": Column(str, unique=True),
         "kind": Column(str, _isin(OFFER_KINDS)),
         "product": Column(str),
-        "monthly_price": Column(float, _nonneg),
+        # Negative for a discount (a retention or win-back offer lowers the bill).
+        "monthly_price": Column(float),
         "monthly_margin": Column(float),
         "term_months": Column(int, _nonneg),
         # Allowed channels, comma-separated, from CHANNELS.
