@@ -38,6 +38,9 @@ class Eligibility(BaseModel):
     ) = None
     lifecycle: list[LifecycleStage] | None = None
     requires_active: bool = True
+    # Service recovery follows a service problem (an open issue or recent network/coverage
+    # tickets); without one it would be an unguarded upsell, since it is not "promotional".
+    requires_service_signal: bool = False
 
 
 class Offer(BaseModel):

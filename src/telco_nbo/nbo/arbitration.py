@@ -1,0 +1,304 @@
+"""Arbitration: channel per offer, expected value and its parts, and the household selection step.
+
+Expected value of offering ``j`` to account ``i`` on channel ``c``::
+
+    months      = min(term_j, H)                      if the offer has a term
+                = min(E[months retained over H], no_commitment_months)   otherwise
+    acceptance  = P(accept)_ij x monthly_margin_j x months
+    retention   = uplift_ij x CLV_i                   (uplift kinds only, or a per-offer uplift)
+    value       = w_kind(j) x (acceptance + retention)
+    EV          = value - contact_cost(c)
+
+``E[months retained over H]`` turns the churn probability over the churn window (W months) into a
+constant monthly hazard ``h = 1 - (1 - p)^(1/W)`` and sums the survival curve over the horizon:
+``sum_{t=0}^{H-1} (1-h)^t = (1 - (1-h)^H) / h``. The kind weight scales value, not cost: a lever
+that favours retention must not make contacts look cheaper than they are.
+
+The household step then walks every household's surviving offers in value order (ties: offer id,
+then account id) and keeps an offer only if the account's list is not full (top-k), the household
+and account still have promotional room, and it does not conflict with an offer already kept in
+the household. It is a greedy pass, vectorized across households: round ``r`` looks at the r-th
+best candidate of every household at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from telco_nbo.data.schema import CHANNELS
+from telco_nbo.errors import ConfigError
+from telco_nbo.nbo.config import NboConfig
+from telco_nbo.nbo.rules import OfferTable
+
+CHANNEL_ARRAY = np.array(CHANNELS, dtype=object)
+
+
+def choose_channels(
+    preference: np.ndarray, available: np.ndarray, offers: OfferTable, config: NboConfig
+) -> np.ndarray:
+    """Pick a channel for every account x offer.
+
+    The account's preferred channel wins when the offer may go out on it and it is below its cap;
+    otherwise the first allowed, available channel in the fallback order for the offer's complexity
+    (high complexity -> call center / retail first; low -> app / SMS / email first).
+
+    Args:
+        preference: ``(n,)`` preferred channel names.
+        available: ``(n, n_channels)`` channel below its cap.
+        offers: Catalog vectors.
+        config: Policy config (fallback orders).
+
+    Returns:
+        ``(n, m)`` channel index into :data:`CHANNELS`, ``-1`` where no channel is possible.
+    """
+    n_ch = len(CHANNELS)
+    # Priority of channel c for offer j: its position in the fallback order (lower = better).
+    prio = np.empty((len(offers), n_ch), dtype=float)
+    for j, cx in enumerate(offers.complexity):
+        order = config.channel_fallback[cx]
+        prio[j] = [order.index(c) for c in CHANNELS]
+    pref_idx = pd.Index(CHANNELS).get_indexer(preference)
+    score = np.broadcast_to(prio, (len(preference), *prio.shape)).copy()  # (n, m, c)
+    rows = np.flatnonzero(pref_idx >= 0)
+    score[rows, :, pref_idx[rows]] = -1.0
+    ok = available[:, None, :] & offers.channel_mask[None, :, :]
+    score[~ok] = np.inf
+    best = score.argmin(axis=2)
+    return np.where(np.isfinite(score.min(axis=2)), best, -1)
+
+
+def expected_months(churn: np.ndarray, config: NboConfig) -> np.ndarray:
+    """Expected months an account stays over the horizon, from its churn probability.
+
+    Args:
+        churn: ``(n,)`` probability of churn within ``config.churn_window_months``.
+        config: Policy config.
+
+    Returns:
+        ``(n,)`` expected months in ``[1, horizon]``.
+    """
+    horizon = config.horizon_months
+    p = np.clip(churn, 0.0, 1.0)
+    # h = 1 - (1-p)^(1/W); 1-h survives a month.
+    keep = np.power(1.0 - p, 1.0 / config.churn_window_months)
+    h = 1.0 - keep
+    with np.errstate(divide="ignore", invalid="ignore"):
+        months = np.where(h > 1e-12, (1.0 - np.power(keep, horizon)) / np.where(h > 1e-12, h, 1.0), horizon)
+    return months
+
+
+@dataclass(frozen=True)
+class ValueParts:
+    """Expected value and its parts, each ``(n, m)``."""
+
+    margin_months: np.ndarray
+    acceptance_value: np.ndarray
+    uplift: np.ndarray
+    retention_value: np.ndarray
+    kind_weight: np.ndarray
+    contact_cost: np.ndarray
+    expected_value: np.ndarray
+
+
+def value_parts(
+    propensity: np.ndarray,
+    churn: np.ndarray,
+    clv: np.ndarray,
+    retention_uplift: np.ndarray,
+    offer_uplift: np.ndarray,
+    channel: np.ndarray,
+    offers: OfferTable,
+    config: NboConfig,
+) -> ValueParts:
+    """Compute expected value and each of its parts for every account x offer.
+
+    Args:
+        propensity: ``(n, m)`` P(accept | contacted); NaN where unscored.
+        churn: ``(n,)`` churn probability.
+        clv: ``(n,)`` CLV.
+        retention_uplift: ``(n,)`` account-level uplift (used for uplift kinds).
+        offer_uplift: ``(n, m)`` per-offer uplift; NaN -> the account-level rule.
+        channel: ``(n, m)`` chosen channel index, -1 for none (cost NaN).
+        offers: Catalog vectors.
+        config: Policy config.
+
+    Returns:
+        The parts; NaN propagates where a pair was unscored or has no channel.
+    """
+    n, m = propensity.shape
+    horizon = config.horizon_months
+    term = np.array([o.term_months for o in offers.offers], dtype=float)
+    margin = np.array([o.monthly_margin for o in offers.offers], dtype=float)
+    no_term_months = np.minimum(expected_months(churn, config), config.no_commitment_months)  # (n,)
+    months = np.where(term[None, :] > 0, np.minimum(term, horizon)[None, :], no_term_months[:, None])
+    acceptance = propensity * margin[None, :] * months
+
+    uplift_kind = np.isin(offers.kind, list(config.uplift_kinds))
+    uplift = np.where(
+        np.isnan(offer_uplift),
+        np.where(uplift_kind[None, :], retention_uplift[:, None], 0.0),
+        offer_uplift,
+    )
+    retention = uplift * clv[:, None]
+    weight = np.broadcast_to(np.array([config.kind_weight(k) for k in offers.kind])[None, :], (n, m))
+    costs = np.array([config.contact_costs[c] for c in CHANNELS] + [np.nan])  # index -1 -> NaN
+    cost = costs[channel]
+    ev = weight * (acceptance + retention) - cost
+    return ValueParts(months, acceptance, uplift, retention, np.array(weight), cost, ev)
+
+
+def conflict_matrix(offers: OfferTable, config: NboConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Expand the config's conflict table over the catalog.
+
+    Args:
+        offers: Catalog vectors.
+        config: Policy config.
+
+    Returns:
+        ``(m, m)`` symmetric bool matrix and ``(m, m)`` object matrix of "why" texts.
+
+    Raises:
+        ConfigError: A conflict names an offer id the catalog lacks.
+    """
+    m = len(offers)
+    conflict = np.zeros((m, m), dtype=bool)
+    why = np.full((m, m), "", dtype=object)
+    ids = list(offers.ids)
+
+    def select(sel: str) -> np.ndarray:
+        if sel.startswith("kind:"):
+            return offers.kind == sel[5:]
+        if sel not in ids:
+            raise ConfigError(f"conflict table names unknown offer_id '{sel}'; catalog: {ids}")
+        return offers.ids == sel
+
+    for c in config.conflicts:
+        pair = np.logical_and.outer(select(c.a), select(c.b))
+        pair = pair | pair.T
+        why[pair & ~conflict] = c.why
+        conflict |= pair
+    return conflict, why
+
+
+# Selection outcomes (codes in the status matrix).
+KEPT = 0
+SEL_TOP_K = 1
+HH_ONE_PROMO = 2
+SEL_ACCOUNT_PROMO = 3
+HH_CONFLICT = 4
+NOT_CANDIDATE = -1
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Outcome of the household step.
+
+    Attributes:
+        status: ``(n, m)`` code: KEPT, SEL_TOP_K, HH_ONE_PROMO, SEL_ACCOUNT_PROMO, HH_CONFLICT, or
+            NOT_CANDIDATE for pairs that were not candidates.
+        rank: ``(n, m)`` 1-based rank within the account's list, 0 where not kept.
+        blocker_offer: ``(n, m)`` index of the kept offer a conflict lost to, -1 otherwise.
+        blocker_account: ``(n, m)`` row of the account holding that offer, -1 otherwise.
+    """
+
+    status: np.ndarray
+    rank: np.ndarray
+    blocker_offer: np.ndarray
+    blocker_account: np.ndarray
+
+
+def select_offers(
+    candidate: np.ndarray,
+    ev: np.ndarray,
+    household: np.ndarray,
+    account_key: np.ndarray,
+    offers: OfferTable,
+    config: NboConfig,
+    account_promo_used: np.ndarray,
+    household_promo_used: np.ndarray,
+    top_k: int | None,
+) -> Selection:
+    """Greedy household selection over candidate pairs, in expected-value order.
+
+    Args:
+        candidate: ``(n, m)`` pairs that passed every rule and the value floor.
+        ev: ``(n, m)`` expected value (finite on candidates).
+        household: ``(n,)`` household ids.
+        account_key: ``(n,)`` account ids (the last tie-breaker).
+        offers: Catalog vectors.
+        config: Policy config (caps, conflicts).
+        account_promo_used: ``(n,)`` promotional contacts already made to the account in the window.
+        household_promo_used: ``(n,)`` same for the account's household.
+        top_k: Maximum offers per account; ``None`` for no limit.
+
+    Returns:
+        The selection.
+    """
+    n, m = candidate.shape
+    status = np.full((n, m), NOT_CANDIDATE, dtype=np.int8)
+    rank = np.zeros((n, m), dtype=np.int32)
+    blk_o = np.full((n, m), -1, dtype=np.int32)
+    blk_a = np.full((n, m), -1, dtype=np.int64)
+    ii, jj = np.nonzero(candidate)
+    if len(ii) == 0:
+        return Selection(status, rank, blk_o, blk_a)
+
+    hh_codes, hh_idx = np.unique(household.astype(str), return_inverse=True)
+    n_hh = len(hh_codes)
+    acc_rank = pd.Index(account_key.astype(str)).argsort(kind="stable")
+    acc_order = np.empty(n, dtype=np.int64)
+    acc_order[acc_rank] = np.arange(n)  # position of each account in id order
+    offer_order = np.argsort(offers.ids.astype(str), kind="stable")
+    offer_pos = np.empty(m, dtype=np.int64)
+    offer_pos[offer_order] = np.arange(m)
+
+    h = hh_idx[ii]
+    # Sort: household, EV desc, offer id, account id (last key in lexsort is primary).
+    order = np.lexsort((acc_order[ii], offer_pos[jj], -ev[ii, jj], h))
+    ii, jj, h = ii[order], jj[order], h[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(h)) + 1]
+    counts = np.diff(np.r_[starts, len(h)])
+    pos_in_hh = np.arange(len(h)) - np.repeat(starts, counts)
+
+    caps = config.caps
+    acc_promo_left = np.maximum(caps.promo_per_account - account_promo_used.astype(np.int64), 0)
+    hh_used = np.zeros(n_hh, dtype=np.int64)
+    np.maximum.at(hh_used, hh_idx, household_promo_used.astype(np.int64))
+    hh_promo_left = np.maximum(caps.promo_per_household - hh_used, 0)
+    acc_count = np.zeros(n, dtype=np.int64)
+    hh_has = np.zeros((n_hh, m), dtype=bool)
+    hh_owner = np.full((n_hh, m), -1, dtype=np.int64)
+    conflict, _ = conflict_matrix(offers, config)
+    k = np.iinfo(np.int64).max if top_k is None else int(top_k)
+
+    by_round = np.argsort(pos_in_hh, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(pos_in_hh))]
+    for r in range(len(bounds) - 1):
+        sel = by_round[bounds[r]:bounds[r + 1]]  # at most one pair per household
+        a, o, g = ii[sel], jj[sel], h[sel]
+        promo = offers.promotional[o]
+        full = acc_count[a] >= k
+        no_hh_promo = ~full & promo & (hh_promo_left[g] <= 0)
+        no_acc_promo = ~full & ~no_hh_promo & promo & (acc_promo_left[a] <= 0)
+        hits = hh_has[g] & conflict[o]  # (len, m)
+        clash = ~full & ~no_hh_promo & ~no_acc_promo & hits.any(axis=1)
+        keep = ~(full | no_hh_promo | no_acc_promo | clash)
+        code = np.select([full, no_hh_promo, no_acc_promo, clash], [SEL_TOP_K, HH_ONE_PROMO, SEL_ACCOUNT_PROMO,
+                                                                     HH_CONFLICT], KEPT)
+        status[a, o] = code
+        if clash.any():
+            jc = hits[clash].argmax(axis=1)
+            blk_o[a[clash], o[clash]] = jc
+            blk_a[a[clash], o[clash]] = hh_owner[g[clash], jc]
+        ak, ok_, gk = a[keep], o[keep], g[keep]
+        acc_count[ak] += 1
+        rank[ak, ok_] = acc_count[ak]
+        pk = offers.promotional[ok_]
+        hh_promo_left[gk[pk]] -= 1
+        acc_promo_left[ak[pk]] -= 1
+        hh_has[gk, ok_] = True
+        hh_owner[gk, ok_] = ak
+    return Selection(status, rank, blk_o, blk_a)

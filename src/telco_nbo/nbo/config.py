@@ -1,0 +1,254 @@
+"""Business configuration of the next-best-offer policy (pydantic, loadable from YAML).
+
+Everything a marketing or risk owner may want to tune without touching code lives here: the value
+horizon, what a contact costs per channel, weights per offer kind, contact caps, the timing rule's
+defaults and the table of offers that must not go to one household together. The defaults are a
+reasonable starting point for a mid-size operator, not truths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from telco_nbo.data.schema import CHANNELS, OFFER_KINDS
+from telco_nbo.errors import ConfigError
+
+Channel = Literal["app", "email", "sms", "call_center", "retail"]
+OfferKind = Literal["cross_sell", "upsell", "add_on", "retention", "win_back", "service_recovery"]
+
+
+class TimingWindow(BaseModel):
+    """When an offer may go out under one arm of an offer-timing experiment.
+
+    All stated bounds must hold; ``never`` means the arm is "do not offer" (the control arm won).
+
+    Attributes:
+        never: Do not offer at all in segments where this arm won.
+        max_tenure_days: Offer only to accounts at most this many days old (e.g. "day 30" arms).
+        max_days_to_contract_end: Offer only when the contract ends within this many days
+            (month-to-month accounts, which have no end, never match).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    never: bool = False
+    max_tenure_days: float | None = Field(default=None, gt=0)
+    max_days_to_contract_end: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> TimingWindow:
+        if not self.never and self.max_tenure_days is None and self.max_days_to_contract_end is None:
+            raise ValueError("a timing window needs never: true or at least one bound")
+        return self
+
+
+def _default_arms() -> dict[str, TimingWindow]:
+    # Names follow the synthetic offer-timing experiment (control / day 30 of tenure / 60 days
+    # before contract end); an operator with other arm names maps them in the YAML.
+    return {
+        "control": TimingWindow(never=True),
+        "day_30": TimingWindow(max_tenure_days=60),
+        "tenure_day_30": TimingWindow(max_tenure_days=60),
+        "pre_end_60d": TimingWindow(max_days_to_contract_end=60),
+        "contract_end_minus_60d": TimingWindow(max_days_to_contract_end=60),
+    }
+
+
+class TimingConfig(BaseModel):
+    """The applicability timing rule for retention-type offers.
+
+    Attributes:
+        offer_kinds: Kinds the timing rule governs.
+        renewal_window_months: Without an A/B-derived rule, these kinds are offered only when the
+            contract ends within this many months, or the account is in the renewal / at-risk stage.
+        default_stages: Lifecycle stages in which the default rule allows them.
+        segment_column: Feature column whose value is passed to ``TimingRule.arm_for`` (a timing
+            rule object may override it with its own ``segment_column`` attribute).
+        arms: Arm name -> timing window, for arms a readout may declare the winner.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offer_kinds: list[OfferKind] = Field(default_factory=lambda: ["retention"])
+    renewal_window_months: float = Field(default=3.0, gt=0)
+    default_stages: list[Literal["new", "early", "growth", "renewal", "at_risk"]] = Field(
+        default_factory=lambda: ["renewal", "at_risk"]
+    )
+    segment_column: str = "account_lifecycle_stage"
+    arms: dict[str, TimingWindow] = Field(default_factory=_default_arms)
+
+
+class ContactCaps(BaseModel):
+    """Contact caps over the 30-day window the features count contacts in.
+
+    Attributes:
+        promo_per_account: Promotional contacts an account may receive per window.
+        promo_per_household: Promotional contacts (and new promotional offers) per household per window.
+        per_channel: Contacts of any kind per account per channel per window; a channel at its cap
+            cannot carry a new offer.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    promo_per_account: int = Field(default=1, ge=0)
+    promo_per_household: int = Field(default=1, ge=0)
+    per_channel: dict[Channel, int] = Field(
+        default_factory=lambda: {"app": 4, "email": 4, "sms": 2, "call_center": 1, "retail": 2}
+    )
+
+    @field_validator("per_channel")
+    @classmethod
+    def _nonneg(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if n < 0}
+        if bad:
+            raise ValueError(f"channel caps must be >= 0, got {bad}")
+        return v
+
+
+class Conflict(BaseModel):
+    """Two offers that must not both go to one household in one window.
+
+    Each side is an ``offer_id`` or ``kind:<offer kind>``. A side naming the same offer twice
+    (``HOME_FIBER`` / ``HOME_FIBER``) means "at most one account of the household gets it".
+
+    Attributes:
+        a: First selector.
+        b: Second selector.
+        why: Plain words shown as the suppression reason.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    a: str
+    b: str
+    why: str
+
+    @field_validator("a", "b")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        if v.startswith("kind:") and v[5:] not in OFFER_KINDS:
+            raise ValueError(f"unknown offer kind in selector '{v}'; known: {list(OFFER_KINDS)}")
+        return v
+
+
+def _default_conflicts() -> list[Conflict]:
+    one_home = "one home internet connection per address"
+    return [
+        Conflict(a="HOME_FIBER", b="HOME_FIBER", why=one_home),
+        Conflict(a="HOME_FWA", b="HOME_FWA", why=one_home),
+        Conflict(a="HOME_FIBER", b="HOME_FWA", why=one_home),
+        Conflict(a="MESH_WIFI", b="MESH_WIFI", why="one Wi-Fi fix per home"),
+        Conflict(a="TV_STREAMING", b="TV_STREAMING", why="one TV bundle per home"),
+        Conflict(a="RETENTION_DISCOUNT", b="RETENTION_DISCOUNT", why="one loyalty discount per household"),
+        # A discount to keep one account while asking another to pay more reads as incoherent.
+        Conflict(a="kind:retention", b="kind:upsell", why="no retention offer next to an upsell in one household"),
+        Conflict(a="kind:retention", b="kind:cross_sell",
+                 why="no retention offer next to a cross-sell in one household"),
+    ]
+
+
+class NboConfig(BaseModel):
+    """The next-best-offer policy's levers.
+
+    Attributes:
+        horizon_months: Value horizon: margins count at most this many months.
+        no_commitment_months: Cap on months of margin counted for offers without a term; the
+            account's expected retained months (from its churn probability) count up to this.
+        churn_window_months: The window the churn probability refers to (the label is churn within
+            90 days), used to turn it into a monthly hazard.
+        contact_costs: Cost of one contact per channel (same currency as margins).
+        kind_weights: Business lever per offer kind; multiplies the offer's value (not its cost).
+        uplift_kinds: Kinds whose retention effect (uplift on churn x CLV) counts in the value when
+            the scores give no per-offer uplift.
+        complaint_blocked_kinds: "Generic promotions" held back while a complaint is active.
+        min_expected_value: An offer is made only if its expected value is above this.
+        channel_fallback: Channel order by offer complexity when the preferred channel is not
+            among the offer's channels (or is at its cap).
+        caps: Contact caps.
+        timing: The timing rule's defaults and arm windows.
+        conflicts: Offers that must not go to one household together.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    horizon_months: int = Field(default=12, ge=1, le=120)
+    no_commitment_months: float = Field(default=6.0, gt=0)
+    churn_window_months: float = Field(default=3.0, gt=0)
+    contact_costs: dict[Channel, float] = Field(
+        default_factory=lambda: {"app": 0.05, "email": 0.02, "sms": 0.08, "call_center": 4.0, "retail": 6.0}
+    )
+    kind_weights: dict[OfferKind, float] = Field(default_factory=dict)
+    uplift_kinds: list[OfferKind] = Field(default_factory=lambda: ["retention"])
+    complaint_blocked_kinds: list[OfferKind] = Field(
+        default_factory=lambda: ["cross_sell", "upsell", "add_on", "win_back"]
+    )
+    min_expected_value: float = 0.0
+    channel_fallback: dict[Literal["low", "high"], list[Channel]] = Field(
+        default_factory=lambda: {
+            "high": ["call_center", "retail", "app", "email", "sms"],
+            "low": ["app", "sms", "email", "call_center", "retail"],
+        }
+    )
+    caps: ContactCaps = Field(default_factory=ContactCaps)
+    timing: TimingConfig = Field(default_factory=TimingConfig)
+    conflicts: list[Conflict] = Field(default_factory=_default_conflicts)
+
+    @field_validator("contact_costs")
+    @classmethod
+    def _all_channels_costed(cls, v: dict[str, float]) -> dict[str, float]:
+        missing = sorted(set(CHANNELS) - set(v))
+        if missing:
+            raise ValueError(f"contact_costs needs every channel; missing {missing}")
+        if any(c < 0 for c in v.values()):
+            raise ValueError("contact costs must be >= 0")
+        return v
+
+    @field_validator("kind_weights")
+    @classmethod
+    def _weights_nonneg(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in v.values()):
+            raise ValueError(f"kind weights must be >= 0, got {v}")
+        return v
+
+    @field_validator("channel_fallback")
+    @classmethod
+    def _fallback_complete(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for level in ("low", "high"):
+            order = v.get(level)
+            if order is None or sorted(order) != sorted(CHANNELS):
+                raise ValueError(f"channel_fallback.{level} must list every channel once: {list(CHANNELS)}")
+        return v
+
+    def kind_weight(self, kind: str) -> float:
+        """Return the weight of an offer kind (1.0 unless configured)."""
+        return float(self.kind_weights.get(kind, 1.0))  # type: ignore[call-overload]
+
+
+def load_nbo_config(path: str | Path | None = None) -> NboConfig:
+    """Load the policy configuration.
+
+    Args:
+        path: A YAML file with any subset of :class:`NboConfig` fields; ``None`` for the defaults.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: The file cannot be read, is not YAML, or breaks the contract.
+    """
+    if path is None:
+        return NboConfig()
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read NBO config {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"NBO config {path} must be a mapping, got {type(raw).__name__}")
+    try:
+        return NboConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"NBO config {path} is invalid:\n{exc}") from exc

@@ -1,0 +1,556 @@
+"""Eligibility, applicability and suitability rules, evaluated as accounts x offers matrices.
+
+Every rule answers one question for all accounts and all offers at once: "does this rule remove
+offer j for account i?" — a boolean numpy matrix of shape ``(n_accounts, n_offers)``, built from an
+account vector and an offer vector (an outer product), never from a Python loop over accounts.
+Each rule carries an id, a layer and a plain-words reason per offer, so a suppressed offer always
+says which rule removed it and why.
+
+Layers, in the order they are reported:
+
+- **eligibility**: can the company sell it here at all (network at the address, account type,
+  account status — win-back only for ended accounts, the base product the offer attaches to);
+- **applicability**: does it make sense for this account now (not already owned, lifecycle stage,
+  the timing rule — retention offers only in the renewal window or when at risk, or the timing an
+  A/B readout chose for the account's segment);
+- **suitability**: may we contact them about it (no promotion while a service issue is open, no
+  generic promotion with an active complaint, contact caps per account, household and channel).
+
+The household rules (one promotional offer per household, no conflicting offers across a
+household's accounts) need the offers' values, so they run after scoring, in
+:mod:`telco_nbo.nbo.arbitration`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
+from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.nbo.catalog import LIFECYCLE_STAGES, Catalog, Offer
+from telco_nbo.nbo.config import NboConfig
+
+FEATURES_TABLE = "account_features"
+DAYS_PER_MONTH = 365.25 / 12
+
+Layer = Literal["eligibility", "applicability", "suitability", "value", "household", "selection"]
+LAYERS: tuple[str, ...] = ("eligibility", "applicability", "suitability", "value", "household", "selection")
+
+# Columns of the account feature frame the default rules read, with the kind of values expected.
+# (The frame may carry many more: the model features.)
+REQUIRED_COLUMNS: dict[str, str] = {
+    "account_id": "id",
+    "household_id": "id",
+    "account_type": "str",
+    "household_fiber_eligible": "bool",
+    "household_fwa_eligible": "bool",
+    "account_has_mobile": "bool",
+    "account_has_broadband": "bool",
+    "account_has_tv": "bool",
+    "account_has_fixed_voice": "bool",
+    "account_has_capped_mobile": "bool",
+    "account_has_device_protection": "bool",
+    "account_has_travel_pack": "bool",
+    "account_has_mesh_wifi": "bool",
+    "account_has_online_security": "bool",
+    "account_has_streaming": "bool",
+    "account_has_premium_care": "bool",
+    "account_lifecycle_stage": "str",
+    "account_open_service_issue": "bool",
+    "account_network_tickets_180d": "count",
+    "account_active_complaint": "bool",
+    "account_months_to_contract_end": "float_nan",
+    "account_channel_preference": "str",
+    **{f"account_contacts_{c}_30d": "count" for c in CHANNELS},
+    "account_promo_contacts_30d": "count",
+    "household_promo_contacts_30d": "count",
+}
+"""Columns the default rules need and their kind (id, str, bool, count, float_nan)."""
+
+OPTIONAL_COLUMNS: dict[str, str] = {
+    # Absent -> every row is an active account (the feature builder only emits active accounts).
+    "account_is_active": "bool",
+    # Needed only when a timing arm bounds tenure.
+    "account_tenure_months": "float_nan",
+}
+
+_VOCAB: dict[str, tuple[str, ...]] = {
+    "account_type": ACCOUNT_TYPES,
+    "account_lifecycle_stage": LIFECYCLE_STAGES,
+    "account_channel_preference": CHANNELS,
+}
+
+_FLAG_WORDS = {
+    "has_device_protection": "device protection",
+    "has_travel_pack": "a travel pack",
+    "has_mesh_wifi": "mesh Wi-Fi",
+    "has_online_security": "online security",
+    "has_streaming": "streaming",
+    "has_premium_care": "premium care",
+}
+_NETWORK_WORDS = {"fiber": "fiber", "fwa": "5G fixed-wireless", "any_home": "home internet (fiber or 5G)"}
+
+
+def _examples(values: pd.Series | pd.Index, n: int = 5) -> str:
+    return ", ".join(repr(v) for v in list(values[:n]))
+
+
+def validate_features(features: pd.DataFrame) -> None:
+    """Check an account feature frame against what the rules need.
+
+    Args:
+        features: One row per account (see the feature contract).
+
+    Raises:
+        DataValidationError: Naming every problem found (missing column, wrong type, duplicate or
+            null id, unknown category, negative or missing count).
+    """
+    if not isinstance(features, pd.DataFrame):
+        raise DataValidationError(FEATURES_TABLE, [f"expected a pandas DataFrame, got {type(features).__name__}"])
+    if len(features) == 0:
+        raise DataValidationError(FEATURES_TABLE, ["no rows: nothing to rank"])
+    problems: list[str] = []
+    missing = [c for c in REQUIRED_COLUMNS if c not in features.columns]
+    if missing:
+        problems.append(f"missing columns: {missing}")
+    for col, kind in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
+        if col not in features.columns:
+            continue
+        s = features[col]
+        if kind in ("id", "str"):
+            if s.isna().any():
+                problems.append(f"column '{col}' has nulls in rows {_examples(s.index[s.isna()])}")
+                continue
+            if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
+                    or isinstance(s.dtype, pd.CategoricalDtype)):
+                problems.append(f"column '{col}' must be text, got dtype {s.dtype}")
+                continue
+            if col in _VOCAB:
+                bad = ~s.astype(str).isin(_VOCAB[col])
+                if bad.any():
+                    problems.append(
+                        f"column '{col}' has unknown values {_examples(pd.Index(s[bad].unique()))}; "
+                        f"allowed: {list(_VOCAB[col])}"
+                    )
+        elif kind == "bool":
+            if not (pd.api.types.is_bool_dtype(s) and not s.isna().any()):
+                problems.append(f"column '{col}' must be bool without nulls, got dtype {s.dtype}")
+        elif kind in ("count", "float_nan"):
+            if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+                problems.append(f"column '{col}' must be numeric, got dtype {s.dtype}")
+                continue
+            if kind == "count":
+                if s.isna().any():
+                    problems.append(f"column '{col}' has nulls in rows {_examples(s.index[s.isna()])}")
+                elif (s < 0).any():
+                    problems.append(f"column '{col}' has negative counts in rows {_examples(s.index[s < 0])}")
+    if "account_id" in features.columns:
+        dup = features["account_id"].duplicated(keep=False)
+        if dup.any():
+            problems.append(f"duplicate account_id: {_examples(pd.Index(features.loc[dup, 'account_id'].unique()))}")
+    if problems:
+        raise DataValidationError(FEATURES_TABLE, problems)
+
+
+@runtime_checkable
+class TimingRule(Protocol):
+    """Which timing arm won for a segment (from an A/B readout); ``None`` means "no verdict".
+
+    Implemented by :mod:`telco_nbo.experiments` (declared here so the ranking does not import it).
+    An implementation may also expose ``segment_column`` (the feature column its segments come from).
+    """
+
+    def arm_for(self, segment: str) -> str | None:
+        """Return the winning arm for ``segment``, or ``None`` to fall back to the default rule."""
+        ...
+
+
+@dataclass(frozen=True)
+class OfferTable:
+    """The catalog as aligned numpy vectors, one entry per offer (catalog order)."""
+
+    offers: tuple[Offer, ...]
+    ids: np.ndarray
+    kind: np.ndarray
+    promotional: np.ndarray
+    complexity: np.ndarray
+    channel_mask: np.ndarray  # (m, n_channels) bool: offer may go out on channel
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog) -> OfferTable:
+        """Build the vectors from a validated catalog."""
+        offers = tuple(catalog.offers)
+        return cls(
+            offers=offers,
+            ids=np.array([o.offer_id for o in offers], dtype=object),
+            kind=np.array([o.kind for o in offers], dtype=object),
+            promotional=np.array([o.promotional for o in offers], dtype=bool),
+            complexity=np.array([o.complexity for o in offers], dtype=object),
+            channel_mask=np.array([[c in o.channels for c in CHANNELS] for o in offers], dtype=bool),
+        )
+
+    def __len__(self) -> int:
+        return len(self.offers)
+
+    def where(self, pred: Callable[[Offer], bool]) -> np.ndarray:
+        """Return the boolean offer vector of ``pred`` over the catalog."""
+        return np.array([bool(pred(o)) for o in self.offers], dtype=bool)
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule sees: the feature frame, the catalog vectors, the policy config, a timing rule."""
+
+    features: pd.DataFrame
+    offers: OfferTable
+    config: NboConfig
+    timing_rule: TimingRule | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of accounts."""
+        return len(self.features)
+
+    def col(self, name: str, rule_id: str = "") -> np.ndarray:
+        """Return a feature column as a numpy array, or raise naming the missing column."""
+        if name not in self.features.columns:
+            who = f" (needed by rule {rule_id})" if rule_id else ""
+            raise DataValidationError(FEATURES_TABLE, [f"missing column '{name}'{who}"])
+        return self.features[name].to_numpy()
+
+    def flag(self, name: str, rule_id: str = "") -> np.ndarray:
+        """Return a bool feature column as a numpy bool array."""
+        return self.col(name, rule_id).astype(bool)
+
+    def active(self) -> np.ndarray:
+        """Whether each account is active (all are unless ``account_is_active`` says otherwise)."""
+        if "account_is_active" in self.features.columns:
+            return self.flag("account_is_active")
+        return np.ones(self.n, dtype=bool)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: removes offer j for account i where ``blocks(ctx)[i, j]`` is True.
+
+    Attributes:
+        rule_id: Stable id shown in every suppression (e.g. ``SUIT_OPEN_SERVICE_ISSUE``).
+        layer: eligibility, applicability or suitability.
+        description: What the rule enforces, for documentation and audit.
+        blocks: ``RuleContext -> (n_accounts, n_offers)`` bool matrix.
+        reason: ``Offer -> str``, the plain-words reason shown when it removes that offer.
+    """
+
+    rule_id: str
+    layer: Layer
+    description: str
+    blocks: Callable[[RuleContext], np.ndarray] = field(repr=False)
+    reason: Callable[[Offer], str] = field(repr=False)
+
+
+def _outer(account: np.ndarray, offer: np.ndarray) -> np.ndarray:
+    return np.logical_and.outer(account.astype(bool), offer.astype(bool))
+
+
+# ---- eligibility --------------------------------------------------------------------------------
+
+
+def _status(ctx: RuleContext) -> np.ndarray:
+    active = ctx.active()
+    needs_active = ctx.offers.where(lambda o: o.eligibility.requires_active)
+    return _outer(~active, needs_active) | _outer(active, ~needs_active)
+
+
+def _network(ctx: RuleContext) -> np.ndarray:
+    fiber = ctx.flag("household_fiber_eligible")
+    fwa = ctx.flag("household_fwa_eligible")
+    out = np.zeros((ctx.n, len(ctx.offers)), dtype=bool)
+    for need, ok in (("fiber", fiber), ("fwa", fwa), ("any_home", fiber | fwa)):
+        out |= _outer(~ok, ctx.offers.where(lambda o, need=need: o.eligibility.network == need))
+    return out
+
+
+def _account_type(ctx: RuleContext) -> np.ndarray:
+    acct = ctx.col("account_type").astype(str)
+    out = np.zeros((ctx.n, len(ctx.offers)), dtype=bool)
+    for t in ACCOUNT_TYPES:
+        excluded = ctx.offers.where(
+            lambda o, t=t: o.eligibility.account_types is not None and t not in o.eligibility.account_types
+        )
+        out |= _outer(acct == t, excluded)
+    return out
+
+
+def _requires_line(ctx: RuleContext) -> np.ndarray:
+    out = np.zeros((ctx.n, len(ctx.offers)), dtype=bool)
+    for line in ("mobile", "broadband", "tv", "fixed_voice"):
+        needs = ctx.offers.where(lambda o, line=line: o.eligibility.requires_line == line)
+        if needs.any():
+            out |= _outer(~ctx.flag(f"account_has_{line}"), needs)
+    return out
+
+
+# ---- applicability ------------------------------------------------------------------------------
+
+
+def _owns_line(ctx: RuleContext) -> np.ndarray:
+    out = np.zeros((ctx.n, len(ctx.offers)), dtype=bool)
+    for line in ("mobile", "broadband", "tv", "fixed_voice"):
+        excl = ctx.offers.where(lambda o, line=line: o.eligibility.excludes_line == line)
+        if excl.any():
+            out |= _outer(ctx.flag(f"account_has_{line}"), excl)
+    return out
+
+
+def _owns_flag(ctx: RuleContext) -> np.ndarray:
+    out = np.zeros((ctx.n, len(ctx.offers)), dtype=bool)
+    for flag in _FLAG_WORDS:
+        excl = ctx.offers.where(lambda o, flag=flag: o.eligibility.excludes_flag == flag)
+        if excl.any():
+            out |= _outer(ctx.flag(f"account_{flag}"), excl)
+    return out
+
+
+def _capped_mobile(ctx: RuleContext) -> np.ndarray:
+    needs = ctx.offers.where(lambda o: o.eligibility.requires_capped_mobile)
+    return _outer(~ctx.flag("account_has_capped_mobile"), needs)
+
+
+def _service_need(ctx: RuleContext) -> np.ndarray:
+    signal = ctx.flag("account_open_service_issue") | (ctx.col("account_network_tickets_180d").astype(float) > 0)
+    return _outer(~signal, ctx.offers.where(lambda o: o.eligibility.requires_service_signal))
+
+
+def _lifecycle(ctx: RuleContext) -> np.ndarray:
+    stage = ctx.col("account_lifecycle_stage").astype(str)
+    out = np.zeros((ctx.n, len(ctx.offers)), dtype=bool)
+    for s in LIFECYCLE_STAGES:
+        excluded = ctx.offers.where(
+            lambda o, s=s: o.eligibility.lifecycle is not None and s not in o.eligibility.lifecycle
+        )
+        out |= _outer(stage == s, excluded)
+    return out
+
+
+def timing_allowed(ctx: RuleContext) -> np.ndarray:
+    """Return, per account, whether timing-governed offers may go out now.
+
+    Without a timing rule (or where it has no verdict for the segment) the default holds: the
+    contract ends within ``renewal_window_months`` or the stage is one of ``default_stages``. Where
+    an A/B readout picked an arm for the segment, that arm's window decides.
+
+    Raises:
+        ConfigError: The timing rule names an arm the config has no window for.
+    """
+    tcfg = ctx.config.timing
+    months_to_end = ctx.col("account_months_to_contract_end").astype(float)
+    stage = ctx.col("account_lifecycle_stage").astype(str)
+    with np.errstate(invalid="ignore"):
+        in_window = months_to_end <= tcfg.renewal_window_months  # NaN (month-to-month) -> False
+    allowed = in_window | np.isin(stage, list(tcfg.default_stages))
+    if ctx.timing_rule is None:
+        return allowed
+    seg_col = getattr(ctx.timing_rule, "segment_column", None) or tcfg.segment_column
+    segments = pd.Series(ctx.col(seg_col, "APPL_TIMING")).astype(str)
+    out = allowed.copy()
+    for seg in sorted(segments.unique()):
+        arm = ctx.timing_rule.arm_for(seg)
+        if arm is None:
+            continue
+        window = tcfg.arms.get(arm)
+        if window is None:
+            raise ConfigError(
+                f"timing rule picked arm '{arm}' for segment '{seg}' but the NBO config has no "
+                f"timing window for it; known arms: {sorted(tcfg.arms)}"
+            )
+        rows = (segments == seg).to_numpy()
+        ok = np.full(ctx.n, not window.never, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if window.max_tenure_days is not None:
+                tenure_days = ctx.col("account_tenure_months", "APPL_TIMING").astype(float) * DAYS_PER_MONTH
+                ok &= tenure_days <= window.max_tenure_days
+            if window.max_days_to_contract_end is not None:
+                ok &= months_to_end * DAYS_PER_MONTH <= window.max_days_to_contract_end
+        out[rows] = ok[rows]
+    return out
+
+
+def _timing(ctx: RuleContext) -> np.ndarray:
+    governed = np.isin(ctx.offers.kind, list(ctx.config.timing.offer_kinds))
+    return _outer(~timing_allowed(ctx), governed)
+
+
+# ---- suitability --------------------------------------------------------------------------------
+
+
+def _open_service_issue(ctx: RuleContext) -> np.ndarray:
+    return _outer(ctx.flag("account_open_service_issue"), ctx.offers.promotional)
+
+
+def _active_complaint(ctx: RuleContext) -> np.ndarray:
+    generic = np.isin(ctx.offers.kind, list(ctx.config.complaint_blocked_kinds))
+    return _outer(ctx.flag("account_active_complaint"), generic)
+
+
+def _account_promo_cap(ctx: RuleContext) -> np.ndarray:
+    used = ctx.col("account_promo_contacts_30d").astype(float)
+    return _outer(used >= ctx.config.caps.promo_per_account, ctx.offers.promotional)
+
+
+def _household_promo_cap(ctx: RuleContext) -> np.ndarray:
+    used = ctx.col("household_promo_contacts_30d").astype(float)
+    return _outer(used >= ctx.config.caps.promo_per_household, ctx.offers.promotional)
+
+
+def channel_available(ctx: RuleContext) -> np.ndarray:
+    """Return ``(n_accounts, n_channels)``: channel still below its 30-day contact cap."""
+    caps = ctx.config.caps.per_channel
+    cols = []
+    for c in CHANNELS:
+        used = ctx.col(f"account_contacts_{c}_30d").astype(float)
+        cap = caps.get(c)  # type: ignore[call-overload]
+        cols.append(np.ones(ctx.n, dtype=bool) if cap is None else used < cap)
+    return np.column_stack(cols)
+
+
+def _channel_cap(ctx: RuleContext) -> np.ndarray:
+    avail = channel_available(ctx)
+    # Offer is blocked when none of its channels is still available: (n,c) x (m,c) -> (n,m).
+    reachable = (avail.astype(np.int8) @ ctx.offers.channel_mask.T.astype(np.int8)) > 0
+    return ~reachable
+
+
+def default_rules() -> list[Rule]:
+    """Return the built-in rules, in reporting order (eligibility, applicability, suitability)."""
+    return [
+        Rule("ELIG_ACCOUNT_STATUS", "eligibility",
+             "Win-back offers go only to ended accounts; every other offer only to active ones.",
+             _status,
+             lambda o: ("win-back is only for accounts that have left" if not o.eligibility.requires_active
+                        else "the account has ended: only win-back offers apply")),
+        Rule("ELIG_NETWORK", "eligibility",
+             "The network must be able to deliver the product at the household's address.",
+             _network,
+             lambda o: f"the network cannot deliver {_NETWORK_WORDS.get(o.eligibility.network or '', '')} "
+                       "at this address"),
+        Rule("ELIG_ACCOUNT_TYPE", "eligibility", "The offer is sold to some account types only.",
+             _account_type,
+             lambda o: f"only for {' / '.join(o.eligibility.account_types or [])} accounts"),
+        Rule("ELIG_REQUIRES_LINE", "eligibility", "The offer attaches to a product the account must have.",
+             _requires_line,
+             lambda o: f"needs a {o.eligibility.requires_line} line on the account"),
+        Rule("APPL_OWNS_LINE", "applicability", "No offer of a product line already owned.", _owns_line,
+             lambda o: f"already has a {o.eligibility.excludes_line} line"),
+        Rule("APPL_OWNS_FLAG", "applicability", "No offer of an add-on already owned.", _owns_flag,
+             lambda o: f"already has {_FLAG_WORDS.get(o.eligibility.excludes_flag or '', '')}"),
+        Rule("APPL_NO_CAPPED_MOBILE", "applicability",
+             "A bigger data plan needs a mobile line with a data cap.", _capped_mobile,
+             lambda o: "no capped mobile plan to enlarge (unlimited already, or no mobile line)"),
+        Rule("APPL_NO_SERVICE_NEED", "applicability",
+             "Service recovery follows a service problem: an open issue or network tickets in 6 months.",
+             _service_need,
+             lambda o: "no open service issue and no network or coverage tickets in the last 6 months"),
+        Rule("APPL_LIFECYCLE", "applicability", "Offered only in some lifecycle stages.", _lifecycle,
+             lambda o: f"offered only in lifecycle stages {', '.join(o.eligibility.lifecycle or [])}"),
+        Rule("APPL_TIMING", "applicability",
+             "Retention-type offers only in the renewal window or when at risk, or at the timing an "
+             "A/B readout chose for the account's segment.",
+             _timing,
+             lambda o: "not the right time: retention offers go out in the renewal window, when the "
+                       "account is at risk, or when the A/B-tested timing for its segment says so"),
+        Rule("SUIT_OPEN_SERVICE_ISSUE", "suitability",
+             "No promotional offer while a service issue is open: fix first, only service recovery.",
+             _open_service_issue,
+             lambda o: "a service issue is open: fix it first (only service recovery offers)"),
+        Rule("SUIT_ACTIVE_COMPLAINT", "suitability",
+             "No generic promotion to an account with an active complaint.", _active_complaint,
+             lambda o: "the account has an active complaint: no generic promotion"),
+        Rule("SUIT_ACCOUNT_PROMO_CAP", "suitability",
+             "Cap on promotional contacts per account per 30 days.", _account_promo_cap,
+             lambda o: "the account reached its cap of promotional contacts in the last 30 days"),
+        Rule("SUIT_HOUSEHOLD_PROMO_CAP", "suitability",
+             "Cap on promotional contacts per household per 30 days.", _household_promo_cap,
+             lambda o: "the household reached its cap of promotional contacts in the last 30 days"),
+        Rule("SUIT_CHANNEL_CAP", "suitability",
+             "Contact caps per channel per 30 days: an offer needs one of its channels below its cap.",
+             _channel_cap,
+             lambda o: f"every channel of this offer ({', '.join(o.channels)}) reached its 30-day contact cap"),
+    ]
+
+
+@dataclass(frozen=True)
+class RuleEvaluation:
+    """The result of running rules over accounts x offers.
+
+    Attributes:
+        rules: The rules, in evaluation order.
+        blocked: ``(n_rules, n_accounts, n_offers)`` bool: rule r removes offer j for account i.
+        reasons: ``(n_rules, n_offers)`` object array of reason texts.
+    """
+
+    rules: tuple[Rule, ...]
+    blocked: np.ndarray
+    reasons: np.ndarray
+
+    @property
+    def passed(self) -> np.ndarray:
+        """``(n_accounts, n_offers)``: no rule removes the offer."""
+        if len(self.rules) == 0:
+            return np.ones(self.blocked.shape[1:], dtype=bool)
+        return ~self.blocked.any(axis=0)
+
+    def first_rule(self) -> np.ndarray:
+        """``(n_accounts, n_offers)`` index of the first rule that removes the offer, -1 if none."""
+        if len(self.rules) == 0:
+            return np.full(self.blocked.shape[1:], -1, dtype=np.int64)
+        first = self.blocked.argmax(axis=0)
+        return np.where(self.blocked.any(axis=0), first, -1)
+
+
+def evaluate_rules(
+    features: pd.DataFrame,
+    catalog: Catalog,
+    config: NboConfig | None = None,
+    rules: Sequence[Rule] | None = None,
+    timing_rule: TimingRule | None = None,
+) -> RuleEvaluation:
+    """Run every rule over every account and offer.
+
+    Args:
+        features: Account feature frame (validated here).
+        catalog: The offer catalog.
+        config: Policy config; defaults if ``None``.
+        rules: Rules to apply; :func:`default_rules` if ``None``.
+        timing_rule: Optional A/B-derived timing rule for the applicability layer.
+
+    Returns:
+        The per-rule removal matrices and reason texts.
+
+    Raises:
+        DataValidationError: The feature frame breaks the contract.
+        ConfigError: Duplicate rule ids, or a rule returned a matrix of the wrong shape.
+    """
+    validate_features(features)
+    config = config or NboConfig()
+    rules = tuple(default_rules() if rules is None else rules)
+    ids = [r.rule_id for r in rules]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"duplicate rule ids: {dup}")
+    offers = OfferTable.from_catalog(catalog)
+    ctx = RuleContext(features.reset_index(drop=True), offers, config, timing_rule)
+    shape = (ctx.n, len(offers))
+    blocked = np.zeros((len(rules), *shape), dtype=bool)
+    reasons = np.empty((len(rules), len(offers)), dtype=object)
+    for k, rule in enumerate(rules):
+        m = np.asarray(rule.blocks(ctx))
+        if m.shape != shape:
+            raise ConfigError(f"rule {rule.rule_id} returned shape {m.shape}, expected {shape}")
+        blocked[k] = m.astype(bool)
+        reasons[k] = [rule.reason(o) for o in offers.offers]
+    return RuleEvaluation(rules, blocked, reasons)
