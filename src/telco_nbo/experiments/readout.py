@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError, DataValidationError, TelcoNboError
-from telco_nbo.experiments import sequential, stats
+from telco_nbo.experiments import sequential as seqmod
+from telco_nbo.experiments import stats
 from telco_nbo.experiments.models import (
     ArmStats,
     Comparison,
@@ -237,7 +238,7 @@ def compare(
     if seq_tau2_factor is not None:
         var = float(r.se) ** 2
         if var > 0:
-            hw = float(sequential.mixture_halfwidth(var, seq_tau2_factor * var, alpha))
+            hw = float(seqmod.mixture_halfwidth(var, seq_tau2_factor * var, alpha))
             seq_lo, seq_hi = float(r.diff) - hw, float(r.diff) + hw
     fin = lambda v: float(v) if np.isfinite(float(v)) else None  # noqa: E731
     return Comparison(
@@ -382,7 +383,7 @@ def run_readout(
         if planned <= 0:
             raise ConfigError(f"planned_units must be positive, got {planned}")
         # tau^2 = k V* with V* the variance at the planned size; V scales as 1/n, so V* = V n/planned.
-        seq_factor = sequential.mixture_k(alpha) * n_total / planned
+        seq_factor = seqmod.mixture_k(alpha) * n_total / planned
         seq_info = SequentialInfo(alpha=alpha, planned_units=int(planned))
 
     arm_of = frame[arm_col].astype(str).to_numpy()
