@@ -33,7 +33,7 @@ import pandas as pd
 from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.nbo.catalog import LIFECYCLE_STAGES, Catalog, Offer
-from telco_nbo.nbo.config import NboConfig
+from telco_nbo.nbo.config import NboConfig, TimingWindow
 
 FEATURES_TABLE = "account_features"
 DAYS_PER_MONTH = 365.25 / 12
@@ -363,6 +363,9 @@ def timing_allowed(ctx: RuleContext) -> np.ndarray:
         if arm is None:
             continue
         window = tcfg.arms.get(arm)
+        if window is None and arm == getattr(ctx.timing_rule, "control_arm", None):
+            # The readout's control arm won: "do not make this offer" in that segment.
+            window = TimingWindow(never=True)
         if window is None:
             raise ConfigError(
                 f"timing rule picked arm '{arm}' for segment '{seg}' but the NBO config has no "
