@@ -142,6 +142,13 @@ def test_multipletests_passthrough() -> None:
     assert stats.adjust_pvalues(p, "holm") == pytest.approx([0.04, 0.09, 0.09, 0.2])
     assert stats.adjust_pvalues(p, "fdr_bh") == pytest.approx([0.04, 0.0533333, 0.0533333, 0.2], abs=1e-6)
     assert stats.adjust_pvalues([], "holm") == []
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 7, 40):
+        raw = rng.random(m) ** 3
+        raw[: m // 3] = raw[m // 3]  # ties
+        assert np.allclose(stats.holm(raw), multipletests(raw, method="holm")[1], atol=1e-12)
 
 
 # --- validity by simulation (vectorized through the same functions the readout calls) ------------
