@@ -9,7 +9,9 @@ from __future__ import annotations
 import typer
 
 from telco_nbo.cli import data as _data
+from telco_nbo.cli import data_generate as _data_generate  # noqa: F401
 from telco_nbo.cli import demo as _demo
+from telco_nbo.cli import monitor as _monitor
 
 app = typer.Typer(
     name="telco-nbo",
@@ -20,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(_data.app, name="data")
 _demo.register(app)
+_monitor.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -69,6 +69,7 @@ class SegmentQuality(_Model):
     roc_auc_evidently: float | None = None
     brier: float | None
     ece: float | None
+    ece_noise: float = 0.0
     tested: bool
 
 

@@ -103,9 +103,24 @@ def monitor(
     kinds = infer_column_kinds(reference, feature_columns, exclude=sorted(not_features))
     if not kinds.all:
         raise ConfigError("no feature columns to monitor: the reference has none left after exclusions")
-    unknown_overrides = [c for c in config.data_drift.columns if c not in kinds.all]
-    if unknown_overrides:
-        raise ConfigError(f"data_drift.columns names columns that are not monitored features: {unknown_overrides}")
+    # One thresholds file may serve several models; an override for a feature this model lacks is
+    # reported (a typo shows up there) rather than failing the run.
+    for c in config.data_drift.columns:
+        if c not in kinds.all:
+            checks.append(
+                CheckResult(
+                    category="data_drift",
+                    name=f"config:unused_override:{c}",
+                    subject=c,
+                    metric="configured_column_present",
+                    value=0.0,
+                    threshold=1.0,
+                    op=">=",
+                    passed=False,
+                    severity="warn",
+                    detail=f"data_drift.columns.{c} is configured but '{c}' is not a monitored feature",
+                )
+            )
     validate_window(current, reference, kinds)
     score_cols = [c for c in score_cols_cfg if c in reference.columns and c in current.columns]
     bad_scores = [
