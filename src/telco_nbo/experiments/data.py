@@ -10,16 +10,22 @@ The ``experiments`` table says who is in an experiment only indirectly: the assi
   - household unit: any account of the household ended (``end_date``) on or before its
     ``contract_end_date + 90 days`` (month-to-month accounts, without a contract end, use the
     experiment's ``end_date + 90 days``);
-  - account unit: the account ended within 90 days after its (would-be) contact time.
-* ``revenue``: sum of ``bill_amount`` of the unit's lines over the 12 calendar months starting the
-  month after the experiment's ``start_date`` (a churned unit simply bills less: that is the point).
-* ``pre_revenue``: ``bill_amount`` of the unit's lines in its first full month (the first billed
-  month starting on or after the unit's first line start) — the CUPED covariate.
-* segments: ``product_mix`` (``mobile_only``, ``bundle``, ``broadband_only``, ``other``) from the
-  line types active at enrolment; ``lifecycle_stage`` at enrolment (``new`` < 90 days of tenure,
-  ``renewal_window`` a contract ending within 90 days, ``early_use`` < 1 year, ``growth``);
-  ``value_decile`` (``D01``..``D10`` of ``pre_revenue``); ``account_type`` (``mixed`` when a
-  household holds both kinds); ``region``.
+  - account unit: the account ended within 90 days after its (would-be) contact time
+    (``end_date < contacted_at + 90 days``).
+* ``revenue``: sum of ``bill_amount`` of the unit's lines over 12 calendar months — household unit:
+  starting the month after the household's start month (its first account start); account unit:
+  starting the month after the enrolment month, cut at the end of the data. A churned unit simply
+  bills less: that is part of the effect.
+* ``pre_revenue`` (the CUPED covariate, untouched by treatment): household unit, ``bill_amount`` of
+  the household's first full month (the first month starting on or after its start); account
+  unit, ``bill_amount`` of the last full month before the enrolment month.
+* segments, measured at the *segment time* = the later of the experiment start and the unit's
+  start, never at the contact time (which depends on the arm in a timing experiment, and a
+  segment must not): ``product_mix`` (``mobile_only`` = only mobile lines, ``bundle`` = mobile and
+  broadband, ``home_only`` = everything else; the generator's timing segments) from the lines held
+  then; ``lifecycle_stage`` (``new`` < 90 days of tenure, ``renewal_window`` a contract ending
+  within 90 days, ``early_use`` < 1 year, ``growth``); ``value_decile`` (``D01``..``D10`` of
+  ``pre_revenue``); ``account_type`` (``mixed`` when a household holds both kinds); ``region``.
 
 The enrolment time of a unit is its earliest (would-be) contact time in the experiment.
 """
@@ -178,57 +184,74 @@ def experiment_frame(tables: Mapping[str, pd.DataFrame], experiment_id: str) -> 
     units = _assignments(tables["contacts"], experiment_id, key)
     accounts = tables["accounts"]
 
+    # The unit's start (first account start) and its segment time: the later of the experiment
+    # start and the unit start. Segments must be pre-treatment and must not depend on the arm, so
+    # they are never measured at the (arm-dependent) contact time.
+    acc = accounts[accounts[key].isin(units.index)]
+    acc = acc.assign(_unit=acc[key].to_numpy())
+    units["unit_start"] = acc.groupby("_unit")["start_date"].min().reindex(units.index)
+    seg_at = units["unit_start"].where(units["unit_start"] > design["start_date"], design["start_date"])
+    units["segment_at"] = seg_at
+
     # --- churn ----------------------------------------------------------------------------------
     if unit == "household":
         units["churned"] = _household_churn(units, accounts, design)
     else:
         end = accounts.set_index("account_id")["end_date"].reindex(units.index)
-        units["churned"] = (end.notna() & (end <= units["enrolled_at"] + CHURN_WINDOW)).to_numpy()
+        units["churned"] = (end.notna() & (end < units["enrolled_at"] + CHURN_WINDOW)).to_numpy()
 
     # --- revenue and its pre-period covariate --------------------------------------------------
     bills = _monthly_bills(tables, key)
     bills = bills[bills[key].isin(units.index)]
-    first = (design["start_date"].to_period("M") + 1).to_timestamp()
-    last = (design["start_date"].to_period("M") + REVENUE_MONTHS).to_timestamp()
-    in_window = bills[(bills["month"] >= first) & (bills["month"] <= last)]
-    units["revenue"] = in_window.groupby(key)["bill_amount"].sum().reindex(units.index, fill_value=0.0)
-    # First *full* month: the first billed month that starts on or after the unit's first line
-    # start (a line starting on the 20th bills a partial first month, a poor covariate).
-    line_start = tables["lines"].set_index("line_id")["start_date"]
-    unit_start = line_start.reindex(bills["line_id"]).groupby(bills[key].to_numpy()).min()
-    full = bills["month"].to_numpy() >= unit_start.reindex(bills[key]).to_numpy()
-    candidates = bills[full] if full.any() else bills
-    first_month = candidates.groupby(key)["month"].min()
-    # Units whose every billed month is partial fall back to their first billed month.
-    first_month = first_month.combine_first(bills.groupby(key)["month"].min())
-    is_first = bills["month"].to_numpy() == first_month.reindex(bills[key]).to_numpy()
-    pre = bills[is_first].groupby(key)["bill_amount"].sum()
-    units["pre_revenue"] = pre.reindex(units.index, fill_value=0.0)
-
-    # --- segments ------------------------------------------------------------------------------
+    unit_of_bill = bills[key].to_numpy()
+    month = bills["month"].to_numpy()
+    # Revenue window: household -> 12 months from the month after the unit's start month;
+    # account -> 12 months from the month after the enrolment month (cut at the end of the data).
+    anchor = units["unit_start"] if unit == "household" else units["enrolled_at"]
+    first = (anchor.dt.to_period("M") + 1).dt.to_timestamp()
+    last = (anchor.dt.to_period("M") + REVENUE_MONTHS).dt.to_timestamp()
+    in_window = (month >= first.reindex(unit_of_bill).to_numpy()) & (month <= last.reindex(unit_of_bill).to_numpy())
+    units["revenue"] = bills[in_window].groupby(key)["bill_amount"].sum().reindex(units.index, fill_value=0.0)
     if unit == "household":
-        acc = accounts[accounts["household_id"].isin(units.index)]
-        units["household_id"] = units.index.to_numpy()
+        # First *full* month: the first month starting on or after the unit's start (treatment
+        # cannot touch it: nothing happens before day 30).
+        full_from = units["unit_start"].reindex(unit_of_bill).to_numpy()
+        pre_mask = month >= full_from
+        first_month = bills[pre_mask].groupby(key)["month"].min()
+        pre_mask &= month == first_month.reindex(unit_of_bill).to_numpy()
     else:
-        acc = accounts[accounts["account_id"].isin(units.index)]
-    acc = acc.assign(_unit=acc[key])
-    enrolled = units["enrolled_at"].reindex(acc["_unit"]).to_numpy()
+        # Last full month before the enrolment month: the classic CUPED pre-period.
+        pre_month = (units["enrolled_at"].dt.to_period("M") - 1).dt.to_timestamp()
+        pre_mask = month == pre_month.reindex(unit_of_bill).to_numpy()
+    units["pre_revenue"] = bills[pre_mask].groupby(key)["bill_amount"].sum().reindex(units.index, fill_value=0.0)
+
+    # --- segments (as of segment_at) -------------------------------------------------------------
+    if unit == "household":
+        units["household_id"] = units.index.to_numpy()
+    at_acc = units["segment_at"].reindex(acc["_unit"]).to_numpy()
 
     ln = tables["lines"].merge(acc[["account_id", "_unit"]], on="account_id", how="inner")
-    at = units["enrolled_at"].reindex(ln["_unit"]).to_numpy()
-    active = (ln["start_date"].to_numpy() <= at) & (ln["end_date"].isna().to_numpy() | (ln["end_date"].to_numpy() > at))
-    ln = ln[active]
+    at = units["segment_at"].reindex(ln["_unit"]).to_numpy()
+    # Lines held at the segment time (a line ended later still counts: churn is an outcome).
+    held = (ln["start_date"].to_numpy() <= at) & (ln["end_date"].isna().to_numpy() | (ln["end_date"].to_numpy() > at))
+    ln = ln[held]
     has = pd.crosstab(ln["_unit"], ln["line_type"]).reindex(units.index, fill_value=0) > 0
-    mob = has["mobile"] if "mobile" in has else pd.Series(False, index=units.index)
-    bb = has["broadband"] if "broadband" in has else pd.Series(False, index=units.index)
-    units["product_mix"] = np.select([mob & bb, mob, bb], ["bundle", "mobile_only", "broadband_only"], "other")
+    none = pd.Series(False, index=units.index)
+    mob = has["mobile"] if "mobile" in has else none
+    bb = has["broadband"] if "broadband" in has else none
+    only_mob = mob & ~has.drop(columns=["mobile"], errors="ignore").any(axis=1)
+    units["product_mix"] = np.select([only_mob, mob & bb], ["mobile_only", "bundle"], "home_only")
 
-    tenure = pd.Series(enrolled - acc["start_date"].to_numpy(), index=acc.index)
-    to_end = pd.Series(acc["contract_end_date"].to_numpy() - enrolled, index=acc.index)
-    per = pd.DataFrame({"_unit": acc["_unit"].to_numpy(), "tenure": tenure.to_numpy(), "to_end": to_end.to_numpy()})
-    g = per.groupby("_unit")
-    max_tenure = g["tenure"].max().reindex(units.index)
-    renewal = per.assign(r=(per["to_end"] >= pd.Timedelta(0)) & (per["to_end"] <= CHURN_WINDOW)).groupby("_unit")["r"].any()
+    live = acc["end_date"].isna().to_numpy() | (acc["end_date"].to_numpy() > at_acc)
+    per = pd.DataFrame({
+        "_unit": acc["_unit"].to_numpy(),
+        "tenure": at_acc - acc["start_date"].to_numpy(),
+        "to_end": acc["contract_end_date"].to_numpy() - at_acc,
+        "live": live,
+    })
+    per = per[per["live"]]
+    max_tenure = per.groupby("_unit")["tenure"].max().reindex(units.index)
+    renewal = ((per["to_end"] >= pd.Timedelta(0)) & (per["to_end"] <= CHURN_WINDOW)).groupby(per["_unit"]).any()
     renewal = renewal.reindex(units.index, fill_value=False)
     units["lifecycle_stage"] = np.select(
         [max_tenure < pd.Timedelta(days=90), renewal, max_tenure < pd.Timedelta(days=365)],
