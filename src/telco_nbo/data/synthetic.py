@@ -326,7 +326,8 @@ def _pick_by_weight(w: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Row-wise categorical pick among columns with weights ``w`` (rows with no weight -> -1)."""
     tot = w.sum(axis=1)
     cum = np.cumsum(w, axis=1)
-    k = (cum < (u * tot)[:, None]).sum(axis=1)
+    # counts the columns whose cumulative weight is <= u * total: zero-weight columns are never picked
+    k = (cum <= (u * tot)[:, None]).sum(axis=1)
     k = np.minimum(k, w.shape[1] - 1)
     return np.where(tot > 0, k, -1)
 
@@ -1306,6 +1307,8 @@ class _Gen:
         cal, L = self.cal, self.L
         lo = max(ms, cal.as_of - 364)
         hi = min(me, cal.as_of + 1)
+        if hi <= lo:
+            return
         r = _rng(self.seed, _K_CAMPAIGN, i)
         n_a, n = self.n_a, self.n
         u_hh = r.random(n)
@@ -1343,7 +1346,8 @@ class _Gen:
         flag_dp = any_line(L.dp)
         flag_mesh = any_line(L.mesh)
         pcare = (self.a_pcare_from[acc] <= t) & (self.a_pcare_to[acc] > t)
-        new_dev = any_line((L.typ == _MOB) & (L.dev <= t) & (L.dev > t - 60))
+        dev_at_t = np.where(L.dev <= t, L.dev, np.where(L.dev_prev <= t, L.dev_prev, L.dev_prev - 900))
+        new_dev = any_line((L.typ == _MOB) & (dev_at_t > t - 60))
         hh = self.a_hh[acc]
         hh_lines = np.bincount(self.a_hh[la[act]], minlength=n)[hh]
         hh_bb = (np.bincount(self.a_hh[la[act & (L.typ == _BB)]], minlength=n) > 0)[hh]
