@@ -96,6 +96,8 @@ def check_model_frame(X: Any, table: str = "features") -> pd.DataFrame:
     non_str = [c for c in X.columns if not isinstance(c, str)]
     if non_str:
         problems.append(f"column names must be strings, got {non_str[:5]}")
+    if problems:  # the dtype check below needs unique column names
+        raise DataValidationError(table, problems)
     bad = [
         f"{c} ({X[c].dtype})"
         for c in X.columns
