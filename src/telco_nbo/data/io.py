@@ -114,17 +114,23 @@ def _text_problem(col: str, expected: str, s: pd.Series, bad: np.ndarray, what: 
     return f"column '{col}': expected {expected}, got {what} in {_fmt_rows(pos)} (values {_fmt_values(s.iloc[pos])})"
 
 
-def _conform_column(col: str, s: pd.Series, expected: str, nullable: bool) -> tuple[pd.Series, list[str]]:
+def _conform_column(
+    col: str, s: pd.Series, expected: str, nullable: bool, normalize_nulls: bool = True
+) -> tuple[pd.Series, list[str]]:
     """Convert one column to ``expected`` without loss; return it and any problems."""
     problems: list[str] = []
+    if expected != "str" and str(s.dtype) == expected:
+        return s, problems  # already right: no copy (nulls in it are validation's business)
     if isinstance(s.dtype, pd.CategoricalDtype):
         s = s.astype(s.cat.categories.dtype if expected != "str" else object)
     if expected == "str":
         if isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
-            s = s.astype(object)
-            na = s.isna()
-            if na.any():
-                s = s.where(~na, None)
+            if s.dtype != object:
+                s = s.astype(object)
+            if normalize_nulls:  # CSV gives NaN for an empty cell; Arrow already gives None
+                na = s.isna()
+                if na.any():
+                    s = s.where(~na, None)
         # A non-text id column stays as it is: validation names it (ids never join silently).
         return s, problems
 
@@ -158,7 +164,7 @@ def _conform_column(col: str, s: pd.Series, expected: str, nullable: bool) -> tu
             problems.append(f"column '{col}': expected {expected}, got {s.dtype}")
             return s, problems
         if expected == "float64":
-            return num.astype("float64"), problems
+            return num.astype("float64", copy=False), problems
         if problems:
             return s, problems
         f = num.astype("float64") if not pd.api.types.is_integer_dtype(num.dtype) else None
@@ -167,7 +173,7 @@ def _conform_column(col: str, s: pd.Series, expected: str, nullable: bool) -> tu
             if frac.any():
                 problems.append(_text_problem(col, expected, s, frac, "a decimal number"))
                 return s, problems
-        return num.astype("int64"), problems
+        return num.astype("int64", copy=False), problems
 
     if expected == "bool":
         if pd.api.types.is_bool_dtype(s.dtype) and not na.any():
@@ -230,7 +236,7 @@ def _conform_column(col: str, s: pd.Series, expected: str, nullable: bool) -> tu
     return s, problems  # pragma: no cover - the contract has no other dtypes
 
 
-def conform_table(table: str, df: pd.DataFrame) -> pd.DataFrame:
+def conform_table(table: str, df: pd.DataFrame, *, normalize_nulls: bool = True) -> pd.DataFrame:
     """Convert ``df``'s contract columns to the contract's dtypes without loss.
 
     Text from CSV becomes numbers, booleans (true/false, yes/no, 1/0) and dates (ISO 8601);
@@ -240,9 +246,11 @@ def conform_table(table: str, df: pd.DataFrame) -> pd.DataFrame:
     Args:
         table: One of :data:`~telco_nbo.data.schema.TABLES`.
         df: The frame (not modified).
+        normalize_nulls: Turn NaN in text columns into ``None`` (skip for Arrow input, which
+            has ``None`` already, to save a pass over 10M ids).
 
     Returns:
-        A new frame.
+        A new frame (columns already in the right dtype are shared with ``df``, not copied).
 
     Raises:
         DataValidationError: Values that cannot be converted, naming column, rows and values.
@@ -252,14 +260,18 @@ def conform_table(table: str, df: pd.DataFrame) -> pd.DataFrame:
     expected = _expected_dtypes(table)
     out: dict[str, pd.Series] = {}
     problems: list[str] = []
-    src = df.reset_index(drop=True)
+    idx = df.index
+    positional = isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1
+    src = df if positional else df.reset_index(drop=True)
     for col, t in expected.items():
         if col in src.columns and isinstance(src[col], pd.Series):
-            out[col], p = _conform_column(col, src[col], t, SCHEMAS[table].columns[col].nullable)
+            out[col], p = _conform_column(
+                col, src[col], t, SCHEMAS[table].columns[col].nullable, normalize_nulls
+            )
             problems += p
     if problems:
         raise DataValidationError(table, problems)
-    ordered = pd.DataFrame(out, index=src.index)
+    ordered = pd.DataFrame(out, index=src.index, copy=False)
     extra = [c for c in src.columns if c not in expected]
     if extra:
         ordered = pd.concat([ordered, src[extra]], axis=1)
@@ -430,10 +442,11 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame:
         )
     if pq_path.exists():
         try:
-            df = pq.read_table(pq_path).to_pandas()
+            # split_blocks: one block per column, so pandas does not copy 10M rows to consolidate.
+            df = pq.read_table(pq_path).to_pandas(split_blocks=True)
         except (pa.ArrowException, OSError) as exc:
             raise DataValidationError(name, [f"cannot read {pq_path}: {exc}"]) from None
-        return conform_table(name, df)
+        return conform_table(name, df, normalize_nulls=False)
     if csv_path.exists():
         df = read_csv_text(csv_path, name)
         try:
