@@ -23,7 +23,7 @@ D = pd.Timestamp
 NaT = pd.NaT
 
 
-def _frame(table: str, rows: list[dict]) -> pd.DataFrame:
+def _frame(table: str, rows: list[dict], validate: bool = True) -> pd.DataFrame:
     """Rows -> a frame with the schema's columns and dtypes (missing nullable fields -> null)."""
     schema = SCHEMAS[table]
     data = {}
@@ -36,7 +36,8 @@ def _frame(table: str, rows: list[dict]) -> pd.DataFrame:
             data[name] = pd.Series(values, dtype=object)
         else:
             data[name] = pd.Series(values).astype(dtype)
-    return schema.validate(pd.DataFrame(data))
+    frame = pd.DataFrame(data)
+    return schema.validate(frame) if validate else frame
 
 
 def _acct(aid, hid, start, *, end=None, contract="month_to_month", contract_end=None, atype="consumer", **kw):
