@@ -12,6 +12,7 @@ from telco_nbo.cli import data as _data
 from telco_nbo.cli import data_generate as _data_generate  # noqa: F401
 from telco_nbo.cli import demo as _demo
 from telco_nbo.cli import monitor as _monitor
+from telco_nbo.cli import readout as _readout
 
 app = typer.Typer(
     name="telco-nbo",
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(_data.app, name="data")
 _demo.register(app)
 _monitor.register(app)
+_readout.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry
