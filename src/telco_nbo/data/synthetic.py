@@ -137,8 +137,8 @@ probability at ``T0`` (as above). Segments (rules at ``T0``):
 
 * lost cause: an unresolved complaint; ``p1 = p0``.
 * persuadable: month-to-month, out of contract or within 90 days of its end, and price
-  sensitive (``price_z > 0.05`` or ``price_sensitivity > 0.8``), tenure < 5 years;
-  ``p1 = 0.35 p0``.
+  sensitive (``price_z > 0.1`` or ``price_sensitivity > 1.0``), tenure < 4 years;
+  ``p1 = 0.30 p0``.
 * sleeping dog: tenure >= 4 years, ``price_z > 0.1`` (old expensive plan), not an app user and no
   open ticket (low engagement); ``p1 = min(0.95, p0 + 0.06 + 0.6 p0)`` (the contact reminds them
   they can leave).
@@ -1207,12 +1207,12 @@ class _Gen:
         pz = st["price_z"][enrolled]
         sensitive = (pz > 0.1) | (self.a_sens[enrolled] > 1.0)
         lost = st["open_complaint"][enrolled]
-        pers = ~lost & renewal & sensitive & (tenure_y < 5)
+        pers = ~lost & renewal & sensitive & (tenure_y < 4)
         sleep = ~lost & ~pers & (tenure_y >= 4) & (pz > 0.1) & (self.a_chan[enrolled] != CHANNELS.index("app")) \
             & ~st["open_ticket"][enrolled]
         seg = np.where(lost, 2, np.where(pers, 0, np.where(sleep, 3, 1)))
         p1 = np.select([seg == 0, seg == 1, seg == 2, seg == 3],
-                       [0.35 * p0, 0.95 * p0, p0, np.minimum(0.95, p0 + 0.06 + 0.6 * p0)])
+                       [0.30 * p0, 0.95 * p0, p0, np.minimum(0.95, p0 + 0.06 + 0.6 * p0)])
         fatigued = np.zeros(len(enrolled), bool)
         if self.scenario == "offer_fatigue":
             fatigued = self.a_sb[enrolled] & (seg != 2)
