@@ -214,7 +214,7 @@ def test_lifecycle_stage_function_rules():
         open_ticket_over_14d=[False, False, False, False, True, False, False, False, False, False],
     )
     assert list(stages) == [
-        "new", "new", "at_risk", "at_risk", "at_risk", "renewal", "growth", "early", "growth", "renewal",
+        "new", "new", "at_risk", "at_risk", "at_risk", "growth", "growth", "early", "growth", "renewal",
     ]
 
 
@@ -388,3 +388,13 @@ def test_model_matrix_rejects_bad_payload(world):
         F.to_model_matrix(feats.drop(columns="account_tenure_months"))
     with pytest.raises(DataValidationError, match="not numeric"):
         F.to_model_matrix(feats.assign(account_monthly_charges="cheap"))
+
+
+def test_lapsed_contract_is_out_of_contract_not_renewal(world):
+    accounts = world["accounts"].copy()
+    accounts.loc[accounts["account_id"] == "A2", "contract_end_date"] = D("2024-05-16")
+    out = F.build_account_features({**world, "accounts": accounts}, AS_OF).set_index("account_id")
+    assert out.loc["A2", "account_months_to_contract_end"] == pytest.approx(-30 / F.DAYS_PER_MONTH)
+    assert out.loc["A2", "account_out_of_contract"]
+    assert out.loc["A2", "account_lifecycle_stage"] == "growth"
+    assert not out.loc["A1", "account_out_of_contract"] and not out.loc["A4", "account_out_of_contract"]

@@ -33,8 +33,10 @@ Known limits (deviations from a perfect point-in-time store; stated so users can
   *after* ``as_of`` whose offer id grants an ownership flag (:data:`OFFER_GRANTS_FLAG`) turns that
   flag back off at ``as_of`` for the account (eligibility never offers an owned product, so the
   flag was off before the acceptance).
-* ``account_months_to_contract_end`` is clipped at 0: a fixed-term contract whose end date has
-  passed is out of contract (free to leave) and is treated as being in the renewal window.
+* ``account_months_to_contract_end`` is signed: negative means the fixed-term contract lapsed that
+  many months ago (the customer is out of contract, free to leave; ``account_out_of_contract``
+  says so explicitly). A lapsed contract is *not* in the ``renewal`` stage: like month-to-month,
+  it has no end coming up (the contract's wording "end within the next 90 days" taken literally).
 * ``account_network_tickets_180d`` counts ``network`` *and* ``coverage`` tickets (both are network
   quality as the customer lives it); ``billing`` tickets have their own count.
 * ``account_bill_change_3m`` (bill shock) = the last visible month's bill / the mean bill of the 3
@@ -146,6 +148,7 @@ FEATURE_COLUMNS: list[str] = [
     "account_has_dependents",
     "account_monthly_charges",
     "account_months_to_contract_end",
+    "account_out_of_contract",
     "account_open_tickets",
     "account_open_service_issue",
     "account_active_complaint",
@@ -685,8 +688,8 @@ def lifecycle_stage(
     * ``new``: tenure < 90 days.
     * ``at_risk``: an active complaint, or overage in 2+ of the last 3 months, or an open ticket
       older than 14 days.
-    * ``renewal``: a fixed-term contract ending within 90 days, or already ended (out of
-      contract). Month-to-month accounts (NaN days to contract end) are never in renewal.
+    * ``renewal``: a fixed-term contract ending within the next 90 days (0 <= days <= 90).
+      Month-to-month accounts (NaN) and lapsed contracts (negative) are never in renewal.
     * ``early``: tenure 90..364 days.
     * ``growth``: everything else.
 
@@ -707,7 +710,8 @@ def lifecycle_stage(
         | (np.asarray(overage_months_3m, dtype=np.float64) >= AT_RISK_OVERAGE_MONTHS)
         | np.asarray(open_ticket_over_14d, dtype=bool)
     )
-    renewal = ~np.isnan(to_end) & (np.nan_to_num(to_end, nan=np.inf) <= RENEWAL_WINDOW_DAYS)
+    with np.errstate(invalid="ignore"):
+        renewal = (to_end >= 0) & (to_end <= RENEWAL_WINDOW_DAYS)  # NaN compares False
     return np.select(
         [tenure < NEW_DAYS, at_risk, renewal, tenure < EARLY_DAYS],
         ["new", "at_risk", "renewal", "early"],
@@ -780,7 +784,7 @@ def _account_frame(snap: _Snapshot) -> pd.DataFrame:
     m2m = acc["contract_type"].to_numpy() == "month_to_month"
     to_end = (_dates(acc, "contract_end_date") - t) / _DAY
     to_end = np.where(m2m, np.nan, to_end)
-    months_to_end = np.where(np.isnan(to_end), np.nan, np.clip(to_end, 0, None) / DAYS_PER_MONTH)
+    months_to_end = to_end / DAYS_PER_MONTH
 
     # ---- bills (month positions 0..5, 5 = latest visible month)
     bill, present = snap.acc_bill, snap.acc_present > 0
@@ -806,6 +810,7 @@ def _account_frame(snap: _Snapshot) -> pd.DataFrame:
             "account_open_ticket_over_14d": stale,
             "account_days_to_contract_end": to_end,
             "account_months_to_contract_end": months_to_end,
+            "account_out_of_contract": ~m2m & (to_end < 0),
             "account_channel_preference": acc["channel_preference"].to_numpy(dtype=object),
             **{f"account_contacts_{ch}_30d": _count(c_acc, n, c30 & (channel == ch)) for ch in CHANNELS},
             "account_promo_contacts_30d": _count(c_acc, n, c30 & promo),
