@@ -10,6 +10,7 @@ import typer
 
 from telco_nbo.cli import data as _data
 from telco_nbo.cli import data_generate as _data_generate  # noqa: F401
+from telco_nbo.cli import data_import as _data_import  # noqa: F401
 from telco_nbo.cli import demo as _demo
 from telco_nbo.cli import monitor as _monitor
 from telco_nbo.cli import readout as _readout
