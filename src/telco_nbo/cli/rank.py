@@ -1,0 +1,110 @@
+"""``telco-nbo rank``: batch next-best-offer ranking of a data folder into one Parquet file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from telco_nbo.cli._common import console, out, user_errors
+
+# Models the ranking needs, in the order they are checked.
+REQUIRED_MODELS = ("telco-churn", "telco-propensity", "telco-uplift", "telco-clv")
+
+
+def champion_versions(tracking_uri: str | None) -> dict[str, str]:
+    """Return ``{model: version}`` of the ``@champion`` of every model the ranking needs.
+
+    Args:
+        tracking_uri: MLflow tracking URI (``None``: the default store).
+
+    Raises:
+        ConfigError: A model has no champion (names the first one missing).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from telco_nbo.errors import ConfigError
+    from telco_nbo.tracking import CHAMPION, tracking_session
+
+    versions: dict[str, str] = {}
+    with tracking_session(tracking_uri) as client:
+        for name in REQUIRED_MODELS:
+            try:
+                versions[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
+            except MlflowException:
+                raise ConfigError(
+                    f"no champion model registered for {name}; run telco-nbo train first"
+                    f" (tracking store: {client._tracking_client.tracking_uri})"
+                ) from None
+    return versions
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``rank`` command to ``app``."""
+
+    @app.command()
+    def rank(
+        data: Path = typer.Option(..., "--data", help="Data folder (Parquet/CSV tables)."),
+        out_file: Path = typer.Option(..., "--out", help="Output Parquet file (one row per account x offer)."),
+        top_k: int = typer.Option(3, "--top-k", min=1, help="Offers per account at most."),
+        as_of: str | None = typer.Option(None, "--as-of", help="Feature date (default: the folder's as_of)."),
+        tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+        catalog_path: Path | None = typer.Option(None, "--catalog", help="Offer catalog YAML (default built-in)."),
+        config_path: Path | None = typer.Option(None, "--config", help="NBO policy YAML (default built-in)."),
+    ) -> None:
+        """Rank the next best offers of every active account, with the audit trail, into Parquet."""
+        with user_errors():
+            from telco_nbo.errors import ConfigError
+            from telco_nbo.nbo.catalog import load_catalog
+            from telco_nbo.nbo.config import load_nbo_config
+
+            if out_file.suffix != ".parquet":
+                raise ConfigError(f"--out must be a .parquet file, got {out_file}")
+            if not data.is_dir():
+                raise ConfigError(f"data folder {data} does not exist")
+            catalog = load_catalog(catalog_path)
+            config = load_nbo_config(config_path)
+            # Scores come from the registered champions only: never invented here.
+            versions = champion_versions(tracking_uri)
+            provider = champion_score_provider(versions, tracking_uri)
+
+            import pandas as pd
+
+            from telco_nbo.data.io import load_world
+            from telco_nbo.features import build_account_features
+            from telco_nbo.nbo.rank import rank_batch
+
+            world = load_world(data)
+            when = as_of or world.meta.get("as_of")
+            if when is None:
+                raise ConfigError(f"{data} records no as_of date: pass --as-of YYYY-MM-DD")
+            try:
+                when_ts = pd.Timestamp(when)
+            except (ValueError, TypeError):
+                raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
+            features = build_account_features(world.tables, when_ts)
+            frame = rank_batch(features, provider.score(features, catalog), catalog, config, top_k, as_of=when_ts)
+            out_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out_file.with_name(f".{out_file.name}.tmp")
+            frame.to_parquet(tmp, index=False)
+            tmp.replace(out_file)  # atomic: a reader never sees half a file
+            chosen = frame[frame["selected"]]
+            out.print(f"ranked {frame['account_id'].nunique():,} accounts: {len(chosen):,} offers, "
+                      f"{int((~frame['selected']).sum()):,} suppressed -> {out_file}")
+            console.print(chosen["offer_id"].value_counts().to_string(), highlight=False)
+
+
+def champion_score_provider(versions: dict[str, str], tracking_uri: str | None):
+    """Return the score provider backed by the champion models.
+
+    Raises:
+        ConfigError: Until the model-backed provider is wired (issue 4, point 5).
+    """
+    from telco_nbo.errors import ConfigError
+
+    raise ConfigError(
+        "champion models found ("
+        + ", ".join(f"{k} v{v}" for k, v in versions.items())
+        + ") but scoring with them is not wired into the ranking yet (issue 4, point 5); "
+        "meanwhile rank in Python with telco_nbo.nbo.rank.rank_batch(features, scores)"
+    )
