@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 import typer
@@ -10,8 +11,9 @@ from rich.console import Console
 
 from telco_nbo.errors import TelcoNboError
 
-console = Console(stderr=True)
-out = Console()
+# Piped output (CI logs, `| tee`) would otherwise wrap tables at 80 columns.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+out = Console(width=None if sys.stdout.isatty() else 140)
 
 
 @contextlib.contextmanager
