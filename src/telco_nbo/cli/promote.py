@@ -1,0 +1,48 @@
+"""``telco-nbo promote MODEL``: move ``champion`` to the challenger if it wins on the same holdout."""
+
+from __future__ import annotations
+
+import typer
+
+from telco_nbo.cli._common import out, user_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``promote`` command to ``app``."""
+
+    @app.command()
+    def promote(
+        model: str = typer.Argument(..., help="churn | propensity | uplift | clv (or telco-<kind>)."),
+        metric: str = typer.Option("roc_auc", "--metric", help="Holdout metric to compare (logged as holdout_<metric>)."),
+        lower_is_better: bool | None = typer.Option(
+            None,
+            "--lower-is-better/--greater-is-better",
+            help="Direction of the metric (default: known per metric, e.g. log_loss is lower-is-better).",
+            show_default=False,
+        ),
+        min_improvement: float = typer.Option(0.0, "--min-improvement", min=0.0, help="Margin the challenger must win by."),
+        tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: SQLite in the working directory)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
+        fail_if_refused: bool = typer.Option(False, "--fail-if-refused", help="Exit with code 1 when the champion stays."),
+    ) -> None:
+        """Promote the challenger of MODEL to champion if it beats the champion on the same holdout.
+
+        The decision, both scores and the reason are recorded as tags on the challenger version.
+        """
+        with user_errors():
+            from telco_nbo.tracking import promote as do_promote
+
+            decision = do_promote(
+                model,
+                metric=metric,
+                greater_is_better=None if lower_is_better is None else not lower_is_better,
+                min_improvement=min_improvement,
+                tracking_uri=tracking_uri,
+            )
+        if as_json:
+            out.print_json(decision.model_dump_json())
+        else:
+            verdict = "[green]promoted[/]" if decision.promoted else "[yellow]kept the champion[/]"
+            out.print(f"{decision.model_name}: {verdict} - {decision.reason}", highlight=False, soft_wrap=True)
+        if fail_if_refused and not decision.promoted:
+            raise typer.Exit(code=1)
