@@ -73,6 +73,17 @@ def test_individual_likelihood_equals_cohort_likelihood_on_expanded_cohort():
     assert ind.n_customers == 1000 and ind.n_churned == 759
 
 
+def test_likelihood_gradient_is_exact():
+    from scipy.optimize import approx_fprime
+
+    from telco_nbo.models.clv import _negll_and_grad
+
+    agg = (np.array([1.0, 2, 5, 9]), np.array([30.0, 20, 10, 5]), np.array([3.0, 10]), np.array([40.0, 25]))
+    for x in (np.array([0.1, 0.5]), np.array([-1.0, 2.0]), np.array([2.0, 4.0])):
+        numeric = approx_fprime(x, lambda z: _negll_and_grad(z, *agg)[0], 1e-7)
+        np.testing.assert_allclose(_negll_and_grad(x, *agg)[1], numeric, rtol=1e-4, atol=1e-4)
+
+
 def test_closed_forms_are_consistent():
     a, b = 0.704, 1.182
     t = np.arange(1, 40)
@@ -292,3 +303,19 @@ def test_contract_clv_on_ibm_telco(ibm_csv):
     clv = model.predict(raw)
     assert clv.shape == (len(raw),) and np.all(clv > 0)
     assert np.all(clv <= raw["MonthlyCharges"].to_numpy() * 36)
+
+
+def test_contract_clv_long_horizon_equals_derl_and_fractional_tenure():
+    X, y, _ = _simulated_contract_book(seed=4)
+    d = 0.01
+    model = ContractCLV(segment_col="contract", tenure_col="tenure", margin_col="margin",
+                        horizon=4000, discount_rate=d).fit(X, y)
+    row = pd.DataFrame({"contract": ["two_year"], "tenure": [30], "margin": [1.0]})
+    seg = model.segments_["two_year"]
+    assert model.predict(row)[0] == pytest.approx(seg.discounted_expected_residual_lifetime(d, 30) / (1 + d), rel=1e-6)
+    # Fractional tenures (days / 30.44) land on the period grid: same fit as whole months would give.
+    frac = X.assign(tenure=np.where(y, X.tenure - 0.4, X.tenure + 0.4))
+    again = ContractCLV(segment_col="contract", tenure_col="tenure", margin_col="margin").fit(frac, y)
+    assert again.segments_["two_year"].alpha_ == pytest.approx(seg.alpha_, rel=1e-6)
+    assert again.predict(row.assign(tenure=30.7))[0] == pytest.approx(again.predict(row)[0])
+    assert model.get_params()["horizon"] == 4000
