@@ -25,6 +25,7 @@ def one_account(**overrides) -> pd.DataFrame:
     base = {
         "account_type": "consumer", "household_fiber_eligible": True, "household_fwa_eligible": False,
         "account_has_mobile": True, "account_has_broadband": False, "account_has_tv": False,
+        "account_has_fixed_voice": False,
         "account_has_capped_mobile": True, "account_has_device_protection": False,
         "account_has_travel_pack": False, "account_has_mesh_wifi": False, "account_has_premium_care": False,
         "account_lifecycle_stage": "growth", "account_months_to_contract_end": np.nan,
@@ -109,19 +110,26 @@ def test_timing_rule_from_a_readout_overrides_the_default():
     # Control won in the renewal segment: no retention offer there, although the default allows it.
     assert "APPL_TIMING" in blocked_by(renew, timing_rule=FakeReadoutRule({"renewal": "control"}))["PLAN_REVIEW"]
     # "60 days before contract end" won: 2.5 months is too early, 1.5 months is right.
-    rule = FakeReadoutRule({"renewal": "pre_end_60d"})
+    rule = FakeReadoutRule({"renewal": "pre_end60"})
     assert "APPL_TIMING" in blocked_by(renew, timing_rule=rule)["PLAN_REVIEW"]
     soon = one_account(account_lifecycle_stage="renewal", account_months_to_contract_end=1.5)
     assert "APPL_TIMING" not in blocked_by(soon, timing_rule=rule)["PLAN_REVIEW"]
     # No verdict for the segment -> default rule.
     assert "APPL_TIMING" not in blocked_by(renew, timing_rule=FakeReadoutRule({}))["PLAN_REVIEW"]
+    # "day 30 of tenure" won for mobile-only accounts (the readout's product_mix, rebuilt from lines).
+    rule = FakeReadoutRule({"mobile_only": "day30"}, segment_column="product_mix")
+    young = one_account(account_lifecycle_stage="new", account_tenure_months=1.5)
+    assert blocked_by(young, timing_rule=rule)["PLAN_REVIEW"] == []
+    assert "APPL_TIMING" in blocked_by(young)["PLAN_REVIEW"]  # the default keeps new accounts out
+    old = one_account(account_lifecycle_stage="renewal", account_months_to_contract_end=1.0, account_tenure_months=20)
+    assert "APPL_TIMING" in blocked_by(old, timing_rule=rule)["PLAN_REVIEW"]
     with pytest.raises(ConfigError, match="arm 'day_45'"):
         blocked_by(renew, timing_rule=FakeReadoutRule({"renewal": "day_45"}))
 
 
 def test_timing_rule_segment_column_must_exist():
-    with pytest.raises(DataValidationError, match="product_mix"):
-        blocked_by(one_account(), timing_rule=FakeReadoutRule({}, segment_column="product_mix"))
+    with pytest.raises(DataValidationError, match="value_decile"):
+        blocked_by(one_account(), timing_rule=FakeReadoutRule({}, segment_column="value_decile"))
 
 
 def test_contact_caps_account_household_and_channel():

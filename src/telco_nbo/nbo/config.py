@@ -28,6 +28,7 @@ class TimingWindow(BaseModel):
 
     Attributes:
         never: Do not offer at all in segments where this arm won.
+        min_tenure_days: Offer only to accounts at least this many days old.
         max_tenure_days: Offer only to accounts at most this many days old (e.g. "day 30" arms).
         max_days_to_contract_end: Offer only when the contract ends within this many days
             (month-to-month accounts, which have no end, never match).
@@ -36,25 +37,26 @@ class TimingWindow(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     never: bool = False
+    min_tenure_days: float | None = Field(default=None, ge=0)
     max_tenure_days: float | None = Field(default=None, gt=0)
     max_days_to_contract_end: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _says_something(self) -> TimingWindow:
-        if not self.never and self.max_tenure_days is None and self.max_days_to_contract_end is None:
+        if not self.never and self.min_tenure_days is None and self.max_tenure_days is None \
+                and self.max_days_to_contract_end is None:
             raise ValueError("a timing window needs never: true or at least one bound")
         return self
 
 
 def _default_arms() -> dict[str, TimingWindow]:
-    # Names follow the synthetic offer-timing experiment (control / day 30 of tenure / 60 days
-    # before contract end); an operator with other arm names maps them in the YAML.
+    # The arms of the synthetic offer-timing experiment (EXP-TIMING-1): control (no offer), an
+    # offer at day 30 of tenure, an offer 60 days before contract end. A batch runs about monthly,
+    # so "day 30" is the window from day 30 to day 60. Other arm names are mapped in the YAML.
     return {
         "control": TimingWindow(never=True),
-        "day_30": TimingWindow(max_tenure_days=60),
-        "tenure_day_30": TimingWindow(max_tenure_days=60),
-        "pre_end_60d": TimingWindow(max_days_to_contract_end=60),
-        "contract_end_minus_60d": TimingWindow(max_days_to_contract_end=60),
+        "day30": TimingWindow(min_tenure_days=30, max_tenure_days=60),
+        "pre_end60": TimingWindow(max_days_to_contract_end=60),
     }
 
 

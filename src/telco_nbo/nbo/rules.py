@@ -337,6 +337,30 @@ def _lifecycle(ctx: RuleContext) -> np.ndarray:
     return out
 
 
+def segment_values(ctx: RuleContext, column: str) -> np.ndarray:
+    """Return each account's level of an A/B segment column.
+
+    A feature column of that name wins; otherwise the readout's own segment definitions are
+    rebuilt from features: ``product_mix`` (mobile_only = only mobile lines, bundle = mobile and
+    broadband, home_only = the rest; from the household's lines, the timing experiment's unit, when
+    the household columns are there), ``lifecycle_stage``, ``region``.
+
+    Raises:
+        DataValidationError: Neither the column nor a way to rebuild it is in the features.
+    """
+    f = ctx.features
+    if column in f.columns:
+        return f[column].to_numpy()
+    if column == "product_mix":
+        grain = "household" if all(f"household_has_{t}" in f.columns for t in ("mobile", "broadband", "tv",
+                                                                             "fixed_voice")) else "account"
+        has = {t: ctx.flag(f"{grain}_has_{t}", "APPL_TIMING") for t in ("mobile", "broadband", "tv", "fixed_voice")}
+        only_mob = has["mobile"] & ~(has["broadband"] | has["tv"] | has["fixed_voice"])
+        return np.select([only_mob, has["mobile"] & has["broadband"]], ["mobile_only", "bundle"], "home_only")
+    aliases = {"lifecycle_stage": "account_lifecycle_stage", "region": "household_region"}
+    return ctx.col(aliases.get(column, column), "APPL_TIMING")
+
+
 def timing_allowed(ctx: RuleContext) -> np.ndarray:
     """Return, per account, whether timing-governed offers may go out now.
 
@@ -356,7 +380,7 @@ def timing_allowed(ctx: RuleContext) -> np.ndarray:
     if ctx.timing_rule is None:
         return allowed
     seg_col = getattr(ctx.timing_rule, "segment_column", None) or tcfg.segment_column
-    segments = pd.Series(ctx.col(seg_col, "APPL_TIMING")).astype(str)
+    segments = pd.Series(segment_values(ctx, seg_col)).astype(str)
     out = allowed.copy()
     for seg in sorted(segments.unique()):
         arm = ctx.timing_rule.arm_for(seg)
@@ -374,9 +398,12 @@ def timing_allowed(ctx: RuleContext) -> np.ndarray:
         rows = (segments == seg).to_numpy()
         ok = np.full(ctx.n, not window.never, dtype=bool)
         with np.errstate(invalid="ignore"):
-            if window.max_tenure_days is not None:
+            if window.min_tenure_days is not None or window.max_tenure_days is not None:
                 tenure_days = ctx.col("account_tenure_months", "APPL_TIMING").astype(float) * DAYS_PER_MONTH
-                ok &= tenure_days <= window.max_tenure_days
+                if window.min_tenure_days is not None:
+                    ok &= tenure_days >= window.min_tenure_days
+                if window.max_tenure_days is not None:
+                    ok &= tenure_days <= window.max_tenure_days
             if window.max_days_to_contract_end is not None:
                 ok &= months_to_end * DAYS_PER_MONTH <= window.max_days_to_contract_end
         out[rows] = ok[rows]
