@@ -194,6 +194,8 @@ REASON_PHRASES: dict[str, Phrase] = {
     "account_has_dependents": flag("has dependents", "no dependents"),
     "account_monthly_charges": template("monthly charges of ${value}"),
     "account_months_to_contract_end": _contract_end,
+    "account_out_of_contract": flag("out of contract (fixed term lapsed)", "within the contract term"),
+    "account_overage_months_3m": count("month", suffix=" of data overage in the last 3", zero="no data overage in the last 3 months"),
     "account_open_tickets": count("open support ticket"),
     "account_tickets_90d": count("support ticket", suffix=" in the last 90 days"),
     "account_complaints_180d": count("complaint", suffix=" in the last 6 months"),
@@ -237,6 +239,7 @@ REASON_PHRASES: dict[str, Phrase] = {
     "account_has_streaming": flag("has streaming", "no streaming"),
     "account_has_premium_care": flag("has premium care", "no premium care"),
     # line aggregates at account grain
+    "line_overage_months_3m": count("month", suffix=" of data overage in the last 3", zero="no data overage in the last 3 months"),
     "line_overage_months_6m": count("month", suffix=" of data overage in the last 6", zero="no data overage in the last 6 months"),
     "line_data_gb_mean_3m": template("uses {value} GB of data a month", missing="no data usage recorded"),
     "line_data_cap_util_3m": _percent("uses {value} of the data allowance"),
