@@ -23,7 +23,7 @@ D = pd.Timestamp
 NaT = pd.NaT
 
 
-def _frame(table: str, rows: list[dict], validate: bool = True) -> pd.DataFrame:
+def _frame(table: str, rows: list[dict], validate: bool = False) -> pd.DataFrame:
     """Rows -> a frame with the schema's columns and dtypes (missing nullable fields -> null)."""
     schema = SCHEMAS[table]
     data = {}
@@ -177,7 +177,10 @@ def acc(world) -> pd.DataFrame:
 
 
 def test_tiny_world_is_valid(world):
+    # Built without validation (pandera is slow per call); checked once here.
     assert set(world) == set(TABLES)
+    for name, frame in world.items():
+        SCHEMAS[name].validate(frame)
 
 
 def test_usage_cutoff_rule():
@@ -398,3 +401,83 @@ def test_lapsed_contract_is_out_of_contract_not_renewal(world):
     assert out.loc["A2", "account_out_of_contract"]
     assert out.loc["A2", "account_lifecycle_stage"] == "growth"
     assert not out.loc["A1", "account_out_of_contract"] and not out.loc["A4", "account_out_of_contract"]
+
+
+# --------------------------------------------------------------------------------------------------
+# on a generated world
+
+
+@pytest.fixture(scope="module")
+def gen_world():
+    from telco_nbo.data.synthetic import generate_world
+
+    return generate_world(3000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def gen_features(gen_world):
+    return F.build_account_features(gen_world.tables, gen_world.meta["as_of"])
+
+
+def test_generated_world_active_accounts_match_truth(gen_world, gen_features):
+    truth = gen_world.truth["accounts"]
+    assert sorted(truth["account_id"]) == list(gen_features["account_id"])
+
+
+def test_generated_world_decision_columns_complete(gen_features):
+    f = gen_features
+    m2m = f["account_contract_type"] == "month_to_month"
+    assert (f["account_months_to_contract_end"].isna() == m2m).all()
+    others = [c for c in F.DECISION_COLUMNS if c != "account_months_to_contract_end"]
+    assert not f[others].isna().any().any(), f[others].isna().sum()[lambda s: s > 0]
+    assert f["account_id"].is_unique
+    assert ((f["account_lifecycle_stage"] == "new") == (f["account_tenure_days"] < F.NEW_DAYS)).all()
+    shares = f["account_lifecycle_stage"].value_counts(normalize=True)
+    assert set(shares.index) == set(F.LIFECYCLE_STAGES)
+    assert shares.between(0.02, 0.6).all(), shares
+    # Every active account has at least one active line in the generator.
+    assert (f["account_n_lines"] >= 1).all()
+
+
+def test_generated_world_labels_match_true_churn_probability(gen_world, gen_features):
+    as_of, world_end = gen_world.meta["as_of"], gen_world.meta["world_end"]
+    labels = F.make_churn_labels(gen_world.tables, as_of, 90, observed_until=world_end)
+    assert list(labels["account_id"]) == list(gen_features["account_id"])
+    p = gen_world.truth["accounts"].set_index("account_id").loc[labels["account_id"], "p_churn_90d"]
+    sd = math.sqrt((p * (1 - p)).sum()) / len(p)
+    assert abs(labels["churned"].mean() - p.mean()) < 4 * sd
+
+
+def test_generated_world_features_carry_known_causes(gen_world, gen_features):
+    weak = gen_world.truth["households"].set_index("household_id")["weak_coverage"]
+    f = gen_features.assign(weak=gen_features["household_id"].map(weak))
+    by = f.groupby("weak")["account_network_tickets_180d"].mean()
+    assert by[True] > 1.5 * by[False]
+
+
+def test_generated_world_truncating_the_future_changes_nothing(gen_world):
+    """Drop every row dated after an earlier as_of (and blank later end dates): same features."""
+    as_of = pd.Timestamp(gen_world.meta["as_of"]) - pd.Timedelta(days=100)
+    t = gen_world.tables
+    cut = F.usage_cutoff(as_of)
+    acc = t["accounts"].loc[t["accounts"]["start_date"] <= as_of].copy()
+    acc.loc[acc["end_date"] > as_of, "end_date"] = NaT
+    lines = t["lines"].loc[t["lines"]["start_date"] <= as_of].copy()
+    lines.loc[lines["end_date"] > as_of, "end_date"] = NaT
+    tk = t["support_tickets"].loc[t["support_tickets"]["opened_at"] <= as_of].copy()
+    tk.loc[tk["resolved_at"] > as_of, "resolved_at"] = NaT
+    past = {
+        **t, "accounts": acc, "lines": lines, "support_tickets": tk,
+        "usage_monthly": t["usage_monthly"].loc[t["usage_monthly"]["month"] < cut],
+        "contacts": t["contacts"].loc[t["contacts"]["contacted_at"] <= as_of],
+    }
+    assert len(past["usage_monthly"]) < len(t["usage_monthly"])
+    pd.testing.assert_frame_equal(F.build_account_features(past, as_of), F.build_account_features(t, as_of))
+
+
+def test_generated_world_model_matrix_parity(gen_features):
+    big = F.to_model_matrix(gen_features)
+    one = F.to_model_matrix(gen_features.iloc[[7]])
+    pd.testing.assert_series_equal(big.dtypes, one.dtypes)
+    pd.testing.assert_frame_equal(big.iloc[[7]], one)
+    assert big[F.CATEGORICAL_FEATURES].notna().all().all()
