@@ -17,6 +17,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.monitoring import (
     MonitoringResult,
+    UpliftCell,
     add_to_workspace,
     bundle_retention,
     churn_by_product_combination,
@@ -234,7 +235,9 @@ def test_uplift_sign_convention_interval_and_sleeping_dogs(cfg):
 
 def test_uplift_small_cells_and_bad_log(cfg):
     log = make_contact_log(12, n=60)
-    assert {c.status for c in uplift_by_segment(log, cfg.uplift)} == {"insufficient_data"}
+    small = uplift_by_segment(log, cfg.uplift)
+    assert {c.status for c in small} == {"insufficient_data"} and small[0].ci_low is None
+    assert UpliftCell.model_validate_json(small[0].model_dump_json()) == small[0]
     with pytest.raises(DataValidationError, match="treated"):
         uplift_by_segment(log.assign(treated=2), cfg.uplift)
     with pytest.raises(DataValidationError, match="segment"):

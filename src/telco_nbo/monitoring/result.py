@@ -77,18 +77,18 @@ class UpliftCell(_Model):
     """Treated-vs-control comparison in one segment and period.
 
     ``uplift`` is the retention uplift under the configured sign convention (positive = the
-    contact helps); ``ci_low``/``ci_high`` its interval.
+    contact helps); ``ci_low``/``ci_high`` its interval (``None`` when a cell is too small).
     """
 
     segment: str
     period: str
     n_treated: int
     n_control: int
-    rate_treated: float
-    rate_control: float
-    uplift: float
-    ci_low: float
-    ci_high: float
+    rate_treated: float | None
+    rate_control: float | None
+    uplift: float | None
+    ci_low: float | None
+    ci_high: float | None
     status: Literal["ok", "faded", "harmful", "insufficient_data"]
 
 

@@ -223,7 +223,7 @@ def headline_values(result: MonitoringResult) -> dict[str, float]:
     if result.uplift:
         latest = max(c.period for c in result.uplift)
         for c in result.uplift:
-            if c.period == latest and c.uplift == c.uplift:
+            if c.period == latest and c.uplift is not None:
                 values[f"uplift__{_slug(c.segment)}"] = c.uplift
     return values
 

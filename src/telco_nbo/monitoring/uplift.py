@@ -20,7 +20,6 @@ A cell is
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import confint_proportions_2indep
 
@@ -87,11 +86,11 @@ def uplift_by_segment(log: pd.DataFrame, config: UpliftConfig) -> list[UpliftCel
     for (segment, period), row in agg.iterrows():
         n_t, n_c = int(row.get(("count", 1), 0)), int(row.get(("count", 0), 0))
         e_t, e_c = int(row.get(("sum", 1), 0)), int(row.get(("sum", 0), 0))
-        r_t = e_t / n_t if n_t else float("nan")
-        r_c = e_c / n_c if n_c else float("nan")
-        if n_t < config.min_group_size or n_c < config.min_group_size or n_t == 0 or n_c == 0:
-            lo = hi = float("nan")
-            uplift = (r_c - r_t) if config.outcome_is_bad else (r_t - r_c)
+        r_t = e_t / n_t if n_t else None
+        r_c = e_c / n_c if n_c else None
+        lo = hi = None
+        if n_t < config.min_group_size or n_c < config.min_group_size or r_t is None or r_c is None:
+            uplift = None if r_t is None or r_c is None else ((r_c - r_t) if config.outcome_is_bad else (r_t - r_c))
             status = "insufficient_data"
         else:
             # Order the two groups so that "group 1 - group 2" IS the uplift under the convention.
@@ -118,7 +117,7 @@ def uplift_by_segment(log: pd.DataFrame, config: UpliftConfig) -> list[UpliftCel
                 n_control=n_c,
                 rate_treated=r_t,
                 rate_control=r_c,
-                uplift=float(uplift) if np.isfinite(uplift) else float("nan"),
+                uplift=uplift,
                 ci_low=lo,
                 ci_high=hi,
                 status=status,  # type: ignore[arg-type]

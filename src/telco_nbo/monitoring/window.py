@@ -57,6 +57,8 @@ def infer_column_kinds(reference: pd.DataFrame, columns: list[str] | None = None
     cols = [c for c in (columns if columns is not None else reference.columns) if c not in set(exclude)]
     num, cat = [], []
     for c in cols:
+        if reference[c].isna().all():
+            continue  # nothing to compare against
         kind = _kind(reference[c])
         if kind == "numerical":
             num.append(c)
