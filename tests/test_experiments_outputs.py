@@ -65,6 +65,7 @@ def test_untrustworthy_readout_is_shown_first() -> None:
     assert html.index("class='banner'") < html.index("<h2>")
 
 
+@pytest.mark.integration
 def test_log_readout_to_mlflow_real_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
     from mlflow import MlflowClient
