@@ -206,6 +206,21 @@ class FlatMapping(BaseModel):
             raise ValueError(f"column(s) mapped to more than one field: {dup}")
         return v
 
+    @field_validator("values", mode="before")
+    @classmethod
+    def _no_yaml_booleans_as_keys(cls, v: Any) -> Any:
+        # YAML 1.1 reads unquoted Yes/No/On/Off as booleans; say so instead of a type error.
+        if isinstance(v, dict):
+            for fld, vmap in v.items():
+                if isinstance(vmap, dict):
+                    for src in vmap:
+                        if isinstance(src, bool):
+                            raise ValueError(
+                                f"values.{fld}: key {src!r} was read by YAML as a boolean; "
+                                f"quote it (\"Yes\": ..., \"No\": ...)"
+                            )
+        return v
+
     @field_validator("values")
     @classmethod
     def _value_maps(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -216,10 +231,6 @@ class FlatMapping(BaseModel):
             if spec.kind not in ("bool", "category"):
                 raise ValueError(f"values only apply to true/false and category fields, not '{fld}'")
             for src, target in vmap.items():
-                if isinstance(src, bool):
-                    raise ValueError(
-                        f"values.{fld}: key {src!r} was read by YAML as a boolean; quote it (\"Yes\": ...)"
-                    )
                 if spec.kind == "bool" and not isinstance(target, bool):
                     raise ValueError(f"values.{fld}.{src}: expected true or false, got {target!r}")
                 if spec.kind == "category" and target not in spec.vocabulary:
