@@ -481,3 +481,32 @@ def test_generated_world_model_matrix_parity(gen_features):
     pd.testing.assert_series_equal(big.dtypes, one.dtypes)
     pd.testing.assert_frame_equal(big.iloc[[7]], one)
     assert big[F.CATEGORICAL_FEATURES].notna().all().all()
+
+
+def test_non_numeric_table_column_is_named(world):
+    usage = world["usage_monthly"].astype({"bill_amount": object})
+    usage.loc[usage.index[0], "bill_amount"] = "ten"
+    with pytest.raises(DataValidationError, match="bill_amount is not numeric"):
+        F.build_account_features({**world, "usage_monthly": usage}, AS_OF)
+
+
+def test_same_features_after_parquet_round_trip(gen_world, gen_features, tmp_path):
+    from telco_nbo.data.io import load_world, write_world
+
+    write_world(gen_world, tmp_path / "w")
+    loaded = load_world(tmp_path / "w")
+    again = F.build_account_features(loaded.tables, loaded.meta["as_of"])
+    pd.testing.assert_frame_equal(again, gen_features)
+
+
+def test_before_any_account_gives_empty_frames_with_columns(world):
+    out = F.build_account_features(world, "2010-01-01")
+    assert len(out) == 0 and set(F.DECISION_COLUMNS + F.FEATURE_COLUMNS) <= set(out.columns)
+    assert len(F.build_line_features(world, "2010-01-01")) == 0
+    assert len(F.build_household_features(world, "2010-01-01")) == 0
+    assert len(F.make_churn_labels(world, "2010-01-01")) == 0
+    assert list(F.to_model_matrix(out).columns) == F.FEATURE_COLUMNS
+
+
+def test_world_object_accepted(gen_world, gen_features):
+    pd.testing.assert_frame_equal(F.build_account_features(gen_world, gen_world.meta["as_of"]), gen_features)

@@ -53,7 +53,8 @@ Known limits (deviations from a perfect point-in-time store; stated so users can
   A contact whose offer id is not in ``offers`` counts as promotional (the cautious side for
   contact caps).
 
-The account frame is a superset of the contract in ``/work/shared``: :data:`DECISION_COLUMNS` are
+The account frame is a superset of the feature contract agreed with ``telco_nbo.nbo``
+(one row per active account, sorted by ``account_id``): :data:`DECISION_COLUMNS` are
 the identity and rule columns the NBO engine reads; :data:`FEATURE_COLUMNS` the model inputs
 (including the product-holding flags and network eligibility, which drive both churn and
 propensity); :func:`to_model_matrix` turns a feature frame into the exact matrix a model sees.
@@ -247,6 +248,12 @@ _DATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "contacts": ("contacted_at", "accepted_at"),
     "offers": (),
 }
+_NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "households": ("household_size",),
+    "accounts": ("monthly_charges",),
+    "lines": ("data_cap_gb", "monthly_price"),
+    "usage_monthly": _REQUIRED["usage_monthly"][2:],
+}
 _UNIQUE_KEYS = {"households": "household_id", "accounts": "account_id", "lines": "line_id", "offers": "offer_id"}
 _DAY = np.timedelta64(1, "D")
 
@@ -273,6 +280,8 @@ def _table(tables: Mapping[str, pd.DataFrame], name: str, *, required: bool) -> 
 
     The returned frame may share data with the input; callers only read it.
     """
+    # A World is accepted for convenience: its tables are the mapping.
+    tables = getattr(tables, "tables", tables)
     if not isinstance(tables, Mapping):
         raise ConfigError(f"tables must be a mapping of table name -> DataFrame, got {type(tables).__name__}")
     frame = tables.get(name)
@@ -306,6 +315,15 @@ def _table(tables: Mapping[str, pd.DataFrame], name: str, *, required: bool) -> 
                 raise DataValidationError(name, [f"column {c} is time-zone aware; expected naive local dates"])
         elif s.dtype != np.dtype("datetime64[ns]"):
             parsed[c] = s.astype("datetime64[ns]")
+    for c in _NUMERIC_COLUMNS.get(name, ()):
+        s = frame[c]
+        if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+            try:
+                # Object columns from CSV / JSON (None for missing) are fine if they hold numbers.
+                parsed[c] = pd.to_numeric(s.where(s.notna(), np.nan), errors="raise").astype(np.float64)
+            except (TypeError, ValueError):
+                bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()].astype(str).unique()[:5]
+                raise DataValidationError(name, [f"column {c} is not numeric (e.g. {', '.join(bad)})"]) from None
     if parsed:
         frame = frame.assign(**parsed)
     return frame
@@ -316,11 +334,8 @@ def _dates(frame: pd.DataFrame, col: str) -> np.ndarray:
 
 
 def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
-    s = frame[col]
-    try:
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise DataValidationError(str(frame.attrs.get("name", "table")), [f"column {col} is not numeric: {exc}"]) from exc
+    # Numeric-ness was checked by _table; nullable dtypes (Int64, Float64) map NA to NaN here.
+    return frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _bools(frame: pd.DataFrame, col: str) -> np.ndarray:
