@@ -13,6 +13,9 @@ from sklearn.base import clone
 from telco_nbo.errors import DataValidationError
 from telco_nbo.models import uplift as U
 
+# sklift 0.5.1 calls sklearn's deprecated stable_cumsum (FutureWarning on every curve).
+pytestmark = pytest.mark.filterwarnings("ignore:Function stable_cumsum is deprecated:FutureWarning")
+
 with warnings.catch_warnings():
     # sklift 0.5.1 imports sklearn's deprecated stable_cumsum (FutureWarning on import).
     warnings.simplefilter("ignore")
