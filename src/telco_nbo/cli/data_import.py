@@ -72,4 +72,5 @@ def import_csv(
             f"[green]imported[/] {counts['accounts']:,} accounts, {counts['lines']:,} lines "
             f"({churned:,} churned) as of {world.meta['as_of']} -> {written}",
             highlight=False,
+            soft_wrap=True,
         )
