@@ -139,7 +139,7 @@ def test_future_rows_change_no_feature(world):
         pd.testing.assert_frame_equal(build(world, AS_OF), expected, check_exact=True)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world=future_world())
 def test_mutated_world_is_still_valid(world):
     """The generated worlds are valid worlds (checked on a few; pandera is slow per example)."""
