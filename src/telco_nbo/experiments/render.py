@@ -177,31 +177,34 @@ def forest_plot(readout: Readout, metric: str, *, segment_columns: list[str] | N
     spec = m.spec
     scale = 100.0 if spec.kind == "binary" else 1.0
     cols = readout.segment_columns if segment_columns is None else segment_columns
-    rows: list[tuple[str, Comparison | None, str]] = []  # label, comparison, status
+    # label, comparison, status, significant (segments: after Holm, the family-wise verdict)
+    rows: list[tuple[str, Comparison | None, str, bool]] = []
     for c in m.primary_comparisons():
-        rows.append((f"{c.arm} — overall", c, "ok"))
+        rows.append((f"{c.arm} — overall", c, "ok", c.significant))
         for col in cols:
             for r in readout.segments:
                 if r.column == col and r.metric == metric and r.arm == c.arm and r.reference == readout.control_arm:
-                    rows.append((f"{c.arm} — {col}={r.segment}", r.comparison, r.status))
+                    sig = r.p_holm is not None and r.p_holm < readout.alpha
+                    rows.append((f"{c.arm} — {col}={r.segment}", r.comparison, r.status, sig))
     height = max(2.5, 0.28 * len(rows) + 1.2)
     fig = Figure(figsize=(8.5, height), dpi=90)
     ax = fig.add_subplot(1, 1, 1)
     ys = list(range(len(rows)))[::-1]
-    for y, (label, c, status) in zip(ys, rows, strict=True):
+    for y, (label, c, status, sig) in zip(ys, rows, strict=True):
         if c is None:
             ax.text(0, y, TOO_SMALL if status == "too_small" else "no variance", va="center", ha="center",
                     fontsize=8, color="0.45", style="italic")
             continue
-        color = "tab:blue" if "overall" in label else ("tab:green" if c.significant else "0.35")
+        color = "tab:green" if sig else "0.35"
         ax.errorbar(c.abs_lift * scale, y, xerr=[[(c.abs_lift - c.abs_ci_low) * scale], [(c.abs_ci_high - c.abs_lift) * scale]],
                     fmt="D" if "overall" in label else "o", color=color, ms=4, capsize=2, lw=1)
     ax.axvline(0, color="k", lw=0.8, ls="--")
+    ax.set_ylim(-0.8, len(rows) - 0.2)
     ax.set_yticks(ys)
     ax.set_yticklabels([r[0] for r in rows], fontsize=7)
     ax.set_xlabel(f"absolute lift vs {readout.control_arm} ({'pp' if spec.kind == 'binary' else 'units'})"
                   + (", CUPED" if m.cuped is not None else ""))
-    ax.set_title(f"{readout.experiment_id}: {spec.title}", fontsize=10)
+    ax.set_title(f"{readout.experiment_id}: {spec.title} (green: significant; segments after Holm)", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
