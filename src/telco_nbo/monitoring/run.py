@@ -87,7 +87,8 @@ def monitor(
 
     Raises:
         DataValidationError: A malformed window or input, naming the columns.
-        ConfigError: A configured column that is not in the data.
+        ConfigError: No feature left to monitor. (A per-column override for a feature this model
+            does not have is a ``warn`` check, so one thresholds file can serve several models.)
     """
     config = config or MonitoringConfig()
     timings: dict[str, float] = {}
@@ -168,9 +169,10 @@ def monitor(
         labels = labeled[["account_id", config.quality.target] + (["period"] if "period" in labeled.columns else [])]
     has_products = feats is not None and all(f"account_has_{p}" in feats.columns for p in kpi_mod.PRODUCTS)
     if feats is not None and labels is not None and has_products:
-        lab = labels.rename(columns={config.kpis.label: config.kpis.label})
-        kpi_tables["churn_by_product_combination"] = kpi_mod.churn_by_product_combination(feats, lab, config.kpis.label).to_dict("records")
-        kpi_tables["bundle_retention"] = kpi_mod.bundle_retention(feats, lab, config.kpis.label).to_dict("records")
+        # Labels taken from the quality frame carry the quality target's name.
+        label = config.kpis.label if config.kpis.label in labels.columns else config.quality.target
+        kpi_tables["churn_by_product_combination"] = kpi_mod.churn_by_product_combination(feats, labels, label).to_dict("records")
+        kpi_tables["bundle_retention"] = kpi_mod.bundle_retention(feats, labels, label).to_dict("records")
     if feats is not None and contacts is not None:
         kpi_tables["offer_acceptance"] = kpi_mod.offer_acceptance(contacts, feats, config.kpis.segments).to_dict("records")
         kpi_tables["early_cancellation"] = kpi_mod.early_cancellation(
