@@ -1,0 +1,293 @@
+"""Training data preparation: pure functions from a world's tables to model-ready frames.
+
+Nothing here reads or writes files or talks to MLflow: the pipeline loads the world (which
+validates it), calls these, and only then opens a run. So a malformed or insufficient data folder
+fails here, before any run exists.
+
+Point-in-time rules:
+
+- **churn**: features at ``as_of``; label = the account ends in ``(as_of, as_of + 90 days]``.
+- **uplift**: the randomized retention experiment (``EXP-RETENTION-1``): features as of the day
+  before each enrolment's ``contacted_at`` (``T0 - 1``), treatment = the arm is not the
+  experiment's control arm, outcome = the account ends in ``[T0, T0 + 90 days]``.
+- **propensity**: every contact actually made gets the account's features from the latest
+  snapshot strictly before the contact (:func:`telco_nbo.models.propensity.make_offer_dataset`).
+
+Splits are by **household** (accounts of one household share address, payer and fate), decided by
+a seeded hash of the household id: the same household always lands on the same side, whatever
+the row order or the other rows, so two runs on the same data share the same holdout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from telco_nbo.data.world import World
+from telco_nbo.errors import ConfigError, DataValidationError
+
+RETENTION_EXPERIMENT = "EXP-RETENTION-1"
+_DAY = pd.Timedelta(days=1)
+
+
+def resolve_as_of(world: World, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
+    """The feature date: ``as_of`` if given, else the data folder's ``meta["as_of"]``.
+
+    Raises:
+        ConfigError: Neither is set, or the value is not a date.
+    """
+    value = as_of if as_of is not None else world.meta.get("as_of")
+    if value is None:
+        raise ConfigError("the data folder records no as_of date: pass --as-of YYYY-MM-DD")
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"as_of must be a date like 2025-06-30, got {value!r}") from None
+    if ts.tz is not None:
+        raise ConfigError(f"as_of must be a naive date, got {value!r}")
+    return ts.normalize()
+
+
+def household_split(household_ids: np.ndarray | pd.Series, fraction: float, seed: int, salt: str = "holdout") -> np.ndarray:
+    """Boolean mask: True for rows whose household falls in the ``fraction`` side.
+
+    A seeded 64-bit hash of ``(salt, seed, household_id)`` mapped to [0, 1): stable across row
+    orders and subsets (see module docstring).
+    """
+    ids = pd.Series(np.asarray(household_ids, dtype=object)).astype(str)
+    key = f"{salt}:{seed}".encode().ljust(16, b"#")[:16].decode()
+    h = pd.util.hash_pandas_object(ids, index=False, hash_key=key).to_numpy(dtype=np.uint64)
+    return (h >> np.uint64(11)).astype(np.float64) / float(2**53) < fraction
+
+
+@dataclass(frozen=True)
+class LabelledFrame:
+    """Rows of one model: account features, model matrix, target and identity.
+
+    Attributes:
+        features: The account feature frame (all columns, decision columns included).
+        X: The model matrix (:func:`telco_nbo.features.to_model_matrix`).
+        y: Target per row (int8).
+        account_ids: Account id per row.
+        household_ids: Household id per row (the split unit).
+        as_of: Feature date (churn) or the latest feature date (uplift).
+    """
+
+    features: pd.DataFrame
+    X: pd.DataFrame
+    y: np.ndarray
+    account_ids: np.ndarray
+    household_ids: np.ndarray
+    as_of: pd.Timestamp
+
+
+def _need_both_classes(y: np.ndarray, table: str, what: str) -> None:
+    if len(y) == 0:
+        raise DataValidationError(table, [f"no rows to train the {what} model on"])
+    if y.min() == y.max():
+        raise DataValidationError(table, [f"the {what} label has a single class ({int(y[0])}) in {len(y):,} rows"])
+
+
+def prepare_churn(
+    tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, horizon_days: int = 90, observed_until: object = None
+) -> LabelledFrame:
+    """Features at ``as_of`` and the churn label over the next ``horizon_days``.
+
+    Args:
+        tables: The world's tables.
+        as_of: Feature date.
+        horizon_days: Label window.
+        observed_until: Last date the data covers (``meta["world_end"]``); a label window reaching
+            past it raises instead of silently labelling late churners as stayers.
+
+    Raises:
+        DataValidationError: No active account, or a single label class.
+        ConfigError: The label window is not observed.
+    """
+    from telco_nbo.features import build_account_features, make_churn_labels, to_model_matrix
+
+    feats = build_account_features(tables, as_of)
+    labels = make_churn_labels(tables, as_of, horizon_days, observed_until=observed_until)
+    if not np.array_equal(feats["account_id"].to_numpy(), labels["account_id"].to_numpy()):
+        # Both are sorted by account id over the same active accounts; anything else is a bug.
+        raise RuntimeError("features and labels are not aligned")
+    y = labels["churned"].to_numpy(dtype=np.int8)
+    _need_both_classes(y, "accounts", "churn")
+    return LabelledFrame(
+        features=feats,
+        X=to_model_matrix(feats),
+        y=y,
+        account_ids=feats["account_id"].to_numpy(dtype=object),
+        household_ids=feats["household_id"].to_numpy(dtype=object),
+        as_of=as_of,
+    )
+
+
+@dataclass(frozen=True)
+class UpliftFrame(LabelledFrame):
+    """The experiment's enrolments with features at ``T0 - 1``.
+
+    Attributes:
+        treatment: 1 = treated arm, 0 = control, per row.
+        contacted_at: Enrolment date ``T0`` per row.
+        true_tau: The generator's true effect on churn per row (synthetic worlds), else None.
+    """
+
+    treatment: np.ndarray = None  # type: ignore[assignment]
+    contacted_at: np.ndarray = None  # type: ignore[assignment]
+    true_tau: np.ndarray | None = None
+
+
+def prepare_uplift(
+    tables: Mapping[str, pd.DataFrame],
+    truth: Mapping[str, pd.DataFrame] | None = None,
+    experiment_id: str = RETENTION_EXPERIMENT,
+    horizon_days: int = 90,
+    min_per_arm: int = 20,
+) -> UpliftFrame:
+    """Enrolments of a randomized retention experiment as uplift training rows.
+
+    Args:
+        tables: The world's tables (``contacts`` and ``experiments`` are read).
+        truth: The world's truth (``truth["retention"]`` gives the true ``tau``), or None.
+        experiment_id: The experiment.
+        horizon_days: Outcome window after ``T0``.
+        min_per_arm: Fewest rows per arm worth fitting.
+
+    Raises:
+        DataValidationError: No such experiment or enrolments, an arm too small, or accounts
+            enrolled twice.
+    """
+    from telco_nbo.features import build_account_features, make_churn_labels, to_model_matrix
+
+    contacts = tables.get("contacts")
+    experiments = tables.get("experiments")
+    if contacts is None or experiments is None or experiment_id not in set(experiments["experiment_id"]):
+        raise DataValidationError(
+            "experiments",
+            [f"no experiment {experiment_id!r} in this data folder: uplift needs a randomized retention "
+             "experiment (contacts with experiment_id, arm, contacted)"],
+        )
+    exp = experiments.loc[experiments["experiment_id"] == experiment_id].iloc[0]
+    enrol = contacts.loc[contacts["experiment_id"] == experiment_id, ["account_id", "household_id", "arm", "contacted_at"]]
+    problems = []
+    if enrol.empty:
+        problems.append(f"experiment {experiment_id} has no enrolments in contacts")
+    dup = enrol["account_id"].duplicated()
+    if dup.any():
+        problems.append(f"accounts enrolled more than once: {enrol.loc[dup, 'account_id'].head(5).tolist()}")
+    if problems:
+        raise DataValidationError("contacts", problems)
+    enrol = enrol.assign(contacted_at=pd.to_datetime(enrol["contacted_at"]).dt.normalize())
+    parts = []
+    for t0, group in enrol.groupby("contacted_at", sort=True):
+        day_before = pd.Timestamp(t0) - _DAY
+        feats = build_account_features(tables, day_before)
+        # Window (T0 - 1, T0 + horizon]: an account leaving on T0 itself counts as churned.
+        labels = make_churn_labels(tables, day_before, horizon_days + 1)
+        frame = feats.assign(churned=labels["churned"].to_numpy())
+        joined = group.drop(columns=["household_id"]).merge(frame, on="account_id", how="inner", validate="one_to_one")
+        parts.append(joined.assign(_t0=pd.Timestamp(t0)))
+    rows = pd.concat(parts, ignore_index=True).sort_values("account_id", kind="stable").reset_index(drop=True)
+    if rows.empty:
+        raise DataValidationError("contacts", [f"no enrolled account of {experiment_id} was active the day before enrolment"])
+    treatment = (rows["arm"].astype(str) != str(exp["control_arm"])).to_numpy().astype(np.int8)
+    y = rows["churned"].to_numpy(dtype=np.int8)
+    for arm, name in ((1, "treated"), (0, "control")):
+        n = int((treatment == arm).sum())
+        if n < min_per_arm:
+            problems.append(f"{experiment_id}: the {name} arm has {n} enrolments (< {min_per_arm})")
+        elif len(np.unique(y[treatment == arm])) < 2:
+            problems.append(f"{experiment_id}: the {name} arm has a single outcome class")
+    if problems:
+        raise DataValidationError("contacts", problems)
+    true_tau = None
+    if truth is not None and "retention" in truth:
+        tt = truth["retention"].set_index("account_id")["tau"]
+        mapped = rows["account_id"].map(tt)
+        if mapped.notna().all():
+            true_tau = mapped.to_numpy(dtype=float)
+    return UpliftFrame(
+        features=rows.drop(columns=["arm", "churned", "_t0"]),
+        X=to_model_matrix(rows),
+        y=y,
+        account_ids=rows["account_id"].to_numpy(dtype=object),
+        household_ids=rows["household_id"].to_numpy(dtype=object),
+        as_of=pd.Timestamp(rows["_t0"].max()),
+        treatment=treatment,
+        contacted_at=rows["_t0"].to_numpy(),
+        true_tau=true_tau,
+    )
+
+
+@dataclass(frozen=True)
+class OfferFrame:
+    """Contacts made, as offer-acceptance training rows.
+
+    Attributes:
+        X: Account features at contact time + offer attributes.
+        y: Accepted (0/1).
+        keys: ``contact_id, account_id, offer_id, contacted_at`` per row.
+        household_ids: Household per row (the split unit).
+        offers: The offers table used (saved with the model).
+        snapshots: The feature dates used.
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    keys: pd.DataFrame
+    household_ids: np.ndarray
+    offers: pd.DataFrame
+    snapshots: list[pd.Timestamp]
+
+
+def has_contact_history(tables: Mapping[str, pd.DataFrame]) -> bool:
+    """Whether the data holds offers actually made (imported flat tables have none)."""
+    contacts = tables.get("contacts")
+    return contacts is not None and len(contacts) > 0 and bool(contacts["contacted"].astype(bool).any())
+
+
+def snapshot_dates(contacted_at: pd.Series, max_snapshots: int = 24) -> list[pd.Timestamp]:
+    """Feature dates for contacts: the day before the busiest contact days, plus month starts.
+
+    A contact uses the latest snapshot strictly before it. Campaign contacts cluster on a few days
+    (month ends); a snapshot the day before each of those keeps their features fresh. Other days
+    fall back to the first of their month (at most a month old, never after the contact).
+    """
+    days = pd.to_datetime(contacted_at).dt.normalize()
+    counts = days.value_counts()
+    busy = counts[counts >= max(1, int(0.01 * len(days)))].sort_values(ascending=False).index[:max_snapshots]
+    dates = {pd.Timestamp(d) - _DAY for d in busy}
+    dates |= {pd.Timestamp(d) for d in days.dt.to_period("M").dt.start_time.unique()}
+    # The first of a month is "strictly before" only for contacts after the 1st; contacts on the
+    # 1st fall back to the day before it.
+    dates |= {pd.Timestamp(d) - _DAY for d in days[days.dt.day == 1].unique()}
+    return sorted(dates)
+
+
+def prepare_offers(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> OfferFrame:
+    """Offer-acceptance rows from every contact made up to ``as_of`` (point-in-time features).
+
+    Contacts after ``as_of`` are left out: their acceptances may not be known yet.
+
+    Raises:
+        DataValidationError: No contact made before ``as_of``, or a single outcome class.
+    """
+    from telco_nbo.features import build_account_features
+    from telco_nbo.models.propensity import make_offer_dataset
+
+    contacts = tables["contacts"]
+    made = contacts.loc[contacts["contacted"].astype(bool) & (pd.to_datetime(contacts["contacted_at"]) <= as_of)]
+    if made.empty:
+        raise DataValidationError("contacts", [f"no offer was made on or before {as_of.date()}: no propensity data"])
+    dates = snapshot_dates(made["contacted_at"])
+    snaps = [build_account_features(tables, d).assign(as_of=d) for d in dates]
+    stacked = pd.concat(snaps, ignore_index=True)
+    ds = make_offer_dataset(made, stacked, tables["offers"], use_channel=False, on_missing="drop")
+    y = np.asarray(ds.y, dtype=np.int8)
+    _need_both_classes(y, "contacts", "propensity")
+    hh = made.set_index("contact_id")["household_id"].reindex(ds.keys["contact_id"]).to_numpy(dtype=object)
+    return OfferFrame(X=ds.X, y=y, keys=ds.keys, household_ids=hh, offers=tables["offers"].copy(), snapshots=dates)
