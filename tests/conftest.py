@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,29 @@ def ibm_csv() -> Path:
     return IBM_CSV
 
 
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store, created (tables + migrations) once per test session.
+
+    Creating MLflow's schema costs seconds; copying a finished empty store costs milliseconds.
+    """
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture()
-def tracking_uri(tmp_path: Path) -> str:
+def tracking_uri(tmp_path: Path, _mlflow_template: Path) -> str:
     """A fresh MLflow tracking store (SQLite) in the test's temporary folder."""
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    dst = tmp_path / "mlflow.db"
+    shutil.copyfile(_mlflow_template, dst)
+    # The store's Default experiment recorded an absolute artifact folder beside the template;
+    # point it into this test's folder so nothing is shared between tests.
+    with sqlite3.connect(dst) as con:
+        con.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            ((tmp_path / "mlruns" / "0").as_uri(),),
+        )
+    return f"sqlite:///{dst}"
