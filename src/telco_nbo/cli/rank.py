@@ -95,16 +95,15 @@ def register(app: typer.Typer) -> None:
 
 
 def champion_score_provider(versions: dict[str, str], tracking_uri: str | None):
-    """Return the score provider backed by the champion models.
+    """Return the score provider backed by the champion models (loaded once).
+
+    Args:
+        versions: ``{model: version}`` of the champions (checked by :func:`champion_versions`).
+        tracking_uri: MLflow tracking URI.
 
     Raises:
-        ConfigError: Until the model-backed provider is wired (issue 4, point 5).
+        ConfigError: A champion disappeared since ``versions`` was read, or lacks its artifacts.
     """
-    from telco_nbo.errors import ConfigError
+    from telco_nbo.scoring import ChampionScoreProvider
 
-    raise ConfigError(
-        "champion models found ("
-        + ", ".join(f"{k} v{v}" for k, v in versions.items())
-        + ") but scoring with them is not wired into the ranking yet (issue 4, point 5); "
-        "meanwhile rank in Python with telco_nbo.nbo.rank.rank_batch(features, scores)"
-    )
+    return ChampionScoreProvider(tracking_uri=tracking_uri)
