@@ -66,7 +66,7 @@ def test_untrustworthy_readout_is_shown_first() -> None:
 
 
 @pytest.mark.integration
-def test_log_readout_to_mlflow_real_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_readout_to_mlflow_real_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> None:
     import mlflow
     from mlflow import MlflowClient
 
@@ -74,7 +74,7 @@ def test_log_readout_to_mlflow_real_sqlite_store(tmp_path: Path, monkeypatch: py
 
     monkeypatch.chdir(tmp_path)  # anything written to the cwd would land here, not in the repo
     before = mlflow.get_tracking_uri()
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = tracking_uri
     r = _readout(_frame())
     run_id = log_readout_to_mlflow(r, uri)
     assert mlflow.get_tracking_uri() == before  # no global state touched

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import mlflow
 import numpy as np
 import optuna
@@ -38,8 +40,9 @@ def search_space(trial: optuna.Trial) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def tuned(tmp_path_factory: pytest.TempPathFactory, _mlflow_template) -> dict:
     root = tmp_path_factory.mktemp("tuning")
+    shutil.copyfile(_mlflow_template, root / "mlflow.db")
     X, y = _data()
     common = {
         "X_train": X.iloc[:450],
