@@ -1,0 +1,50 @@
+"""Run every benchmark in sequence (``make bench``); each writes its own section of RESULTS.md.
+
+The machines here are shared and noisy, so every benchmark measures its baseline in the same run
+and reports a ratio next to the absolute figures. Pass ``--quick`` for the small sizes only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# (script, full-size arguments, quick arguments)
+BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
+    ("bench_data.py", [], ["--sizes", "20000", "100000"]),
+    ("bench_training.py", [], ["--quick"]),
+    ("bench_serving.py", [], ["--quick"]),
+    ("bench_monitoring.py", [], ["--quick"]),
+    ("bench_scale.py", [], ["--quick"]),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; return non-zero if any failed."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes only")
+    ap.add_argument("--only", nargs="*", help="script names to run (default: all)")
+    args = ap.parse_args(argv)
+    failed = []
+    for script, full, quick in BENCHMARKS:
+        if args.only and script not in args.only:
+            continue
+        path = HERE / script
+        if not path.exists():
+            print(f"skip {script}: not present", flush=True)
+            continue
+        cmd = [sys.executable, str(path), *(quick if args.quick else full)]
+        print("$", " ".join(cmd), flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            failed.append(script)
+    if failed:
+        print(f"failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
