@@ -16,6 +16,7 @@ from telco_nbo.cli import monitor as _monitor
 from telco_nbo.cli import promote as _promote
 from telco_nbo.cli import rank as _rank
 from telco_nbo.cli import readout as _readout
+from telco_nbo.cli import train as _train
 
 app = typer.Typer(
     name="telco-nbo",
@@ -30,6 +31,7 @@ _monitor.register(app)
 _promote.register(app)
 _rank.register(app)
 _readout.register(app)
+_train.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

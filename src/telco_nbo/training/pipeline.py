@@ -849,7 +849,11 @@ def train_all(data_dir: str | Path, configs: Mapping[str, TrainingConfig] | None
             continue
         if kind == "clv":
             churn = results.get("churn")
-            same = churn is not None and cfg.as_of == configs.get("churn", cfg).as_of and cfg.seed == configs.get("churn", cfg).seed
+            ccfg = configs.get("churn", cfg)
+            # Reuse only if the churn model never saw this CLV run's holdout households.
+            same = churn is not None and all(
+                getattr(cfg, f) == getattr(ccfg, f) for f in ("as_of", "seed", "holdout_fraction", "label_horizon_days")
+            )
             result = train_clv(data_dir, cfg, world=world, churn_model=churn.details["model"] if same else None)
         else:
             try:
