@@ -60,7 +60,9 @@ def choose_channels(
     for j, cx in enumerate(offers.complexity):
         order = config.channel_fallback[cx]
         prio[j] = [order.index(c) for c in CHANNELS]
-    pref_idx = pd.Index(CHANNELS).get_indexer(preference)
+    pref_idx = np.full(len(preference), -1, dtype=np.int64)
+    for k, c in enumerate(CHANNELS):
+        pref_idx[preference == c] = k
     score = np.broadcast_to(prio, (len(preference), *prio.shape)).copy()  # (n, m, c)
     rows = np.flatnonzero(pref_idx >= 0)
     score[rows, :, pref_idx[rows]] = -1.0
@@ -183,6 +185,10 @@ def conflict_matrix(offers: OfferTable, config: NboConfig) -> tuple[np.ndarray, 
     return conflict, why
 
 
+SMALL_SELECTION = 64
+"""Up to this many candidate pairs the household step runs as a plain loop (same result): the
+vectorized rounds cost a few hundred microseconds of numpy calls, which dominates one API request."""
+
 # Selection outcomes (codes in the status matrix).
 KEPT = 0
 SEL_TOP_K = 1
@@ -220,6 +226,7 @@ def select_offers(
     account_promo_used: np.ndarray,
     household_promo_used: np.ndarray,
     top_k: int | None,
+    conflict: np.ndarray | None = None,
 ) -> Selection:
     """Greedy household selection over candidate pairs, in expected-value order.
 
@@ -233,6 +240,7 @@ def select_offers(
         account_promo_used: ``(n,)`` promotional contacts already made to the account in the window.
         household_promo_used: ``(n,)`` same for the account's household.
         top_k: Maximum offers per account; ``None`` for no limit.
+        conflict: The ``(m, m)`` conflict matrix if already built (see :func:`conflict_matrix`).
 
     Returns:
         The selection.
@@ -244,6 +252,14 @@ def select_offers(
     blk_a = np.full((n, m), -1, dtype=np.int64)
     ii, jj = np.nonzero(candidate)
     if len(ii) == 0:
+        return Selection(status, rank, blk_o, blk_a)
+
+    k = np.iinfo(np.int64).max if top_k is None else int(top_k)
+    if conflict is None:
+        conflict, _ = conflict_matrix(offers, config)
+    if len(ii) <= SMALL_SELECTION:
+        _select_small(ii, jj, ev, household, account_key, offers, config, account_promo_used,
+                      household_promo_used, k, conflict, status, rank, blk_o, blk_a)
         return Selection(status, rank, blk_o, blk_a)
 
     hh_codes, hh_idx = np.unique(household.astype(str), return_inverse=True)
@@ -271,8 +287,6 @@ def select_offers(
     acc_count = np.zeros(n, dtype=np.int64)
     hh_has = np.zeros((n_hh, m), dtype=bool)
     hh_owner = np.full((n_hh, m), -1, dtype=np.int64)
-    conflict, _ = conflict_matrix(offers, config)
-    k = np.iinfo(np.int64).max if top_k is None else int(top_k)
 
     by_round = np.argsort(pos_in_hh, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(pos_in_hh))]
@@ -302,3 +316,54 @@ def select_offers(
         hh_has[gk, ok_] = True
         hh_owner[gk, ok_] = ak
     return Selection(status, rank, blk_o, blk_a)
+
+
+def _select_small(ii, jj, ev, household, account_key, offers, config, account_promo_used, household_promo_used,
+                  k, conflict, status, rank, blk_o, blk_a) -> None:
+    """The greedy household step as a scalar loop, filling the output arrays in place.
+
+    Same order and decisions as the vectorized rounds of :func:`select_offers` (households are
+    independent, so walking them one after another equals walking them in lock step).
+    """
+    hh = [str(h) for h in household.tolist()]
+    acc = [str(a) for a in account_key.tolist()]
+    oid = [str(o) for o in offers.ids.tolist()]
+    promotional = offers.promotional.tolist()
+    caps = config.caps
+    hh_used: dict[str, int] = {}
+    for a, g in enumerate(hh):
+        hh_used[g] = max(hh_used.get(g, 0), int(household_promo_used[a]))
+    hh_left = {g: max(caps.promo_per_household - u, 0) for g, u in hh_used.items()}
+    acc_left: dict[int, int] = {}
+    acc_count: dict[int, int] = {}
+    owner: dict[str, dict[int, int]] = {}  # household -> kept offer -> account holding it
+    pairs = sorted(zip(ii.tolist(), jj.tolist(), strict=True),
+                   key=lambda p: (hh[p[0]], -float(ev[p[0], p[1]]), oid[p[1]], acc[p[0]]))
+    for a, o in pairs:
+        g = hh[a]
+        promo = promotional[o]
+        if acc_count.get(a, 0) >= k:
+            status[a, o] = SEL_TOP_K
+            continue
+        if promo and hh_left[g] <= 0:
+            status[a, o] = HH_ONE_PROMO
+            continue
+        left = acc_left.setdefault(a, max(caps.promo_per_account - int(account_promo_used[a]), 0))
+        if promo and left <= 0:
+            status[a, o] = SEL_ACCOUNT_PROMO
+            continue
+        kept = owner.setdefault(g, {})
+        clash = [b for b in kept if conflict[o, b]]
+        if clash:
+            b = min(clash)
+            status[a, o] = HH_CONFLICT
+            blk_o[a, o] = b
+            blk_a[a, o] = kept[b]
+            continue
+        status[a, o] = KEPT
+        acc_count[a] = acc_count.get(a, 0) + 1
+        rank[a, o] = acc_count[a]
+        if promo:
+            hh_left[g] -= 1
+            acc_left[a] = left - 1
+        kept[o] = a

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -36,12 +37,17 @@ from telco_nbo.nbo.rules import (
     Rule,
     RuleContext,
     TimingRule,
+    as_columns,
+    blocked_matrix,
     channel_available,
-    evaluate_rules,
+    check_rules,
+    default_rules,
+    rule_reasons,
+    validate_features,
 )
 from telco_nbo.nbo.schemas import AccountDecision, RankedOffer, SuppressedOffer, ValueBreakdown
-from telco_nbo.nbo.scores import Scores, align_scores
-from telco_nbo.nbo.signals import NeedSignal, default_signals, need_reasons
+from telco_nbo.nbo.scores import AlignedScores, Scores, align_scores
+from telco_nbo.nbo.signals import NeedSignal, default_signals, need_reasons_arrays
 
 VALUE_COLUMNS = (
     "propensity", "margin_months", "acceptance_value", "uplift", "retention_value",
@@ -75,6 +81,214 @@ def _check_top_k(top_k: int | None) -> None:
         raise ConfigError(f"top_k must be a positive integer or None, got {top_k!r}")
 
 
+@dataclass(frozen=True)
+class Policy:
+    """Catalog, config and rules compiled once into the vectors and matrices the ranking reads.
+
+    Everything here depends on the offers only, never on accounts, so a long-running service builds
+    it at start and each request only does the accounts x offers arithmetic.
+
+    Attributes:
+        catalog: The offer catalog.
+        config: The policy config.
+        rules: The rules, in reporting order.
+        timing_rule: Optional A/B-derived timing rule.
+        signals: Need signals for the reasons.
+        offers: Catalog vectors.
+        rule_reasons: ``(n_rules, m)`` reason texts.
+        rule_ids: ``(n_rules + 1,)`` rule ids, last entry ``""`` (index -1 = no rule).
+        rule_layers: Same for layers.
+        conflict: ``(m, m)`` conflict matrix; ``conflict_why`` its texts.
+        offer_pos: ``(m,)`` position of each offer in offer-id order.
+        product, monthly_price, term_months, message: ``(m,)`` catalog columns.
+    """
+
+    catalog: Catalog
+    config: NboConfig
+    rules: tuple[Rule, ...]
+    timing_rule: TimingRule | None
+    signals: list[NeedSignal]
+    offers: arb.OfferTable
+    rule_reasons: np.ndarray
+    rule_ids: np.ndarray
+    rule_layers: np.ndarray
+    conflict: np.ndarray
+    conflict_why: np.ndarray
+    offer_pos: np.ndarray
+    product: np.ndarray
+    monthly_price: np.ndarray
+    term_months: np.ndarray
+    message: np.ndarray
+
+    @classmethod
+    def build(
+        cls,
+        catalog: Catalog | None = None,
+        config: NboConfig | None = None,
+        rules: Sequence[Rule] | None = None,
+        timing_rule: TimingRule | None = None,
+        signals: list[NeedSignal] | None = None,
+    ) -> Policy:
+        """Compile a policy (defaults: built-in catalog, default config, rules and signals).
+
+        Raises:
+            ConfigError: Duplicate rule ids, or a conflict naming an unknown offer.
+        """
+        catalog = catalog or load_catalog()
+        config = config or NboConfig()
+        rules_t = check_rules(default_rules() if rules is None else rules)
+        offers = arb.OfferTable.from_catalog(catalog)
+        conflict, why = arb.conflict_matrix(offers, config)
+        m = len(offers)
+        pos = np.empty(m, dtype=np.int64)
+        pos[np.argsort(offers.ids.astype(str), kind="stable")] = np.arange(m)
+        return cls(
+            catalog=catalog, config=config, rules=rules_t, timing_rule=timing_rule,
+            signals=default_signals() if signals is None else signals, offers=offers,
+            rule_reasons=rule_reasons(rules_t, offers),
+            rule_ids=np.array([r.rule_id for r in rules_t] + [""], dtype=object),
+            rule_layers=np.array([r.layer for r in rules_t] + [""], dtype=object),
+            conflict=conflict, conflict_why=why, offer_pos=pos,
+            product=np.array([o.product for o in offers.offers], dtype=object),
+            monthly_price=np.array([o.monthly_price for o in offers.offers], dtype=float),
+            term_months=np.array([o.term_months for o in offers.offers], dtype=np.int64),
+            message=np.array([o.render_message() for o in offers.offers], dtype=object),
+        )
+
+
+@dataclass(frozen=True)
+class RankCore:
+    """The ranking of a batch as ``(n, m)`` arrays: what both output shapes are built from.
+
+    Attributes:
+        policy: The compiled policy.
+        columns: The feature columns (name -> ``(n,)`` array).
+        account_ids: ``(n,)`` account ids (str); ``household_ids`` likewise.
+        aligned: Scores aligned to rows and catalog order.
+        channel: ``(n, m)`` channel index (-1: none).
+        parts: Expected value and its parts.
+        selection: The household step's outcome.
+        selected: ``(n, m)`` offers made.
+        scored: ``(n, m)`` pairs that passed the rules (value parts are shown only for these).
+        layer, rule_id, reason, also_blocked_by: ``(n, m)`` object arrays (None on selected pairs).
+        top_k: As requested.
+    """
+
+    policy: Policy
+    columns: dict[str, np.ndarray]
+    account_ids: np.ndarray
+    household_ids: np.ndarray
+    aligned: AlignedScores
+    channel: np.ndarray
+    parts: arb.ValueParts
+    selection: arb.Selection
+    selected: np.ndarray
+    scored: np.ndarray
+    layer: np.ndarray
+    rule_id: np.ndarray
+    reason: np.ndarray
+    also_blocked_by: np.ndarray
+    top_k: int | None
+
+
+def rank_core(
+    policy: Policy,
+    columns: dict[str, np.ndarray],
+    aligned: AlignedScores,
+    top_k: int | None = 3,
+) -> RankCore:
+    """Rank already validated, aligned inputs: numpy only (the service's per-request path).
+
+    Args:
+        policy: The compiled policy.
+        columns: Feature columns (name -> ``(n,)`` array), at least
+            :data:`~telco_nbo.nbo.rules.REQUIRED_COLUMNS`, validated by the caller (see
+            :func:`~telco_nbo.nbo.rules.validate_features` or the API's request schema).
+        aligned: Scores aligned to the rows and the catalog order.
+        top_k: Offers returned per account at most; ``None`` for every offer that survives.
+
+    Returns:
+        The :class:`RankCore`.
+
+    Raises:
+        DataValidationError: A pair that passes the rules has no propensity score.
+        ConfigError: Bad ``top_k`` or timing arm.
+    """
+    _check_top_k(top_k)
+    config = policy.config
+    offers = policy.offers
+    ctx = RuleContext(columns, offers, config, policy.timing_rule)
+    n, m = ctx.n, len(offers)
+    account_ids = np.asarray(columns["account_id"]).astype(str).astype(object)
+    household_ids = np.asarray(columns["household_id"]).astype(str).astype(object)
+    blocked = blocked_matrix(ctx, policy.rules)
+    r = len(policy.rules)
+    if r:
+        any_block = blocked.any(axis=0)
+        passed = ~any_block
+        first = np.where(any_block, blocked.argmax(axis=0), -1)
+    else:
+        passed = np.ones((n, m), dtype=bool)
+        first = np.full((n, m), -1, dtype=np.int64)
+
+    unscored = passed & np.isnan(aligned.propensity)
+    if unscored.any():
+        i, j = np.nonzero(unscored)
+        pairs = [(account_ids[a], offers.ids[o]) for a, o in zip(i[:5], j[:5], strict=True)]
+        raise DataValidationError("scores.offers", [f"no propensity for {int(unscored.sum())} account x offer pairs "
+                                                     f"that pass the rules, e.g. {pairs}"])
+
+    channel = arb.choose_channels(
+        np.asarray(ctx.col("account_channel_preference")).astype(str), channel_available(ctx), offers, config
+    )
+    parts = arb.value_parts(aligned.propensity, aligned.churn, aligned.clv, aligned.retention_uplift,
+                            aligned.offer_uplift, channel, offers, config)
+    ev = parts.expected_value
+    no_channel = passed & (channel < 0)
+    below = passed & ~no_channel & ~(ev > config.min_expected_value)
+    candidate = passed & ~no_channel & ~below
+    selection = arb.select_offers(
+        candidate, np.where(candidate, ev, 0.0), household_ids, account_ids, offers, config,
+        ctx.col("account_promo_contacts_30d"), ctx.col("household_promo_contacts_30d"), top_k,
+        conflict=policy.conflict,
+    )
+    selected = selection.status == arb.KEPT
+
+    # ---- suppression columns -------------------------------------------------------------------
+    layer = policy.rule_layers[first]
+    rule_id = policy.rule_ids[first]
+    reason = np.full((n, m), None, dtype=object)
+    blocked_rows, blocked_cols = np.nonzero(first >= 0)
+    reason[blocked_rows, blocked_cols] = policy.rule_reasons[first[blocked_rows, blocked_cols], blocked_cols]
+    also = _also_blocked(blocked, policy.rule_ids[:-1], first)
+
+    for mask, key in ((no_channel, "VAL_NO_CHANNEL"), (below, "VAL_BELOW_FLOOR")):
+        if not mask.any():
+            continue
+        lay, text = _VALUE_STEPS[key]
+        layer[mask], rule_id[mask] = lay, key
+        reason[mask] = text.format(floor=config.min_expected_value)
+    for code, (rid, lay, text) in _SELECTION_STEPS.items():
+        mask = selection.status == code
+        if not mask.any():
+            continue
+        layer[mask], rule_id[mask] = lay, rid
+        reason[mask] = text.format(k=top_k)
+    if (selection.status == arb.HH_CONFLICT).any():
+        a, o = np.nonzero(selection.status == arb.HH_CONFLICT)
+        bo, ba = selection.blocker_offer[a, o], selection.blocker_account[a, o]
+        reason[a, o] = [
+            f"{policy.conflict_why[oo, b]}: the household already gets {offers.ids[b]}"
+            + ("" if acc == aa else f" (account {account_ids[acc]})")
+            for aa, oo, b, acc in zip(a, o, bo, ba, strict=True)
+        ]
+    layer[selected] = None
+    rule_id[selected] = None
+    reason[selected] = None
+    return RankCore(policy, columns, account_ids, household_ids, aligned, channel, parts, selection, selected,
+                    first < 0, layer, rule_id, reason, also, top_k)
+
+
 def rank_batch(
     features: pd.DataFrame,
     scores: Scores,
@@ -86,6 +300,7 @@ def rank_batch(
     timing_rule: TimingRule | None = None,
     as_of: dt.date | str | pd.Timestamp | None = None,
     signals: list[NeedSignal] | None = None,
+    policy: Policy | None = None,
 ) -> pd.DataFrame:
     """Rank offers for every account of a feature frame.
 
@@ -99,6 +314,8 @@ def rank_batch(
         timing_rule: Optional A/B-derived timing rule (``arm_for(segment)``).
         as_of: The date the features describe (recorded on every row).
         signals: Need signals for the reasons; the built-in ones if ``None``.
+        policy: A compiled :class:`Policy` (wins over catalog / config / rules / timing_rule /
+            signals; saves compiling it on every call).
 
     Returns:
         One row per account x offer with :data:`OUTPUT_COLUMNS`, sorted by account id, then
@@ -110,98 +327,36 @@ def rank_batch(
         ConfigError: Bad ``top_k``, rule set, timing arm or conflict table.
     """
     _check_top_k(top_k)
-    catalog = catalog or load_catalog()
-    config = config or NboConfig()
-    evaluation = evaluate_rules(features, catalog, config, rules, timing_rule)  # validates features
-    feats = features.reset_index(drop=True)
-    ctx = RuleContext(feats, arb.OfferTable.from_catalog(catalog), config, timing_rule)
-    offers = ctx.offers
-    n, m = ctx.n, len(offers)
-    account_ids = feats["account_id"].astype(str).to_numpy()
-    aligned = align_scores(scores, account_ids, offers.ids)
+    policy = policy or Policy.build(catalog, config, rules, timing_rule, signals)
+    validate_features(features)
+    columns = as_columns(features)
+    aligned = align_scores(scores, columns["account_id"].astype(str), policy.offers.ids)
+    return core_frame(rank_core(policy, columns, aligned, top_k), as_of)
 
-    passed = evaluation.passed
-    unscored = passed & np.isnan(aligned.propensity)
-    if unscored.any():
-        i, j = np.nonzero(unscored)
-        pairs = [(account_ids[a], offers.ids[o]) for a, o in zip(i[:5], j[:5], strict=True)]
-        raise DataValidationError("scores.offers", [f"no propensity for {int(unscored.sum())} account x offer pairs "
-                                                     f"that pass the rules, e.g. {pairs}"])
 
-    channel = arb.choose_channels(
-        ctx.col("account_channel_preference").astype(str), channel_available(ctx), offers, config
-    )
-    parts = arb.value_parts(aligned.propensity, aligned.churn, aligned.clv, aligned.retention_uplift,
-                            aligned.offer_uplift, channel, offers, config)
-    ev = parts.expected_value
-    no_channel = passed & (channel < 0)
-    below = passed & ~no_channel & ~(ev > config.min_expected_value)
-    candidate = passed & ~no_channel & ~below
-    selection = arb.select_offers(
-        candidate, np.where(candidate, ev, 0.0), feats["household_id"].astype(str).to_numpy(), account_ids,
-        offers, config, ctx.col("account_promo_contacts_30d"), ctx.col("household_promo_contacts_30d"), top_k,
-    )
-    selected = selection.status == arb.KEPT
-
-    # ---- suppression columns -------------------------------------------------------------------
-    rule_ids = np.array([r.rule_id for r in evaluation.rules] + [""], dtype=object)
-    rule_layers = np.array([r.layer for r in evaluation.rules] + [""], dtype=object)
-    first = evaluation.first_rule()  # -1 -> "" via the sentinel
-    layer = rule_layers[first].astype(object)
-    rule_id = rule_ids[first].astype(object)
-    reason = np.empty((n, m), dtype=object)
-    blocked_rows, blocked_cols = np.nonzero(first >= 0)
-    reason[blocked_rows, blocked_cols] = evaluation.reasons[first[blocked_rows, blocked_cols], blocked_cols]
-    also = _also_blocked(evaluation.blocked, rule_ids[:-1], first)
-
-    for mask, key in ((no_channel, "VAL_NO_CHANNEL"), (below, "VAL_BELOW_FLOOR")):
-        lay, text = _VALUE_STEPS[key]
-        layer[mask], rule_id[mask] = lay, key
-        reason[mask] = text.format(floor=config.min_expected_value)
-    for code, (rid, lay, text) in _SELECTION_STEPS.items():
-        mask = selection.status == code
-        if not mask.any():
-            continue
-        layer[mask], rule_id[mask] = lay, rid
-        reason[mask] = text.format(k=top_k)
-    if (selection.status == arb.HH_CONFLICT).any():
-        _, why = arb.conflict_matrix(offers, config)
-        a, o = np.nonzero(selection.status == arb.HH_CONFLICT)
-        bo, ba = selection.blocker_offer[a, o], selection.blocker_account[a, o]
-        reason[a, o] = [
-            f"{why[oo, b]}: the household already gets {offers.ids[b]}"
-            + ("" if acc == aa else f" (account {account_ids[acc]})")
-            for aa, oo, b, acc in zip(a, o, bo, ba, strict=True)
-        ]
-    layer[selected] = None
-    rule_id[selected] = None
-    reason[selected] = None
-
-    # ---- long frame ----------------------------------------------------------------------------
+def core_frame(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = None) -> pd.DataFrame:
+    """Turn a :class:`RankCore` into the long frame (one row per account x offer, see :func:`rank_batch`)."""
+    policy, offers, aligned = core.policy, core.policy.offers, core.aligned
+    n, m = core.selected.shape
+    account_ids = core.account_ids
     # Row order: account id, then returned offers by rank, then suppressed offers by offer id.
     # Sort keys are integer positions so the permutation is computed once, on small arrays.
     acc_pos = np.empty(n, dtype=np.int64)
-    acc_pos[np.argsort(account_ids, kind="stable")] = np.arange(n)
-    off_pos = np.empty(m, dtype=np.int64)
-    off_pos[np.argsort(offers.ids.astype(str), kind="stable")] = np.arange(m)
-    rank_key = np.where(selected, selection.rank, m + 1 + off_pos[None, :])
+    acc_pos[np.argsort(account_ids.astype(str), kind="stable")] = np.arange(n)
+    rank_key = np.where(core.selected, core.selection.rank, m + 1 + policy.offer_pos[None, :])
     order = np.lexsort((rank_key.ravel(), np.repeat(acc_pos, m)))
-    acc_idx = np.repeat(np.arange(n), m)[order]
-    off_idx = np.tile(np.arange(m), n)[order]
-    sel = selected.ravel()[order]
-    scored = (first < 0).ravel()[order]  # value parts only where the rules let the offer through
-    chan = np.where(sel, channel.ravel()[order], -1)
+    acc_idx = order // m
+    off_idx = order % m
+    sel = core.selected.ravel()[order]
+    scored = core.scored.ravel()[order]
+    chan = np.where(sel, core.channel.ravel()[order], -1)
     channel_names = np.array(list(CHANNELS) + [None], dtype=object)
-    product = np.array([o.product for o in offers.offers], dtype=object)
-    price = np.array([o.monthly_price for o in offers.offers], dtype=float)
-    term = np.array([o.term_months for o in offers.offers], dtype=np.int64)
-    message = np.array([o.render_message() for o in offers.offers], dtype=object)
     as_of_ts = np.datetime64("NaT", "ns") if as_of is None else pd.Timestamp(as_of).normalize().to_datetime64()
-    rank_vals = pd.array(selection.rank.ravel()[order], dtype="Int64")
+    rank_vals = pd.array(core.selection.rank.ravel()[order], dtype="Int64")
     rank_vals[~sel] = pd.NA
     cols: dict[str, object] = {
         "account_id": account_ids[acc_idx],
-        "household_id": feats["household_id"].astype(str).to_numpy()[acc_idx],
+        "household_id": core.household_ids[acc_idx],
         "as_of": np.full(n * m, as_of_ts, dtype="datetime64[ns]"),
         "offer_id": offers.ids[off_idx],
         "kind": offers.kind[off_idx],
@@ -213,17 +368,20 @@ def rank_batch(
         "clv": aligned.clv[acc_idx],
     }
     for col in VALUE_COLUMNS:
-        vals = aligned.propensity if col == "propensity" else getattr(parts, col)
+        vals = aligned.propensity if col == "propensity" else getattr(core.parts, col)
         cols[col] = np.where(scored, np.asarray(vals, dtype=float).ravel()[order], np.nan)
-    cols["layer"] = layer.ravel()[order]
-    cols["rule_id"] = rule_id.ravel()[order]
-    cols["reason"] = reason.ravel()[order]
-    cols["also_blocked_by"] = also.ravel()[order]
-    cols["product"] = product[off_idx]
-    cols["monthly_price"] = price[off_idx]
-    cols["term_months"] = term[off_idx]
-    cols["message"] = message[off_idx]
-    cols["reasons"] = _reasons(sel, acc_idx, off_idx, cols, feats, offers, aligned, signals)
+    cols["layer"] = core.layer.ravel()[order]
+    cols["rule_id"] = core.rule_id.ravel()[order]
+    cols["reason"] = core.reason.ravel()[order]
+    cols["also_blocked_by"] = core.also_blocked_by.ravel()[order]
+    cols["product"] = policy.product[off_idx]
+    cols["monthly_price"] = policy.monthly_price[off_idx]
+    cols["term_months"] = policy.term_months[off_idx]
+    cols["message"] = policy.message[off_idx]
+    reasons = np.full(n * m, None, dtype=object)
+    rows_sel = np.flatnonzero(sel)
+    reasons[rows_sel] = _reasons(core, acc_idx[rows_sel], off_idx[rows_sel])
+    cols["reasons"] = reasons
     cols["model_versions"] = np.full(n * m, json.dumps(dict(sorted(aligned.model_versions.items()))), dtype=object)
     return pd.DataFrame(cols, columns=list(OUTPUT_COLUMNS))
 
@@ -249,29 +407,80 @@ def _also_blocked(blocked: np.ndarray, rule_ids: np.ndarray, first: np.ndarray) 
     return out
 
 
-def _reasons(sel: np.ndarray, acc_idx: np.ndarray, off_idx: np.ndarray, cols: dict, feats: pd.DataFrame,
-             offers: arb.OfferTable, aligned, signals: list[NeedSignal] | None) -> np.ndarray:
-    """Need signals then model reason codes for the returned rows; None on suppressed rows."""
+def _reasons(core: RankCore, acc: np.ndarray, off: np.ndarray) -> list[list[str]]:
+    """Need signals then model reason codes for returned pairs ``(acc[k], off[k])``."""
     # Suppressed rows say why in 'reason'; 'reasons' (why this offer) is for returned ones.
-    reasons = np.full(len(sel), None, dtype=object)
-    rows_sel = np.flatnonzero(sel)
-    if len(rows_sel) == 0:
-        return reasons
-    signals = default_signals() if signals is None else signals
-    wanted = sorted({c for s in signals for c in s.columns} & set(feats.columns))
-    rows = feats.iloc[acc_idx[rows_sel]][wanted].reset_index(drop=True)
-    rows["offer_id"] = offers.ids[off_idx[rows_sel]]
-    rows["kind"] = offers.kind[off_idx[rows_sel]]
-    rows["churn_probability"] = cols["churn_probability"][rows_sel]
-    rows["uplift"] = cols["uplift"][rows_sel]
-    texts = need_reasons(rows, signals).to_numpy()
-    if aligned.reasons:
-        for k, (a, oid) in enumerate(zip(acc_idx[rows_sel], rows["offer_id"].to_numpy(), strict=True)):
-            extra = aligned.reasons.get(int(a))
+    if len(acc) == 0:
+        return []
+    policy = core.policy
+    wanted = {c for s in policy.signals for c in s.columns} & set(core.columns)
+    cols = {c: core.columns[c][acc] for c in wanted}
+    cols["churn_probability"] = core.aligned.churn[acc]
+    cols["uplift"] = core.parts.uplift[acc, off]
+    offer_ids = policy.offers.ids[off]
+    texts = need_reasons_arrays(cols, offer_ids, policy.offers.kind[off], policy.signals)
+    if core.aligned.reasons:
+        for k, (a, oid) in enumerate(zip(acc.tolist(), offer_ids.tolist(), strict=True)):
+            extra = core.aligned.reasons.get(int(a))
             if extra:
-                texts[k] = list(texts[k]) + [r for o, r in extra if o is None or o == oid]
-    reasons[rows_sel] = texts
-    return reasons
+                texts[k] = texts[k] + [r for o, r in extra if o is None or o == oid]
+    return texts
+
+
+def core_decisions(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = None) -> list[dict]:
+    """Turn a :class:`RankCore` into one JSON-ready decision dict per account (row order).
+
+    The dicts have the shape of :class:`~telco_nbo.nbo.schemas.AccountDecision` (validate with
+    ``AccountDecision.model_validate``); building dicts rather than models keeps the per-request
+    cost of the API low.
+    """
+    policy, offers, aligned, parts = core.policy, core.policy.offers, core.aligned, core.parts
+    n, m = core.selected.shape
+    as_of_s = None if as_of is None else pd.Timestamp(as_of).date().isoformat()
+    versions = dict(sorted(aligned.model_versions.items()))
+    sel_a, sel_o = np.nonzero(core.selected)
+    texts = _reasons(core, sel_a, sel_o)
+    reasons_of = {(int(a), int(o)): t for a, o, t in zip(sel_a.tolist(), sel_o.tolist(), texts, strict=True)}
+    ids = offers.ids.tolist()
+    kinds = offers.kind.tolist()
+    promo = offers.promotional.tolist()
+    prices = policy.monthly_price.tolist()
+    terms = policy.term_months.tolist()
+    products = policy.product.tolist()
+    messages = policy.message.tolist()
+    pos = policy.offer_pos
+    prop = aligned.propensity
+    out = []
+    for i in range(n):
+        offers_i, suppressed = [], []
+        row_sel = core.selected[i]
+        for j in np.flatnonzero(row_sel)[np.argsort(core.selection.rank[i, row_sel])].tolist():
+            value = {
+                "propensity": float(prop[i, j]), "margin_months": float(parts.margin_months[i, j]),
+                "acceptance_value": float(parts.acceptance_value[i, j]), "uplift": float(parts.uplift[i, j]),
+                "clv": float(aligned.clv[i]), "retention_value": float(parts.retention_value[i, j]),
+                "kind_weight": float(parts.kind_weight[i, j]), "contact_cost": float(parts.contact_cost[i, j]),
+                "expected_value": float(parts.expected_value[i, j]),
+            }
+            offers_i.append({
+                "rank": int(core.selection.rank[i, j]), "offer_id": ids[j], "kind": kinds[j],
+                "product": products[j], "promotional": promo[j], "channel": CHANNELS[int(core.channel[i, j])],
+                "score": value["propensity"], "expected_value": value["expected_value"], "value": value,
+                "monthly_price": prices[j], "term_months": terms[j], "message": messages[j],
+                "reasons": reasons_of[(i, j)],
+            })
+        for j in np.flatnonzero(~row_sel)[np.argsort(pos[~row_sel], kind="stable")].tolist():
+            also = core.also_blocked_by[i, j]
+            suppressed.append({
+                "offer_id": ids[j], "layer": core.layer[i, j], "rule_id": core.rule_id[i, j],
+                "reason": core.reason[i, j], "also_blocked_by": [x for x in (also or "").split(",") if x],
+            })
+        out.append({
+            "account_id": core.account_ids[i], "household_id": core.household_ids[i], "as_of": as_of_s,
+            "churn_probability": float(aligned.churn[i]), "clv": float(aligned.clv[i]),
+            "offers": offers_i, "suppressed": suppressed, "model_versions": versions,
+        })
+    return out
 
 
 def decisions_from_frame(frame: pd.DataFrame) -> list[AccountDecision]:
@@ -329,10 +538,20 @@ def rank_accounts(
     catalog: Catalog | None = None,
     config: NboConfig | None = None,
     top_k: int | None = 3,
+    *,
+    as_of: dt.date | str | pd.Timestamp | None = None,
+    policy: Policy | None = None,
     **kwargs,
 ) -> list[AccountDecision]:
-    """Rank and return typed decisions (for the service and notebooks; same arguments as rank_batch)."""
-    return decisions_from_frame(rank_batch(features, scores, catalog, config, top_k, **kwargs))
+    """Rank and return typed decisions, in feature-row order (same arguments as :func:`rank_batch`)."""
+    _check_top_k(top_k)
+    policy = policy or Policy.build(catalog, config, **kwargs)
+    validate_features(features)
+    columns = as_columns(features)
+    aligned = align_scores(scores, columns["account_id"].astype(str), policy.offers.ids)
+    core = rank_core(policy, columns, aligned, top_k)
+    return [AccountDecision.model_validate(d) for d in core_decisions(core, as_of)]
 
 
-__all__ = ["rank_batch", "rank_accounts", "decisions_from_frame", "OUTPUT_COLUMNS", "FEATURES_TABLE"]
+__all__ = ["rank_batch", "rank_accounts", "rank_core", "core_frame", "core_decisions", "Policy", "RankCore",
+           "decisions_from_frame", "OUTPUT_COLUMNS", "FEATURES_TABLE"]

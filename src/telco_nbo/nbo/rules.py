@@ -23,7 +23,7 @@ household's accounts) need the offers' values, so they run after scoring, in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -180,6 +180,7 @@ class OfferTable:
     promotional: np.ndarray
     complexity: np.ndarray
     channel_mask: np.ndarray  # (m, n_channels) bool: offer may go out on channel
+    _where_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> OfferTable:
@@ -198,30 +199,73 @@ class OfferTable:
         return len(self.offers)
 
     def where(self, pred: Callable[[Offer], bool]) -> np.ndarray:
-        """Return the boolean offer vector of ``pred`` over the catalog."""
-        return np.array([bool(pred(o)) for o in self.offers], dtype=bool)
+        """Return the boolean offer vector of ``pred`` over the catalog.
+
+        Results of closure-free predicates are cached by their code and default arguments: the
+        rules ask the same questions of the (frozen) catalog on every call, and on the one-account
+        API path answering them again would cost more than the rule arithmetic itself.
+        """
+        key = None
+        if getattr(pred, "__closure__", True) is None:
+            key = (pred.__code__, pred.__defaults__)  # type: ignore[attr-defined]
+            try:
+                hit = self._where_cache.get(key)
+            except TypeError:  # unhashable default arguments: do not cache
+                key, hit = None, None
+            if hit is not None:
+                return hit
+        out = np.array([bool(pred(o)) for o in self.offers], dtype=bool)
+        out.flags.writeable = False  # shared between calls: nobody may change it
+        if key is not None:
+            self._where_cache[key] = out
+        return out
+
+
+def as_columns(features: pd.DataFrame | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return a feature frame as column name -> numpy array (a mapping is returned as a dict).
+
+    The rules and the ranking work on plain arrays: the scoring API ranks one account per request,
+    where pandas' per-call overhead would cost more than the arithmetic.
+    """
+    if isinstance(features, pd.DataFrame):
+        return {str(c): features[c].to_numpy() for c in features.columns}
+    return {str(c): np.asarray(v) for c, v in features.items()}
 
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule sees: the feature frame, the catalog vectors, the policy config, a timing rule."""
+    """What a rule sees: the feature columns, the catalog vectors, the policy config, a timing rule.
 
-    features: pd.DataFrame
+    ``features`` may be a DataFrame or a mapping of column name -> numpy array (all of one length);
+    a DataFrame is turned into arrays once, on construction.
+    """
+
+    features: Mapping[str, np.ndarray]
     offers: OfferTable
     config: NboConfig
     timing_rule: TimingRule | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.features, dict):
+            object.__setattr__(self, "features", as_columns(self.features))
+
     @property
     def n(self) -> int:
         """Number of accounts."""
-        return len(self.features)
+        first = next(iter(self.features.values()), None)
+        return 0 if first is None else len(first)
+
+    def has(self, name: str) -> bool:
+        """Whether the features carry a column."""
+        return name in self.features
 
     def col(self, name: str, rule_id: str = "") -> np.ndarray:
         """Return a feature column as a numpy array, or raise naming the missing column."""
-        if name not in self.features.columns:
+        try:
+            return self.features[name]
+        except KeyError:
             who = f" (needed by rule {rule_id})" if rule_id else ""
-            raise DataValidationError(FEATURES_TABLE, [f"missing column '{name}'{who}"])
-        return self.features[name].to_numpy()
+            raise DataValidationError(FEATURES_TABLE, [f"missing column '{name}'{who}"]) from None
 
     def flag(self, name: str, rule_id: str = "") -> np.ndarray:
         """Return a bool feature column as a numpy bool array."""
@@ -229,7 +273,7 @@ class RuleContext:
 
     def active(self) -> np.ndarray:
         """Whether each account is active (all are unless ``account_is_active`` says otherwise)."""
-        if "account_is_active" in self.features.columns:
+        if self.has("account_is_active"):
             return self.flag("account_is_active")
         return np.ones(self.n, dtype=bool)
 
@@ -348,11 +392,10 @@ def segment_values(ctx: RuleContext, column: str) -> np.ndarray:
     Raises:
         DataValidationError: Neither the column nor a way to rebuild it is in the features.
     """
-    f = ctx.features
-    if column in f.columns:
-        return f[column].to_numpy()
+    if ctx.has(column):
+        return ctx.col(column)
     if column == "product_mix":
-        grain = "household" if all(f"household_has_{t}" in f.columns for t in ("mobile", "broadband", "tv",
+        grain = "household" if all(ctx.has(f"household_has_{t}") for t in ("mobile", "broadband", "tv",
                                                                              "fixed_voice")) else "account"
         has = {t: ctx.flag(f"{grain}_has_{t}", "APPL_TIMING") for t in ("mobile", "broadband", "tv", "fixed_voice")}
         only_mob = has["mobile"] & ~(has["broadband"] | has["tv"] | has["fixed_voice"])
@@ -380,9 +423,9 @@ def timing_allowed(ctx: RuleContext) -> np.ndarray:
     if ctx.timing_rule is None:
         return allowed
     seg_col = getattr(ctx.timing_rule, "segment_column", None) or tcfg.segment_column
-    segments = pd.Series(segment_values(ctx, seg_col)).astype(str)
+    segments = np.asarray(segment_values(ctx, seg_col)).astype(str)
     out = allowed.copy()
-    for seg in sorted(segments.unique()):
+    for seg in sorted(np.unique(segments).tolist()):
         arm = ctx.timing_rule.arm_for(seg)
         if arm is None:
             continue
@@ -395,7 +438,7 @@ def timing_allowed(ctx: RuleContext) -> np.ndarray:
                 f"timing rule picked arm '{arm}' for segment '{seg}' but the NBO config has no "
                 f"timing window for it; known arms: {sorted(tcfg.arms)}"
             )
-        rows = (segments == seg).to_numpy()
+        rows = segments == seg
         ok = np.full(ctx.n, not window.never, dtype=bool)
         with np.errstate(invalid="ignore"):
             if window.min_tenure_days is not None or window.max_tenure_days is not None:
@@ -542,6 +585,40 @@ class RuleEvaluation:
         return np.where(self.blocked.any(axis=0), first, -1)
 
 
+def check_rules(rules: Sequence[Rule]) -> tuple[Rule, ...]:
+    """Return the rules as a tuple, or raise :class:`ConfigError` on duplicate ids."""
+    rules = tuple(rules)
+    ids = [r.rule_id for r in rules]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"duplicate rule ids: {dup}")
+    return rules
+
+
+def rule_reasons(rules: Sequence[Rule], offers: OfferTable) -> np.ndarray:
+    """``(n_rules, n_offers)`` reason texts (they depend on the offer only: computed once)."""
+    reasons = np.empty((len(rules), len(offers)), dtype=object)
+    for k, rule in enumerate(rules):
+        reasons[k] = [rule.reason(o) for o in offers.offers]
+    return reasons
+
+
+def blocked_matrix(ctx: RuleContext, rules: Sequence[Rule]) -> np.ndarray:
+    """Run the rules on a context: ``(n_rules, n_accounts, n_offers)`` bool.
+
+    Raises:
+        ConfigError: A rule returned a matrix of the wrong shape.
+    """
+    shape = (ctx.n, len(ctx.offers))
+    blocked = np.zeros((len(rules), *shape), dtype=bool)
+    for k, rule in enumerate(rules):
+        m = np.asarray(rule.blocks(ctx))
+        if m.shape != shape:
+            raise ConfigError(f"rule {rule.rule_id} returned shape {m.shape}, expected {shape}")
+        blocked[k] = m
+    return blocked
+
+
 def evaluate_rules(
     features: pd.DataFrame,
     catalog: Catalog,
@@ -567,20 +644,7 @@ def evaluate_rules(
     """
     validate_features(features)
     config = config or NboConfig()
-    rules = tuple(default_rules() if rules is None else rules)
-    ids = [r.rule_id for r in rules]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise ConfigError(f"duplicate rule ids: {dup}")
+    rules = check_rules(default_rules() if rules is None else rules)
     offers = OfferTable.from_catalog(catalog)
-    ctx = RuleContext(features.reset_index(drop=True), offers, config, timing_rule)
-    shape = (ctx.n, len(offers))
-    blocked = np.zeros((len(rules), *shape), dtype=bool)
-    reasons = np.empty((len(rules), len(offers)), dtype=object)
-    for k, rule in enumerate(rules):
-        m = np.asarray(rule.blocks(ctx))
-        if m.shape != shape:
-            raise ConfigError(f"rule {rule.rule_id} returned shape {m.shape}, expected {shape}")
-        blocked[k] = m.astype(bool)
-        reasons[k] = [rule.reason(o) for o in offers.offers]
-    return RuleEvaluation(rules, blocked, reasons)
+    ctx = RuleContext(as_columns(features), offers, config, timing_rule)
+    return RuleEvaluation(rules, blocked_matrix(ctx, rules), rule_reasons(rules, offers))
