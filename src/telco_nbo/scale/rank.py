@@ -1,0 +1,227 @@
+"""Batch next-best-offer ranking on Dask: score and :func:`~telco_nbo.nbo.rank.rank_batch` per partition.
+
+A household never spans two partitions (see :mod:`telco_nbo.scale.partition`), so the household
+step of the ranking (one promotional offer per household, no conflicting offers) sees every
+account of each household it decides for: per-partition ranking returns exactly the rows the
+in-process call returns, only in partition order (tested). A feature frame partitioned any other
+way must go through :func:`by_household` first.
+
+Scores come either from a :class:`~telco_nbo.nbo.scores.Scores` value (broadcast to the workers
+once, each partition takes its accounts' rows) or from a
+:class:`~telco_nbo.nbo.scores.ScoreProvider` (e.g. the champion models), which then scores each
+partition on its worker: at scale this is the path to use, as no score table ever sits on the
+client.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from telco_nbo.errors import ConfigError
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
+
+    from telco_nbo.nbo.catalog import Catalog
+    from telco_nbo.nbo.config import NboConfig
+    from telco_nbo.nbo.scores import ScoreProvider, Scores
+
+
+def subset_scores(scores: Scores, account_ids: np.ndarray) -> Scores:
+    """The rows of ``scores`` that belong to ``account_ids`` (reasons and versions kept)."""
+    from telco_nbo.nbo.scores import Scores
+
+    ids = pd.Index(np.asarray(account_ids, dtype=object))
+
+    def pick(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        if frame is None:
+            return None
+        return frame[ids.get_indexer(frame["account_id"].to_numpy(dtype=object)) >= 0].reset_index(drop=True)
+
+    return Scores(accounts=pick(scores.accounts), offers=pick(scores.offers), reasons=pick(scores.reasons),
+                  model_versions=dict(scores.model_versions))
+
+
+def rank_partition(
+    features: pd.DataFrame,
+    scores: Scores | ScoreProvider,
+    catalog: Catalog | None,
+    config: NboConfig | None,
+    top_k: int | None,
+    as_of: Any,
+) -> pd.DataFrame:
+    """Score (if given a provider) and rank one partition of account features."""
+    from telco_nbo.nbo.catalog import load_catalog
+    from telco_nbo.nbo.rank import rank_batch
+    from telco_nbo.nbo.scores import Scores
+
+    if len(features) == 0:
+        return ranking_meta(catalog, config, top_k)
+    catalog = catalog or load_catalog()
+    if isinstance(scores, Scores):
+        part_scores = subset_scores(scores, features["account_id"].to_numpy(dtype=object))
+    else:
+        part_scores = scores.score(features, catalog)
+    return rank_batch(features, part_scores, catalog, config, top_k, as_of=as_of)
+
+
+@functools.lru_cache(maxsize=8)
+def _ranking_meta(catalog: Any, config: Any, top_k: int | None) -> pd.DataFrame:
+    # Output columns are fixed (OUTPUT_COLUMNS); their dtypes are read from a real, tiny ranking
+    # so they follow the engine whatever it changes.
+    from telco_nbo.nbo.catalog import load_catalog
+    from telco_nbo.nbo.rank import rank_batch
+    from telco_nbo.nbo.scores import Scores
+    from telco_nbo.scale.features import _meta_world_features
+
+    feats = _meta_world_features()
+    cat = catalog or load_catalog()
+    ids = feats["account_id"].to_numpy(dtype=object)
+    offer_ids = [o.offer_id for o in cat.offers]
+    n, m = len(ids), len(offer_ids)
+    scores = Scores(
+        accounts=pd.DataFrame({"account_id": ids, "churn_probability": np.full(n, 0.1), "clv": np.full(n, 500.0),
+                               "retention_uplift": np.full(n, 0.02)}),
+        offers=pd.DataFrame({"account_id": np.repeat(ids, m), "offer_id": np.tile(offer_ids, n),
+                             "propensity": np.full(n * m, 0.2)}),
+    )
+    return rank_batch(feats, scores, cat, config, top_k, as_of=pd.Timestamp("2025-12-31")).iloc[:0]
+
+
+def ranking_meta(catalog: Catalog | None = None, config: NboConfig | None = None, top_k: int | None = 3) -> pd.DataFrame:
+    """An empty frame with the columns and dtypes of :func:`~telco_nbo.nbo.rank.rank_batch`'s output."""
+    try:
+        return _ranking_meta(catalog, config, top_k).copy()
+    except TypeError:  # an unhashable catalog / config: compute without the cache
+        return _ranking_meta.__wrapped__(catalog, config, top_k).copy()
+
+
+def rank_batch_dask(
+    features: dd.DataFrame,
+    scores: Scores | ScoreProvider,
+    catalog: Catalog | None = None,
+    config: NboConfig | None = None,
+    top_k: int | None = 3,
+    *,
+    as_of: Any = None,
+) -> dd.DataFrame:
+    """Rank every account of a Dask feature frame, one partition per task.
+
+    Args:
+        features: Account features partitioned by household (e.g.
+            :func:`~telco_nbo.scale.features.build_account_features_dask`, or :func:`by_household`).
+        scores: A :class:`Scores` value for (at least) these accounts, or a score provider.
+        catalog: Offer catalog (built-in if ``None``).
+        config: NBO policy config (defaults if ``None``).
+        top_k: Offers per account at most.
+        as_of: Date recorded on every row.
+
+    Returns:
+        Lazy frame with the columns of :func:`~telco_nbo.nbo.rank.rank_batch`, each partition
+        sorted as ``rank_batch`` sorts it.
+    """
+    from dask import delayed
+
+    from telco_nbo.nbo.scores import Scores
+
+    as_of = pd.Timestamp(as_of) if as_of is not None else None
+    # A Scores value goes to the workers once (one graph key), not once per partition.
+    score_arg = delayed(scores, pure=True, traverse=False) if isinstance(scores, Scores) else scores
+    from telco_nbo.scale.cluster import same_dtypes
+
+    with same_dtypes():
+        return features.map_partitions(rank_partition, score_arg, catalog, config, top_k, as_of,
+                                   meta=ranking_meta(catalog, config, top_k), enforce_metadata=False,
+                                   align_dataframes=False)
+
+
+def by_household(features: dd.DataFrame, n_partitions: int | None = None) -> dd.DataFrame:
+    """Repartition a Dask feature frame so that every household sits in one partition.
+
+    Uses the same household hash as :func:`~telco_nbo.scale.partition.household_partition`
+    (a Dask shuffle); needed before :func:`rank_batch_dask` when the frame was partitioned
+    another way (e.g. read from Parquet files split by row count).
+    """
+    from telco_nbo.scale.partition import household_partition
+
+    n = n_partitions or features.npartitions
+    from telco_nbo.scale.cluster import same_dtypes
+
+    with same_dtypes():
+        return _by_household(features, n, household_partition)
+
+
+def _by_household(features: dd.DataFrame, n: int, household_partition: Any) -> dd.DataFrame:
+    meta = features._meta.assign(_hh_part=np.int64(0))
+    keyed = features.map_partitions(lambda f: f.assign(_hh_part=household_partition(f["household_id"].to_numpy(dtype=object), n)),
+                                    meta=meta)
+    out = keyed.shuffle(on="_hh_part", npartitions=n)
+    return out.drop(columns="_hh_part").map_partitions(
+        lambda f: f.sort_values("account_id", kind="stable").reset_index(drop=True), meta=features._meta)
+
+
+def _write_part(frame: pd.DataFrame, folder: str, index: int) -> int:
+    path = Path(folder) / f"part-{index:05d}.parquet"
+    frame.to_parquet(path, index=False)
+    return int(len(frame))
+
+
+def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client: Client) -> int:
+    """Write a Dask ranking to ONE Parquet file, atomically, streaming partition by partition.
+
+    Workers write one Parquet file per partition into a temporary folder beside ``out_file``
+    (they must see that folder); the client then appends them to a single file one partition at
+    a time (memory bounded by one partition) and renames it into place.
+
+    Returns:
+        Rows written.
+
+    Raises:
+        ConfigError: ``out_file`` is not a ``.parquet`` path.
+    """
+    import pyarrow.parquet as pq
+    from dask import delayed
+
+    out = Path(out_file).absolute()
+    if out.suffix != ".parquet":
+        raise ConfigError(f"the ranking output must be a .parquet file, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".parts", dir=out.parent))
+    tmp_file = out.with_name(f".{out.name}.tmp")
+    try:
+        parts = ranked.to_delayed()
+        write = delayed(_write_part, pure=False)
+        client.compute([write(p, str(tmp), i) for i, p in enumerate(parts)], sync=True)
+        files = sorted(tmp.glob("part-*.parquet"))
+        schema = None
+        writer = None
+        total = 0
+        try:
+            for f in files:
+                table = pq.read_table(f)
+                if table.num_rows == 0:
+                    continue
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(tmp_file, schema, compression="zstd")
+                writer.write_table(table.cast(schema))
+                total += table.num_rows
+            if writer is None:  # nothing ranked: still a valid (empty) file
+                pq.read_table(files[0]).to_pandas().to_parquet(tmp_file, index=False)
+        finally:
+            if writer is not None:
+                writer.close()
+        tmp_file.replace(out)
+        return total
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp_file.unlink(missing_ok=True)

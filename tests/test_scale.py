@@ -1,0 +1,207 @@
+"""Scale-out on a real 2-worker LocalCluster: features, training, tuning and ranking match in-process.
+
+One module-scoped cluster and one ~3,000-household world serve every test (cluster start-up and
+generation dominate the cost).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from telco_nbo.data.io import load_world
+from telco_nbo.data.synthetic import generate_world
+from telco_nbo.data.validate import validate_world
+from telco_nbo.errors import ConfigError
+from telco_nbo.features import build_account_features, make_churn_labels, to_model_matrix
+from telco_nbo.models.churn import default_search_space, make_churn_classifier
+from telco_nbo.nbo.catalog import load_catalog
+from telco_nbo.nbo.rank import rank_batch
+from telco_nbo.nbo.scores import Scores
+from telco_nbo.scale import (
+    AUC_TOLERANCE,
+    ChurnModelFactory,
+    build_account_features_dask,
+    dask_client,
+    features_meta,
+    generate_world_dask,
+    household_partition,
+    load_partitioned_world,
+    partition_world,
+    rank_batch_dask,
+    scatter_partitions,
+    shared_storage_url,
+    split_column,
+    train_churn_dask,
+    tune_parallel,
+    write_partitioned_world,
+    write_ranking,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+N_HOUSEHOLDS = 3_000
+N_PARTITIONS = 4
+# Fixed trees, no early stopping: the two paths then differ only by the distributed sketch.
+MODEL_PARAMS = {"n_estimators": 120, "learning_rate": 0.08, "max_depth": 3}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask_client("local") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(N_HOUSEHOLDS, 11)
+
+
+@pytest.fixture(scope="module")
+def features(world) -> pd.DataFrame:
+    return build_account_features(world.tables, world.meta["as_of"])
+
+
+@pytest.fixture(scope="module")
+def pworld(world, client):
+    return scatter_partitions(world, N_PARTITIONS, client)
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def test_partitions_hold_whole_households(world):
+    parts = partition_world(world, N_PARTITIONS)
+    assert sum(len(p.tables["households"]) for p in parts) == N_HOUSEHOLDS
+    for name in ("accounts", "lines", "usage_monthly", "support_tickets", "contacts"):
+        assert sum(len(p.tables[name]) for p in parts) == len(world.tables[name]), name
+    for p, part in enumerate(parts):
+        validate_world(part.tables)  # each partition is a complete, consistent sub-world
+        assert (household_partition(part.tables["accounts"]["household_id"], N_PARTITIONS) == p).all()
+    # stable: same ids, same partitions, whatever the order
+    ids = world.tables["households"]["household_id"].to_numpy()
+    assert np.array_equal(household_partition(ids[::-1], 7)[::-1], household_partition(ids, 7))
+    with pytest.raises(ConfigError, match="n_partitions"):
+        partition_world(world, 0)
+
+
+def test_features_on_dask_equal_in_process(pworld, features, world):
+    ddf = build_account_features_dask(pworld)
+    assert ddf.npartitions == N_PARTITIONS
+    got = ddf.compute()
+    pd.testing.assert_frame_equal(_sorted(got, ["account_id"]), features)
+    # the meta Dask was promised is what the partitions really hold
+    pd.testing.assert_series_equal(features_meta().dtypes, got.dtypes)
+    labelled = build_account_features_dask(pworld, label_horizon_days=90).compute()
+    labels = make_churn_labels(world.tables, world.meta["as_of"], 90)
+    assert np.array_equal(_sorted(labelled, ["account_id"])["churned"].to_numpy(), labels["churned"].to_numpy())
+
+
+def test_generated_partitions_are_deterministic_unique_and_round_trip(client, tmp_path):
+    pw = generate_world_dask(240, 5, 3, client)
+    a = pw.table("accounts").compute()
+    b = generate_world_dask(240, 5, 3, client).table("accounts").compute()
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+    assert a["account_id"].is_unique and a["account_id"].str.match(r"^A\d{4}-\d{7}$").all()
+    path = write_partitioned_world(pw, tmp_path / "w", client)
+    union = load_world(path)  # the top-level folder is a normal data folder, validated on load
+    assert len(union.tables["households"]) == 240
+    assert union.tables["experiments"]["experiment_id"].is_unique
+    assert len(union.tables["accounts"]) == len(a)
+    reread = load_partitioned_world(path, client)
+    assert reread.n_partitions == 3
+    with pytest.raises(ConfigError, match="not empty"):
+        write_partitioned_world(pw, path, client)
+    with pytest.raises(ConfigError, match="households"):
+        generate_world_dask(2, 5, 3, client)
+
+
+def test_dask_training_matches_in_process_and_serves(pworld, world, features, client, tracking_uri):
+    from telco_nbo.tracking import load_champion
+
+    result = train_churn_dask(pworld, client, params=MODEL_PARAMS, early_stopping_rounds=None, seed=3,
+                              tracking_uri=tracking_uri)
+    # in-process: same rows, same household split, same parameters
+    labels = make_churn_labels(world.tables, world.meta["as_of"], 90)["churned"].to_numpy()
+    split = split_column(features["household_id"], 0.25, 0.2, 3)
+    X = to_model_matrix(features)
+    local = make_churn_classifier(**MODEL_PARAMS, random_state=3).fit(X[split == 0], labels[split == 0])
+    auc_local = roc_auc_score(labels[split == 2], local.predict_proba(X[split == 2])[:, 1])
+    auc_dask = result.holdout_metrics["roc_auc"]
+    assert result.n_rows == {"train": int((split == 0).sum()), "valid": int((split == 1).sum()),
+                             "holdout": int((split == 2).sum())}
+    assert auc_dask > 0.7
+    assert abs(auc_dask - auc_local) <= AUC_TOLERANCE, (auc_dask, auc_local)
+    # registered like any model, and the champion loads as a plain XGBClassifier
+    assert result.model_version == 1 and "champion" in result.aliases
+    champion, info = load_champion("churn", tracking_uri)
+    assert type(champion).__name__ == "XGBClassifier"
+    assert info.feature_names == tuple(X.columns)
+    np.testing.assert_allclose(champion.predict_proba(X[split == 2])[:, 1],
+                               result.model.predict_proba(X[split == 2])[:, 1], rtol=1e-6)
+
+
+def test_tuning_in_two_processes_shares_one_study(features, world, client, tmp_path, tracking_uri):
+    import optuna
+    from mlflow import MlflowClient
+
+    labels = make_churn_labels(world.tables, world.meta["as_of"], 90)["churned"].to_numpy()
+    split = split_column(features["household_id"], 0.25, 0.2, 3)
+    X = to_model_matrix(features)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    mlc = MlflowClient(tracking_uri)
+    parent = mlc.create_run(mlc.create_experiment("scale-tuning")).info.run_id
+    result = tune_parallel(
+        ChurnModelFactory({"n_estimators": 40}), default_search_space,
+        X[split == 0], labels[split == 0], X[split == 1], labels[split == 1],
+        n_trials=6, n_processes=2, study_name="scale-test", storage=storage, client=client, seed=1,
+        metric="logloss", tracking=True, tracking_uri=tracking_uri, parent_run_id=parent,
+        report_interval=10,
+    )
+    assert result.trials_per_process == (3, 3)
+    assert len(result.per_process) == 2
+    study = optuna.load_study(study_name="scale-test", storage=shared_storage_url(storage))
+    assert len(study.trials) == 6 == result.n_trials
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    # the two processes proposed different points (different sampler seeds)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6
+    nested = mlc.search_runs([mlc.get_run(parent).info.experiment_id],
+                             filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    assert len(nested) == 6
+    assert sorted(int(r.data.tags["telco_nbo.optuna.trial_number"]) for r in nested) == list(range(6))
+
+
+def test_shared_storage_url():
+    assert shared_storage_url("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db?timeout=60"
+    assert shared_storage_url("sqlite:///x.db?timeout=5") == "sqlite:///x.db?timeout=5"
+    assert shared_storage_url("postgresql://u:p@h/db") == "postgresql://u:p@h/db"
+    with pytest.raises(ConfigError, match="in-memory"):
+        shared_storage_url("sqlite:///:memory:")
+
+
+def test_ranking_on_dask_equals_in_process(pworld, features, client, tmp_path):
+    catalog = load_catalog()
+    rng = np.random.default_rng(4)
+    ids = features["account_id"].to_numpy()
+    offer_ids = [o.offer_id for o in catalog.offers]
+    n, m = len(ids), len(offer_ids)
+    scores = Scores(
+        accounts=pd.DataFrame({"account_id": ids, "churn_probability": rng.beta(1.5, 8, n),
+                               "clv": rng.gamma(3, 250, n), "retention_uplift": rng.normal(0.02, 0.04, n).clip(-0.2, 0.3)}),
+        offers=pd.DataFrame({"account_id": np.repeat(ids, m), "offer_id": np.tile(offer_ids, n),
+                             "propensity": rng.beta(1.2, 8, n * m)}),
+        model_versions={"telco-churn": "1"},
+    )
+    as_of = pd.Timestamp("2025-12-31")
+    expected = rank_batch(features, scores, catalog, None, 3, as_of=as_of)
+    ranked = rank_batch_dask(build_account_features_dask(pworld), scores, catalog, None, 3, as_of=as_of)
+    got = ranked.compute()
+    keys = ["account_id", "offer_id"]
+    pd.testing.assert_frame_equal(_sorted(got, keys), _sorted(expected, keys))
+    assert expected["selected"].any() and (~expected["selected"]).any()
+    out = tmp_path / "ranking.parquet"
+    assert write_ranking(ranked, out, client) == len(expected)
+    pd.testing.assert_frame_equal(_sorted(pd.read_parquet(out), keys), _sorted(expected, keys))
