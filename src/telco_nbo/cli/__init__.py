@@ -31,6 +31,7 @@ _monitor.register(app)
 _promote.register(app)
 _rank.register(app)
 _readout.register(app)
+__import__("telco_nbo.cli.serve", fromlist=["register"]).register(app)  # telco-nbo serve
 _train.register(app)
 
 

@@ -1,0 +1,65 @@
+"""``telco-nbo serve``: start the next-best-offer API (BentoML) on the @champion models."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from telco_nbo.cli._common import console, user_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``serve`` command to ``app``."""
+
+    @app.command()
+    def serve(
+        data: Path | None = typer.Option(None, "--data", help="Data folder: rank its accounts by id (features at its as_of)."),
+        tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: TELCO_NBO_TRACKING_URI / ./mlflow.db)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+        port: int = typer.Option(3000, "--port", min=1, max=65535, help="Port."),
+        api_key_env: str | None = typer.Option(None, "--api-key-env", help="Env variable holding the API key for scoring routes."),
+        prediction_log: Path | None = typer.Option(None, "--prediction-log", help="JSONL decision log (default: TELCO_NBO_PREDICTION_LOG / ./predictions/decisions.jsonl)."),
+        catalog_path: Path | None = typer.Option(None, "--catalog", help="Offer catalog YAML (default built-in)."),
+        config_path: Path | None = typer.Option(None, "--config", help="NBO policy YAML (default built-in)."),
+        model_dir: Path | None = typer.Option(None, "--model-dir", help="Exported champion models (instead of the registry)."),
+        workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
+    ) -> None:
+        """Serve /rank, /score, /explain, /healthz, /readyz and /metrics over HTTP."""
+        with user_errors():
+            from telco_nbo.config import get_settings
+            from telco_nbo.errors import ConfigError
+
+            if data is not None and not data.is_dir():
+                raise ConfigError(f"data folder {data} does not exist")
+            if api_key_env and not os.environ.get(api_key_env):
+                raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is not set")
+            for p, what in ((catalog_path, "--catalog"), (config_path, "--config")):
+                if p is not None and not p.is_file():
+                    raise ConfigError(f"{what} {p} does not exist")
+            settings = get_settings(tracking_uri=tracking_uri, prediction_log=prediction_log)
+            uri = settings.resolved_tracking_uri()
+            if model_dir is None:
+                # Fail now, with the reason, rather than from a server that never gets ready.
+                from telco_nbo.cli.rank import champion_versions
+
+                versions = champion_versions(uri)
+                console.print("champions: " + ", ".join(f"{k} v{v}" for k, v in versions.items()), highlight=False)
+            cfg = {
+                "tracking_uri": uri, "data_dir": str(data.resolve()) if data else None, "api_key_env": api_key_env,
+                "prediction_log": str(settings.resolved_prediction_log().resolve()),
+                "catalog_path": str(catalog_path.resolve()) if catalog_path else None,
+                "config_path": str(config_path.resolve()) if config_path else None,
+                "model_dir": str(model_dir.resolve()) if model_dir else None,
+            }
+            env = dict(os.environ, TELCO_NBO_SERVE_CONFIG=json.dumps(cfg), BENTOML_DO_NOT_TRACK="True")
+            console.print(f"serving on http://{host}:{port} (decisions -> {cfg['prediction_log']})", highlight=False)
+            args = [sys.executable, "-m", "bentoml", "serve", "telco_nbo.serving.bento:NBOService",
+                    "--host", host, "--port", str(port)]
+            if workers > 1:
+                env["TELCO_NBO_SERVE_WORKERS"] = str(workers)
+        # Replace this process: signals (Ctrl-C, SIGTERM from a supervisor) reach the server directly.
+        os.execve(sys.executable, args, env)

@@ -1,0 +1,364 @@
+"""The scoring service's logic, independent of the HTTP framework.
+
+:class:`NboApp` is built from :class:`ServeConfig`; :meth:`NboApp.load` loads the champion models,
+compiles the policy and the fast scorer, and (when the service was started on a data folder)
+precomputes the features of every active account at the folder's ``as_of``. Until ``load`` has
+finished :attr:`NboApp.ready` is False (``/readyz`` answers 503). Every public method takes an
+already validated request (pydantic, see :mod:`telco_nbo.serving.schemas`) and returns a
+JSON-ready dict, or raises :class:`ServingError` with the HTTP status and the problems named.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from telco_nbo.errors import ConfigError, DataValidationError, TelcoNboError
+
+log = logging.getLogger("telco_nbo.serving")
+
+ENV_CONFIG = "TELCO_NBO_SERVE_CONFIG"
+"""Environment variable carrying the service's :class:`ServeConfig` as JSON (set by ``telco-nbo serve``)."""
+
+
+class ServingError(Exception):
+    """A request the service refuses: HTTP status, message and the problems named."""
+
+    def __init__(self, status: int, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = list(problems or [])
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body."""
+        return {"error": self.message, "problems": self.problems}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What the service is started with.
+
+    Attributes:
+        tracking_uri: MLflow tracking URI of the registry holding the champions.
+        data_dir: Data folder whose accounts can be ranked by id (None: features in the payload only).
+        api_key_env: Name of the environment variable holding the API key (None: no auth).
+        prediction_log: JSONL prediction log path (None: ``Settings.resolved_prediction_log()``).
+        catalog_path: Offer catalog YAML (None: built-in).
+        config_path: NBO policy YAML (None: defaults).
+        model_dir: Folder of exported models (a built Bento) used instead of the registry.
+    """
+
+    tracking_uri: str | None = None
+    data_dir: str | None = None
+    api_key_env: str | None = None
+    prediction_log: str | None = None
+    catalog_path: str | None = None
+    config_path: str | None = None
+    model_dir: str | None = None
+
+    @classmethod
+    def from_env(cls) -> ServeConfig:
+        """Read the config from :data:`ENV_CONFIG` (JSON), falling back to ``TELCO_NBO_*`` settings."""
+        import json
+
+        raw = os.environ.get(ENV_CONFIG)
+        if raw:
+            try:
+                return cls(**json.loads(raw))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{ENV_CONFIG} is not a valid service config: {exc}") from exc
+        return cls(tracking_uri=os.environ.get("TELCO_NBO_TRACKING_URI"), data_dir=os.environ.get("TELCO_NBO_DATA"),
+                   api_key_env=os.environ.get("TELCO_NBO_API_KEY_ENV"))
+
+
+@dataclass
+class _Loaded:
+    policy: Any
+    scorer: Any
+    models: Any
+    versions: dict[str, str]
+    log: Any
+    as_of: Any = None
+    index: dict[str, int] = field(default_factory=dict)
+    household_rows: dict[str, np.ndarray] = field(default_factory=dict)
+    folder_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    unscored_offers: list[str] = field(default_factory=list)
+    reason_phrases: Any = None
+
+
+class NboApp:
+    """Load once, then answer /rank, /score and /explain."""
+
+    def __init__(self, config: ServeConfig):
+        self.config = config
+        self._loaded: _Loaded | None = None
+        self.load_error: str | None = None
+        self.load_seconds: float | None = None
+        self._api_key = None
+        if config.api_key_env:
+            key = os.environ.get(config.api_key_env)
+            if not key:
+                raise ConfigError(f"API key variable {config.api_key_env} is not set (or empty)")
+            self._api_key = key.encode()
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Whether the models are loaded."""
+        return self._loaded is not None
+
+    def load_in_background(self) -> threading.Thread:
+        """Start :meth:`load` in a daemon thread (the server answers /healthz meanwhile)."""
+        t = threading.Thread(target=self._load_logged, name="nbo-load", daemon=True)
+        t.start()
+        return t
+
+    def _load_logged(self) -> None:
+        try:
+            self.load()
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and every scoring route
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("loading the champion models failed")
+
+    def load(self) -> None:
+        """Load champions, compile the policy and fast scorer, precompute the folder's features.
+
+        Raises:
+            ConfigError: No champion for a model, a bad catalog or config, an unreadable folder.
+        """
+        t0 = time.perf_counter()
+        from telco_nbo.config import get_settings
+        from telco_nbo.nbo.catalog import load_catalog
+        from telco_nbo.nbo.config import load_nbo_config
+        from telco_nbo.nbo.rank import Policy
+        from telco_nbo.serving.predlog import PredictionLog
+        from telco_nbo.serving.scoring import ChampionModels, FastScorer
+
+        cfg = self.config
+        policy = Policy.build(load_catalog(cfg.catalog_path), load_nbo_config(cfg.config_path))
+        models = ChampionModels.load_dir(cfg.model_dir) if cfg.model_dir else ChampionModels.load(cfg.tracking_uri)
+        scorer = FastScorer(models, policy, nthread=1)
+        settings = get_settings()
+        path = Path(cfg.prediction_log) if cfg.prediction_log else settings.resolved_prediction_log()
+        loaded = _Loaded(policy, scorer, models, dict(models.versions), PredictionLog(path),
+                         unscored_offers=scorer.unknown_offers())
+        if cfg.data_dir:
+            self._load_folder(loaded, Path(cfg.data_dir))
+        # Warm up every path once so the first request does not pay for lazy initialisation.
+        if loaded.folder_columns:
+            one = {k: v[:1] for k, v in loaded.folder_columns.items()}
+            self._rank_columns(loaded, one, 3, log_decisions=False)
+        self._loaded = loaded
+        self.load_seconds = time.perf_counter() - t0
+        log.info("NBO service ready in %.1f s: %s", self.load_seconds, loaded.versions)
+
+    def _load_folder(self, loaded: _Loaded, folder: Path) -> None:
+        import pandas as pd
+
+        from telco_nbo.data.io import load_world
+        from telco_nbo.features import build_account_features
+        from telco_nbo.nbo.rules import as_columns
+
+        if not folder.is_dir():
+            raise ConfigError(f"data folder {folder} does not exist")
+        world = load_world(folder)
+        as_of = world.meta.get("as_of")
+        if as_of is None:
+            raise ConfigError(f"{folder} records no as_of date")
+        feats = build_account_features(world.tables, pd.Timestamp(as_of))
+        loaded.as_of = pd.Timestamp(as_of).date()
+        loaded.folder_columns = as_columns(feats)
+        ids = feats["account_id"].astype(str).tolist()
+        loaded.index = {a: i for i, a in enumerate(ids)}
+        hh = feats["household_id"].astype(str).to_numpy()
+        order = np.argsort(hh, kind="stable")
+        starts = np.r_[0, np.flatnonzero(hh[order][1:] != hh[order][:-1]) + 1]
+        loaded.household_rows = {str(hh[order[a]]): order[a:b] for a, b in zip(starts, np.r_[starts[1:], len(hh)], strict=True)}
+
+    def status(self) -> dict[str, Any]:
+        """Readiness details."""
+        d = self._loaded
+        return {"ready": self.ready, "error": self.load_error, "load_seconds": self.load_seconds,
+                "model_versions": d.versions if d else None, "accounts_in_folder": len(d.index) if d else 0,
+                "as_of": d.as_of.isoformat() if d and d.as_of else None}
+
+    # ---- auth -----------------------------------------------------------------------------------
+
+    def check_api_key(self, headers: Mapping[str, str]) -> None:
+        """Refuse the request (401) unless it carries the API key.
+
+        The key is read from ``X-API-Key`` or ``Authorization: Bearer <key>`` and compared in
+        constant time.
+        """
+        if self._api_key is None:
+            return
+        given = headers.get("x-api-key")
+        if given is None:
+            auth = headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                given = auth[7:].strip()
+        if not given:
+            raise ServingError(401, "missing API key: send it in the X-API-Key header")
+        if not hmac.compare_digest(given.encode(), self._api_key):
+            raise ServingError(401, "wrong API key")
+
+    # ---- request handling -----------------------------------------------------------------------
+
+    def _require(self) -> _Loaded:
+        if self._loaded is None:
+            why = f" (loading failed: {self.load_error})" if self.load_error else " (models are loading)"
+            raise ServingError(503, "service not ready" + why)
+        return self._loaded
+
+    def _columns(self, loaded: _Loaded, req: Any) -> dict[str, np.ndarray]:
+        """Feature columns of the accounts a request names (ids looked up, or the payload)."""
+        from telco_nbo.serving.schemas import OPTIONAL_KINDS, REQUIRED_KINDS
+
+        if req.account_id is not None or req.account_ids is not None:
+            ids = [req.account_id] if req.account_id is not None else list(req.account_ids)
+            if not loaded.index:
+                raise ServingError(400, "this service was started without a data folder: send the account's "
+                                        "features ('account' / 'accounts') instead of an id")
+            unknown = [a for a in ids if a not in loaded.index]
+            if unknown:
+                raise ServingError(404, f"unknown account_id: {unknown[:10]}",
+                                   [f"account {a} is not an active account of the data folder" for a in unknown[:10]])
+            dup = sorted({a for a in ids if ids.count(a) > 1})
+            if dup:
+                raise ServingError(400, f"duplicate account_id in account_ids: {dup[:10]}")
+            rows = np.fromiter((loaded.index[a] for a in ids), dtype=np.int64, count=len(ids))
+            return {k: v[rows] for k, v in loaded.folder_columns.items()}
+        accounts = [req.account] if req.account is not None else list(req.accounts)
+        ids = [a.account_id for a in accounts]
+        if len(set(ids)) != len(ids):
+            dup = sorted({a for a in ids if ids.count(a) > 1})
+            raise ServingError(400, f"duplicate account_id in accounts: {dup[:10]}")
+        cols: dict[str, np.ndarray] = {}
+        for name, kind in REQUIRED_KINDS.items():
+            vals = [getattr(a, name) for a in accounts]
+            if kind == "float_nan":
+                cols[name] = np.array([np.nan if v is None else v for v in vals], dtype=float)
+            elif kind == "bool":
+                cols[name] = np.array(vals, dtype=bool)
+            elif kind == "count":
+                cols[name] = np.array(vals, dtype=np.int64)
+            else:
+                cols[name] = np.array(vals, dtype=object)
+        for name, kind in OPTIONAL_KINDS.items():
+            vals = [getattr(a, name) for a in accounts]
+            if all(v is None for v in vals):
+                continue  # absent: rules and signals skip or default it
+            if any(v is None for v in vals):
+                raise ServingError(400, f"field {name} is given for some accounts of the batch but not all")
+            cols[name] = np.array(vals, dtype=float if kind == "float_nan" else (bool if kind == "bool" else np.int64))
+        return cols
+
+    def _check_offers(self, loaded: _Loaded, offer_ids: list[str] | None) -> list[int]:
+        ids = loaded.policy.offers.ids.tolist()
+        if offer_ids is None:
+            return list(range(len(ids)))
+        unknown = [o for o in offer_ids if o not in ids]
+        if unknown:
+            raise ServingError(400, f"unknown offer_id: {unknown[:10]}", [f"offer_ids: {o!r} is not in the catalog "
+                                                                          f"(known: {', '.join(ids)})" for o in unknown[:10]])
+        return [ids.index(o) for o in offer_ids]
+
+    def rank(self, req: Any, request_id: str | None = None) -> dict[str, Any]:
+        """Answer ``/rank``: a decision per account, logged to the prediction log.
+
+        Accounts named by id are ranked together with the other active accounts of their
+        households (from the data folder), so the household rules (one promotional offer per
+        household, no conflicting offers) hold across the household, not only within the request;
+        only the requested accounts are returned and logged. Accounts sent as features are ranked
+        as a batch: the household rules hold within it.
+        """
+        loaded = self._require()
+        cols = self._columns(loaded, req)
+        keep = None
+        if (req.account_id is not None or req.account_ids is not None) and loaded.household_rows:
+            wanted = np.asarray(cols["account_id"]).astype(str).tolist()
+            rows = np.unique(np.concatenate([loaded.household_rows[str(h)] for h in set(np.asarray(cols["household_id"]).tolist())]))
+            if len(rows) > len(wanted):
+                cols = {k: v[rows] for k, v in loaded.folder_columns.items()}
+                pos = {a: i for i, a in enumerate(np.asarray(cols["account_id"]).astype(str).tolist())}
+                keep = [pos[a] for a in wanted]
+        decisions = self._rank_columns(loaded, cols, req.top_k, request_id=request_id, keep=keep)
+        return {"decisions": decisions, "model_versions": loaded.versions}
+
+    def _rank_columns(self, loaded: _Loaded, cols: dict[str, np.ndarray], top_k: int, *,
+                      log_decisions: bool = True, request_id: str | None = None,
+                      keep: list[int] | None = None) -> list[dict]:
+        from telco_nbo.nbo.rank import core_decisions, rank_core
+        from telco_nbo.serving.predlog import decision_records
+
+        try:
+            aligned = loaded.scorer.score(cols, reasons=True)
+            core = rank_core(loaded.policy, cols, aligned, top_k)
+        except TelcoNboError as exc:
+            raise ServingError(422, str(exc), list(getattr(exc, "problems", []) or [])) from None
+        decisions = core_decisions(core, loaded.as_of)
+        churn, clv, upl, prop = aligned.churn, aligned.clv, aligned.retention_uplift, aligned.propensity
+        if keep is not None:
+            decisions = [decisions[i] for i in keep]
+            cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
+            churn, clv, upl, prop = churn[keep], clv[keep], upl[keep], prop[keep]
+        if log_decisions:
+            loaded.log.append(decision_records(
+                decisions, cols, loaded.scorer.logged_features,
+                {"churn_probability": churn, "clv": clv, "retention_uplift": upl},
+                prop, loaded.policy.offers.ids.tolist(), request_id))
+        return decisions
+
+    def score(self, req: Any) -> dict[str, Any]:
+        """Answer ``/score``: churn, CLV, retention uplift and propensity per offer."""
+        loaded = self._require()
+        cols = self._columns(loaded, req)
+        which = self._check_offers(loaded, req.offer_ids)
+        try:
+            s = loaded.scorer.score(cols)
+        except TelcoNboError as exc:
+            raise ServingError(422, str(exc), list(getattr(exc, "problems", []) or [])) from None
+        ids = loaded.policy.offers.ids.tolist()
+        out = []
+        for i, a in enumerate(np.asarray(cols["account_id"]).tolist()):
+            out.append({
+                "account_id": str(a), "churn_probability": float(s.churn[i]), "clv": float(s.clv[i]),
+                "retention_uplift": float(s.retention_uplift[i]),
+                "propensity": {ids[j]: (None if np.isnan(s.propensity[i, j]) else float(s.propensity[i, j])) for j in which},
+            })
+        return {"scores": out, "model_versions": loaded.versions}
+
+    def explain(self, req: Any) -> dict[str, Any]:
+        """Answer ``/explain``: SHAP reason codes of the churn score (and of chosen offers' propensity)."""
+        loaded = self._require()
+        cols = self._columns(loaded, req)
+        which = self._check_offers(loaded, req.offer_ids or [])
+        try:
+            churn = loaded.scorer.churn_reasons(cols, req.k)
+            prop = loaded.scorer.propensity_reasons(cols, which, req.k) if which else None
+        except TelcoNboError as exc:
+            raise ServingError(422, str(exc), list(getattr(exc, "problems", []) or [])) from None
+        ids = loaded.policy.offers.ids.tolist()
+        out = []
+        for i, a in enumerate(np.asarray(cols["account_id"]).tolist()):
+            item = {"account_id": str(a), "churn": [_reason(r) for r in churn[i]], "propensity": {}}
+            if prop is not None:
+                item["propensity"] = {ids[j]: [_reason(r) for r in prop[i][k]] for k, j in enumerate(which)}
+            out.append(item)
+        return {"explanations": out, "model_versions": loaded.versions}
+
+
+def _reason(r: Any) -> dict[str, Any]:
+    return {"feature": r.feature, "value": r.value, "contribution": r.contribution, "direction": r.direction,
+            "sentence": r.sentence}

@@ -1,0 +1,115 @@
+"""The prediction log: one JSON line per decision, appended atomically, read by monitoring.
+
+Each line holds the timestamp, the account, the features used, the scores, the offers chosen (and
+the suppressed ones with their rule), and the model versions. Lines are written with a single
+``os.write`` on a file opened with ``O_APPEND`` under a process lock, so concurrent requests (and
+several worker processes, which each append whole lines) never interleave half lines; a reader
+(monitoring) only ever sees complete lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class PredictionLog:
+    """Append-only JSONL log of decisions.
+
+    Args:
+        path: The log file (parent folders are created on first write).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
+
+    def append(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Append records (one line each); return how many were written."""
+        lines = [json.dumps(r, separators=(",", ":"), default=_clean, allow_nan=False) + "\n" for r in records]
+        if not lines:
+            return 0
+        data = "".join(lines).encode()
+        with self._lock:
+            fd = self._open()
+            # One write per batch: O_APPEND makes it land whole at the end of the file.
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+        return len(lines)
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def decision_records(decisions: list[dict], features: Mapping[str, np.ndarray], feature_names: list[str],
+                     scores: Mapping[str, np.ndarray], propensity: np.ndarray, offer_ids: list[str],
+                     request_id: str | None = None) -> list[dict]:
+    """Build one log record per decision (features used and scores included).
+
+    Args:
+        decisions: Decision dicts (``core_decisions`` order = feature row order).
+        features: Feature columns.
+        feature_names: Which columns to record (the model inputs and rule columns).
+        scores: ``churn_probability``, ``clv``, ``retention_uplift`` arrays.
+        propensity: ``(n, m)`` propensities.
+        offer_ids: Catalog order of ``propensity``'s columns.
+        request_id: Optional request id.
+    """
+    ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    cols = {c: np.asarray(features[c]).tolist() for c in feature_names if c in features}
+    out = []
+    for i, d in enumerate(decisions):
+        out.append({
+            "timestamp": ts,
+            "request_id": request_id,
+            "account_id": d["account_id"],
+            "household_id": d["household_id"],
+            "as_of": d["as_of"],
+            "features": {c: _clean(v[i]) for c, v in cols.items()},
+            "scores": {
+                **{k: _clean(float(v[i])) for k, v in scores.items()},
+                "propensity": {o: _clean(float(p)) for o, p in zip(offer_ids, propensity[i].tolist(), strict=True)},
+            },
+            "offers": [{"offer_id": o["offer_id"], "rank": o["rank"], "channel": o["channel"],
+                        "expected_value": o["expected_value"], "kind": o["kind"]} for o in d["offers"]],
+            "suppressed": [{"offer_id": s["offer_id"], "rule_id": s["rule_id"]} for s in d["suppressed"]],
+            "model_versions": d["model_versions"],
+        })
+    return out
+
+
+def read_prediction_log(path: str | Path) -> list[dict]:
+    """Read every record of a prediction log (for monitoring and tests)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    with p.open() as fh:
+        return [json.loads(line) for line in fh if line.strip()]

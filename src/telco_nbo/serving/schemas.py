@@ -1,0 +1,199 @@
+"""Request and response schemas of the scoring API (pydantic).
+
+An account in a request is one row of :func:`telco_nbo.features.build_account_features`: the
+identity and rule columns the ranking reads and the model features, every one required (a missing
+field is named in the 400 answer, never guessed), typed (booleans, non-negative counts, nullable
+numbers, vocabularies) and nothing else (an unknown field is a typo, named in the answer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, create_model, model_validator
+
+from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
+from telco_nbo.features import CATEGORY_VALUES, FEATURE_COLUMNS
+from telco_nbo.nbo.catalog import LIFECYCLE_STAGES
+from telco_nbo.nbo.rules import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from telco_nbo.nbo.schemas import AccountDecision
+
+MAX_BATCH = 1000
+"""Accounts per request at most (bigger batches belong to ``telco-nbo rank``)."""
+
+_COUNT_FEATURES = {
+    "household_n_accounts", "household_n_lines", "household_n_products", "account_open_tickets",
+    "account_tickets_90d", "account_complaints_180d", "account_billing_tickets_180d",
+    "account_network_tickets_180d", "account_overage_months_3m", "account_n_lines", "account_n_mobile_lines",
+    "account_offers_accepted_365d", "account_contacts_90d",
+}
+_BOOL_FEATURES = {
+    "household_fiber_eligible", "household_fwa_eligible", "account_paperless_billing", "account_senior_citizen",
+    "account_has_partner", "account_has_dependents", "account_out_of_contract", "account_open_service_issue",
+    "account_active_complaint",
+}
+# Columns build_account_features also emits that neither the rules nor the models need: accepted
+# (so a feature row can be posted as it is) but optional.
+EXTRA_COLUMNS: dict[str, str] = {
+    "account_open_ticket_over_14d": "bool", "account_days_to_contract_end": "float_nan",
+    "account_tenure_days": "float_nan", "household_tenure_months": "float_nan",
+    "household_has_mobile": "bool", "household_has_broadband": "bool", "household_has_tv": "bool",
+    "household_has_fixed_voice": "bool", "household_open_tickets": "count", "household_contacts_30d": "count",
+}
+_VOCAB = {
+    **{k: tuple(v) for k, v in CATEGORY_VALUES.items()},
+    "account_type": tuple(ACCOUNT_TYPES),
+    "account_lifecycle_stage": tuple(LIFECYCLE_STAGES),
+    "account_channel_preference": tuple(CHANNELS),
+}
+
+
+def _feature_kind(name: str) -> str:
+    if name in _VOCAB:
+        return "category"
+    if name in _COUNT_FEATURES:
+        return "count"
+    if name in _BOOL_FEATURES or name.startswith("account_has_"):
+        return "bool"
+    return "float_nan"
+
+
+def feature_kinds() -> dict[str, str]:
+    """Column -> kind (id, category, bool, count, float_nan) of every required request field."""
+    kinds: dict[str, str] = {}
+    for col, kind in REQUIRED_COLUMNS.items():
+        kinds[col] = "category" if col in _VOCAB else ("float_nan" if kind == "float_nan" else kind)
+        if kind == "str" and col not in _VOCAB:
+            kinds[col] = "id"
+    for col in FEATURE_COLUMNS:
+        kinds.setdefault(col, _feature_kind(col))
+    return kinds
+
+
+def _annotation(col: str, kind: str) -> Any:
+    if kind == "id":
+        return str, Field(min_length=1, max_length=64)
+    if kind == "category":
+        return Literal[_VOCAB[col]], ...  # type: ignore[valid-type]
+    if kind == "bool":
+        return bool, ...
+    if kind == "count":
+        return NonNegativeInt, ...
+    return float | None, Field(...)
+
+
+def _optional(col: str, kind: str) -> Any:
+    typ = {"bool": bool | None, "count": NonNegativeInt | None, "float_nan": float | None}[kind]
+    return typ, None
+
+
+REQUIRED_KINDS = feature_kinds()
+OPTIONAL_KINDS: dict[str, str] = {**{k: v for k, v in OPTIONAL_COLUMNS.items() if k not in REQUIRED_KINDS},
+                                  **EXTRA_COLUMNS}
+
+AccountFeatures = create_model(  # type: ignore[call-overload]
+    "AccountFeatures",
+    __config__=ConfigDict(extra="forbid", frozen=True),
+    __doc__="One account's features (a row of build_account_features); every listed field is required.",
+    **{c: _annotation(c, k) for c, k in REQUIRED_KINDS.items()},
+    **{c: _optional(c, k) for c, k in OPTIONAL_KINDS.items()},
+)
+"""Pydantic model of one account's features (built from the feature contract)."""
+
+
+class _Selector(BaseModel):
+    """Which accounts: exactly one of ``account_id``, ``account_ids``, ``account``, ``accounts``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: str | None = Field(None, min_length=1, description="An account of the data folder the service was started with")
+    account_ids: list[str] | None = Field(None, max_length=MAX_BATCH, description="Accounts of the data folder")
+    account: AccountFeatures | None = Field(None, description="One account's features")  # type: ignore[valid-type]
+    accounts: list[AccountFeatures] | None = Field(None, max_length=MAX_BATCH, description="A batch of accounts' features")  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> _Selector:
+        given = [k for k in ("account_id", "account_ids", "account", "accounts") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of account_id, account_ids, account, accounts"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        for k in ("account_ids", "accounts"):
+            v = getattr(self, k)
+            if v is not None and len(v) == 0:
+                raise ValueError(f"{k} is empty: nothing to score")
+        return self
+
+
+class RankRequest(_Selector):
+    """``POST /rank``."""
+
+    top_k: int = Field(3, ge=1, le=50, description="Offers per account at most")
+
+
+class ScoreRequest(_Selector):
+    """``POST /score``."""
+
+    offer_ids: list[str] | None = Field(None, min_length=1, description="Offers to score (default: the whole catalog)")
+
+
+class ExplainRequest(_Selector):
+    """``POST /explain``."""
+
+    k: int = Field(3, ge=1, le=20, description="Reason codes per account and model")
+    offer_ids: list[str] | None = Field(None, description="Also explain the propensity of these offers")
+
+
+class RankResponse(BaseModel):
+    """``POST /rank`` answer."""
+
+    decisions: list[AccountDecision]
+    model_versions: dict[str, str]
+
+
+class AccountScores(BaseModel):
+    """Scores of one account."""
+
+    account_id: str
+    churn_probability: float = Field(ge=0, le=1)
+    clv: float
+    retention_uplift: float
+    propensity: dict[str, float] = Field(description="offer_id -> P(accept | contacted)")
+
+
+class ScoreResponse(BaseModel):
+    """``POST /score`` answer."""
+
+    scores: list[AccountScores]
+    model_versions: dict[str, str]
+
+
+class ReasonOut(BaseModel):
+    """One reason code."""
+
+    feature: str
+    value: Any = None
+    contribution: float
+    direction: Literal["raises", "lowers"]
+    sentence: str
+
+
+class AccountExplanation(BaseModel):
+    """Reason codes of one account."""
+
+    account_id: str
+    churn: list[ReasonOut]
+    propensity: dict[str, list[ReasonOut]] = Field(default_factory=dict)
+
+
+class ExplainResponse(BaseModel):
+    """``POST /explain`` answer."""
+
+    explanations: list[AccountExplanation]
+    model_versions: dict[str, str]
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx / 5xx answer."""
+
+    error: str
+    problems: list[str] = Field(default_factory=list)
