@@ -67,8 +67,8 @@ def _tag_project_run(args: list[str]) -> None:
     client = MlflowClient(tracking_uri=uri)
     start = client.get_run(run_id).info.start_time
     for exp in client.search_experiments(filter_string="name LIKE 'telco-%'"):
-        for run in client.search_runs([exp.experiment_id], filter_string=f"attributes.start_time >= {start} and tags.`telco_nbo.model_kind` != ''"):
-            if "mlflow.parentRunId" not in run.data.tags:
+        for run in client.search_runs([exp.experiment_id], filter_string=f"attributes.start_time >= {start}"):
+            if "telco_nbo.model_kind" in run.data.tags and "mlflow.parentRunId" not in run.data.tags:
                 client.set_tag(run_id, f"telco_nbo.trained.{exp.name}", run.info.run_id)
 
 
