@@ -40,7 +40,10 @@ N = 4000
 
 @pytest.fixture(scope="module")
 def cfg():
-    return load_config(THRESHOLDS)
+    # The shipped file judges the platform's randomized holdout (interval below 0 alarms); these
+    # logs are a campaign targeted by uplift (true uplift 0.08), judged against a positive floor.
+    shipped = load_config(THRESHOLDS)
+    return shipped.model_copy(update={"uplift": shipped.uplift.model_copy(update={"min_uplift": 0.02, "fade_rule": "point"})})
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,8 @@ def drifted(reference, cfg):
 
 def test_shipped_thresholds_are_valid(cfg):
     assert cfg.data_drift.numerical.method == "wasserstein"
-    assert cfg.data_drift.columns["account_monthly_charges"].method == "psi"
+    assert cfg.data_drift.columns["account_monthly_charges"].method == "wasserstein"
+    assert load_config(THRESHOLDS).uplift.fade_rule == "upper"
 
 
 @pytest.mark.parametrize(
@@ -106,9 +110,10 @@ def test_injected_drift_is_detected_on_exactly_the_drifted_features(drifted):
     assert set(r.drifted_columns) == DRIFTED_FEATURES
     failed = {c.name for c in r.failed if c.category == "data_drift"}
     assert failed == {f"drift:{c}" for c in DRIFTED_FEATURES}
-    # The price feature is judged by the PSI override of thresholds.yaml, the others by the defaults.
+    # The price feature is judged by the tighter override of thresholds.yaml, the others by the defaults.
     methods = {d.column: d.method for d in r.data_drift}
-    assert methods["account_monthly_charges"] == "psi"
+    assert {d.column: d.threshold for d in r.data_drift}["account_monthly_charges"] == 0.07
+    assert methods["account_monthly_charges"] == "wasserstein"
     assert methods["line_data_gb_mean_3m"] == "wasserstein"
     assert methods["account_contract_type"] == "jensenshannon"
     assert methods["account_paperless_billing"] == "jensenshannon"  # booleans are categorical
@@ -128,10 +133,10 @@ def test_clean_window_passes_without_false_alarm(clean):
 
 
 def test_unused_override_is_a_warning_not_a_failure(reference, cfg):
-    small = reference.drop(columns=["account_bill_mean_3m"])
-    cur = make_window(1500, seed=7).drop(columns=["account_bill_mean_3m", "churned"])
+    small = reference.drop(columns=["account_monthly_charges"])
+    cur = make_window(1500, seed=7).drop(columns=["account_monthly_charges", "churned"])
     out = monitor(small.head(1500), cur, model_name="m", config=cfg)
-    assert [c.name for c in out.result.warnings] == ["config:unused_override:account_bill_mean_3m"]
+    assert [c.name for c in out.result.warnings] == ["config:unused_override:account_monthly_charges"]
 
 
 def test_deterministic_sample():

@@ -38,7 +38,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
         paths[name] = tmp_path / f"{name}.parquet"
         frame.to_parquet(paths[name])
     paths["contact_log"] = tmp_path / "contact_log.csv"
-    make_contact_log(3, fade_segment="single").to_csv(paths["contact_log"], index=False)
+    make_contact_log(3, harmful_segment="single").to_csv(paths["contact_log"], index=False)
     return paths
 
 

@@ -145,7 +145,8 @@ probability at ``T0`` (as above). Segments (rules at ``T0``):
 * sure thing: everyone else (low ``p0``); ``p1 = 0.95 p0``.
 
 ``tau = p1 - p0``. Scenario ``offer_fatigue``: for small-business accounts that are not lost
-causes ``p1 = min(1, p0 + 0.015)`` (the effect has faded and turned slightly harmful).
+causes ``p1 = min(1, p0 + FATIGUE_HARM)`` with ``FATIGUE_HARM`` = 0.05 (the effect has faded and turned
+harmful; strong enough that a monitoring job sees it in the experiment's holdout at ~50k households).
 Treated accounts accept with probability .40 / .15 / .04 / .10 (persuadable / sure thing / lost
 cause / sleeping dog). Churn in ``[T0, T0 + 90)`` ~ Bernoulli(p0 or p1).
 
@@ -234,6 +235,8 @@ TIMING_SEGMENTS = ("mobile_only", "bundle", "home_only")
 UPLIFT_SEGMENTS = ("persuadable", "sure_thing", "lost_cause", "sleeping_dog")
 PRICE_RISE_REGION = "suburban"
 FATIGUE_SEGMENT = "small_business"
+FATIGUE_HARM = 0.05
+"""Offer fatigue: added 90-day churn probability of a contacted small-business account (scenario)."""
 
 P_RESIGN = 0.55
 MARGIN_RATE = 0.5
@@ -1216,7 +1219,7 @@ class _Gen:
         fatigued = np.zeros(len(enrolled), bool)
         if self.scenario == "offer_fatigue":
             fatigued = self.a_sb[enrolled] & (seg != 2)
-            p1 = np.where(fatigued, np.minimum(1.0, p0 + 0.015), p1)
+            p1 = np.where(fatigued, np.minimum(1.0, p0 + FATIGUE_HARM), p1)
         p_arm = np.where(treat, p1, p0)
         churn = u_c[enrolled] < p_arm
         # step by the control hazard shape, day uniform in the step
@@ -1731,7 +1734,7 @@ def _scenario_detail(scenario: str | None, cal: _Calendar, g: _Gen) -> dict[str,
     return {
         "segment": f"account_type == '{FATIGUE_SEGMENT}'",
         "experiment_id": RETENTION_EXPERIMENT_ID,
-        "effect": "p1 = min(1, p0 + 0.015) for non-lost-cause accounts of the segment",
+        "effect": f"p1 = min(1, p0 + {FATIGUE_HARM}) for non-lost-cause accounts of the segment",
         "changed": ["EXP-RETENTION-1 outcomes of small-business accounts", "truth/retention.p1, tau, fatigued"],
     }
 

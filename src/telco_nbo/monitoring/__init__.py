@@ -38,6 +38,14 @@ from telco_nbo.monitoring.run import (
 )
 from telco_nbo.monitoring.uplift import uplift_by_segment
 from telco_nbo.monitoring.window import deterministic_sample, infer_column_kinds, validate_window
+from telco_nbo.monitoring.world_window import (
+    MonitoringWindow,
+    champion_scores,
+    is_data_folder,
+    retention_contact_log,
+    window_from_data_folder,
+    window_from_world,
+)
 
 __all__ = [
     "CheckResult",
@@ -45,16 +53,19 @@ __all__ = [
     "MonitoringConfig",
     "MonitoringOutput",
     "MonitoringResult",
+    "MonitoringWindow",
     "SegmentQuality",
     "UpliftCell",
     "add_to_workspace",
     "bundle_retention",
+    "champion_scores",
     "churn_by_product_combination",
     "deterministic_sample",
     "early_cancellation",
     "expected_calibration_error",
     "headline_values",
     "infer_column_kinds",
+    "is_data_folder",
     "load_config",
     "load_reference_from_champion",
     "log_to_mlflow",
@@ -65,7 +76,10 @@ __all__ = [
     "quality_by_segment",
     "read_window",
     "render_summary_html",
+    "retention_contact_log",
     "uplift_by_segment",
     "validate_window",
+    "window_from_data_folder",
+    "window_from_world",
     "write_outputs",
 ]
