@@ -21,9 +21,18 @@ def generate(
     ),
     as_of: str = typer.Option("2025-12-31", "--as-of", help="Scoring date; the world runs 90 days past it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty folder."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address or 'local': generate partitions on the workers (see docs/scaling_out.md)."
+    ),
+    partitions: int | None = typer.Option(
+        None, "--partitions", min=1, help="With --scheduler: number of partitions (default: ~50,000 households each)."
+    ),
 ) -> None:
     """Generate a synthetic world (households, accounts, lines, usage, tickets, contacts,
     experiments, and the ground truth) and print its headline rates."""
+    if scheduler is not None:
+        _generate_on_dask(households, seed, out_dir, scenario, as_of, overwrite, scheduler, partitions)
+        return
     with user_errors():
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -45,6 +54,25 @@ def generate(
             path = write_world(world, out_dir, overwrite=overwrite)
             bar.update(task, completed=28, description="done")
         _print_summary(summarize_world(world), str(path))
+
+
+def _generate_on_dask(households: int, seed: int, out_dir: Path, scenario: str | None, as_of: str, overwrite: bool,
+                      scheduler: str, partitions: int | None) -> None:
+    """The --scheduler path: partitions generated and written by the Dask workers (telco_nbo.scale)."""
+    with user_errors():
+        from telco_nbo.scale import dask_client, generate_world_dask, write_partitioned_world
+
+        n_parts = partitions or max(1, -(-households // 50_000))
+        with dask_client(scheduler) as client:
+            console.print(f"generating {households:,} households in {n_parts} partitions on {client.scheduler.address} ...",
+                          highlight=False)
+            world = generate_world_dask(households, seed, n_parts, client, as_of=as_of, scenario=scenario or None)
+            path = write_partitioned_world(world, out_dir, client, overwrite=overwrite)
+        from telco_nbo.data.io import load_meta
+
+        counts = load_meta(path).get("row_counts", {})
+        out.print(f"Synthetic world ({n_parts} partitions; seeded per partition, see docs/scaling_out.md) -> {path}")
+        out.print(", ".join(f"{k}: {v:,}" for k, v in counts.items()))
 
 
 def _print_summary(s: dict[str, Any], path: str) -> None:

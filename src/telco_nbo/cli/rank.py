@@ -51,6 +51,9 @@ def register(app: typer.Typer) -> None:
         tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
         catalog_path: Path | None = typer.Option(None, "--catalog", help="Offer catalog YAML (default built-in)."),
         config_path: Path | None = typer.Option(None, "--config", help="NBO policy YAML (default built-in)."),
+        scheduler: str | None = typer.Option(
+            None, "--scheduler", help="Dask scheduler address or 'local': score and rank partition by partition on the workers."
+        ),
     ) -> None:
         """Rank the next best offers of every active account, with the audit trail, into Parquet."""
         with user_errors():
@@ -67,6 +70,12 @@ def register(app: typer.Typer) -> None:
             # Scores come from the registered champions only: never invented here.
             versions = champion_versions(tracking_uri)
             provider = champion_score_provider(versions, tracking_uri)
+
+            if scheduler is not None:
+                from telco_nbo.scale.cli import rank_on_dask
+
+                rank_on_dask(data, out_file, provider, catalog, config, top_k, as_of, scheduler)
+                return
 
             import pandas as pd
 

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
             None, "--params", help="Parameter file (YAML); default training/<model>.yaml when it exists. With 'all': a folder."
         ),
         promote_after: bool = typer.Option(False, "--promote", help="Run the champion/challenger promotion after training."),
+        scheduler: str | None = typer.Option(
+            None, "--scheduler", help="Dask scheduler address or 'local': train churn with xgboost.dask (see docs/scaling_out.md)."
+        ),
     ) -> None:
         """Train MODEL on a data folder: Optuna tuning, holdout evaluation, MLflow run, new registry version."""
         with user_errors():
@@ -44,6 +47,11 @@ def register(app: typer.Typer) -> None:
             overrides = {"trials": trials, "tracking_uri": tracking_uri, "optuna_storage": optuna_storage,
                          "as_of": as_of, "seed": seed}
             configs = {k: load_config(k, _param_file(k, params, model == "all"), **overrides) for k in kinds}
+            if scheduler is not None:
+                from telco_nbo.scale.cli import train_on_dask
+
+                train_on_dask(model, data, configs, scheduler, promote_after)
+                return
             console.print(f"training {', '.join(kinds)} on {data} ...", highlight=False)
 
             def done(kind: str, result) -> None:  # noqa: ANN001 - TrainResult

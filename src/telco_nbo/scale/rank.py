@@ -131,11 +131,10 @@ def rank_batch_dask(
     """
     from dask import delayed
 
-    from telco_nbo.nbo.scores import Scores
-
     as_of = pd.Timestamp(as_of) if as_of is not None else None
-    # A Scores value goes to the workers once (one graph key), not once per partition.
-    score_arg = delayed(scores, pure=True, traverse=False) if isinstance(scores, Scores) else scores
+    # Scores (or a provider holding loaded models) go to the workers once, as one graph key,
+    # not embedded in every partition's task.
+    score_arg = delayed(scores, pure=True, traverse=False)
     from telco_nbo.scale.cluster import same_dtypes
 
     with same_dtypes():

@@ -111,6 +111,50 @@ def fit_classifier_dask(
     return clf
 
 
+TUNING_ROWS = 200_000
+"""Cap on the training + validation rows the Optuna trials of :func:`train_churn_dask` see."""
+
+
+def _sample(frame: dd.DataFrame, share: float, seed: int, salt: str) -> dd.DataFrame:
+    if share >= 1.0:
+        return frame
+    from telco_nbo.training.data import household_split
+
+    keep = frame["household_id"].map_partitions(
+        lambda s: pd.Series(household_split(s.to_numpy(dtype=object), share, seed, salt), index=s.index),
+        meta=("household_id", bool))
+    return frame[keep]
+
+
+def _tune_on_sample(client: Client, frame: dd.DataFrame, cols: list[str], n_rows: dict[str, int], trials: int,
+                    seed: int, storage: str | None, study_name: str | None, *, fixed: dict[str, Any],
+                    early_stopping_rounds: int | None) -> dict[str, Any]:
+    """Run the trials on a household sample; return the best parameters (n_estimators = best round + 1)."""
+    from telco_nbo.config import get_settings
+    from telco_nbo.models.churn import default_search_space
+    from telco_nbo.scale.cluster import n_workers
+    from telco_nbo.scale.features import LABEL_COLUMN
+    from telco_nbo.scale.tune import ChurnModelFactory, tune_parallel
+
+    share = min(1.0, TUNING_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
+    sample = _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "tuning-sample").compute()
+    tr, va = sample[sample[SPLIT_COLUMN] == 0], sample[sample[SPLIT_COLUMN] == 1]
+    procs = max(1, min(n_workers(client), trials))
+    factory = ChurnModelFactory({"random_state": seed, **fixed,
+                                 **({"early_stopping_rounds": early_stopping_rounds} if early_stopping_rounds else {})})
+    result = tune_parallel(
+        factory, default_search_space, tr[cols].reset_index(drop=True), tr[LABEL_COLUMN].to_numpy(np.int8),
+        va[cols].reset_index(drop=True), va[LABEL_COLUMN].to_numpy(np.int8),
+        n_trials=trials, n_processes=procs, client=client, seed=seed, metric="logloss",
+        study_name=study_name or f"telco-churn-dask-{seed}-{len(sample)}",
+        storage=storage or get_settings().resolved_optuna_storage(), report_interval=5,
+    )
+    best = {**result.best_params, **fixed}
+    if result.best_iteration is not None and "n_estimators" not in fixed:
+        best["n_estimators"] = int(result.best_iteration) + 1
+    return best
+
+
 def split_column(household_ids: pd.Series, holdout_fraction: float, valid_fraction: float, seed: int) -> np.ndarray:
     """``0`` train, ``1`` validation, ``2`` holdout per row: the in-process pipeline's split.
 
@@ -169,6 +213,9 @@ def train_churn_dask(
     register: bool = True,
     tracking_uri: str | None = None,
     data_dir: str | None = None,
+    trials: int = 0,
+    optuna_storage: str | None = None,
+    study_name: str | None = None,
 ) -> DaskTrainResult:
     """Build features and labels per partition, train with ``xgboost.dask``, evaluate, log.
 
@@ -192,6 +239,12 @@ def train_churn_dask(
         register: Register ``telco-churn`` (new version; aliases as for any training run).
         tracking_uri: MLflow tracking URI.
         data_dir: Data folder recorded with the run.
+        trials: Optuna trials before the final fit (0: ``params`` as given). They run with
+            :func:`~telco_nbo.scale.tune.tune_parallel`, one process per worker, sharing one study,
+            on a household sample of at most :data:`TUNING_ROWS` training / validation rows
+            gathered on the client; the best parameters then train on all rows.
+        optuna_storage: Shared Optuna storage URL (default from settings).
+        study_name: Study name (default ``telco-churn-dask-<seed>-<rows>``).
 
     Returns:
         The :class:`DaskTrainResult`.
@@ -204,13 +257,15 @@ def train_churn_dask(
 
     with same_dtypes():
         return _train_churn_dask(world, client, as_of, label_horizon_days, holdout_fraction, valid_fraction, seed,
-                                 params, early_stopping_rounds, log, register, tracking_uri, data_dir)
+                                 params, early_stopping_rounds, log, register, tracking_uri, data_dir,
+                                 trials, optuna_storage, study_name)
 
 
 def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label_horizon_days: int,
                       holdout_fraction: float, valid_fraction: float, seed: int, params: dict[str, Any] | None,
                       early_stopping_rounds: int | None, log: bool, register: bool, tracking_uri: str | None,
-                      data_dir: str | None) -> DaskTrainResult:
+                      data_dir: str | None, trials: int, optuna_storage: str | None,
+                      study_name: str | None) -> DaskTrainResult:
     from telco_nbo.models.metrics import evaluate_classifier
     from telco_nbo.scale.features import LABEL_COLUMN, build_account_features_dask, model_matrix_dask
 
@@ -244,6 +299,11 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
 
     tr, va = part(0), part(1)
     base = {**(params or {}), "random_state": seed}
+    if trials > 0:
+        t0 = time.perf_counter()
+        base.update(_tune_on_sample(client, frame, cols, n_rows, trials, seed, optuna_storage, study_name,
+                                    fixed=dict(params or {}), early_stopping_rounds=early_stopping_rounds))
+        secs["tuning"] = time.perf_counter() - t0
     if early_stopping_rounds:
         base["early_stopping_rounds"] = early_stopping_rounds
     t0 = time.perf_counter()
@@ -261,16 +321,9 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
     if log:
         t0 = time.perf_counter()
         from telco_nbo.tracking import log_training_run
-        from telco_nbo.training.data import household_split
 
-        train_rows = frame[frame[SPLIT_COLUMN] < 2]
         share = min(1.0, LOGGED_TRAIN_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
-        if share < 1.0:
-            keep = train_rows["household_id"].map_partitions(
-                lambda s: pd.Series(household_split(s.to_numpy(dtype=object), share, seed, "mlflow-sample"), index=s.index),
-                meta=("household_id", bool))
-            train_rows = train_rows[keep]
-        tr_pd = train_rows.compute()
+        tr_pd = _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "mlflow-sample").compute()
         run = log_training_run(
             "churn", model,
             X_train=tr_pd[cols].reset_index(drop=True), y_train=tr_pd[LABEL_COLUMN].to_numpy(np.int8),

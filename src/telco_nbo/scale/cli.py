@@ -1,0 +1,99 @@
+"""The ``--scheduler`` paths of ``telco-nbo train`` and ``telco-nbo rank`` (called by those commands).
+
+Kept here so the commands stay thin: they parse options, check inputs and hand over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from telco_nbo.errors import ConfigError
+
+
+def rank_on_dask(
+    data: Path,
+    out_file: Path,
+    provider: Any,
+    catalog: Any,
+    config: Any,
+    top_k: int,
+    as_of: str | None,
+    scheduler: str,
+) -> None:
+    """Score and rank every partition of ``data`` on the workers; write one Parquet file atomically.
+
+    The score provider (champion models, loaded once here) is shipped to the workers once; each
+    partition is scored and ranked on its worker and written by it, then streamed into ``out_file``.
+    """
+    import pandas as pd
+
+    from telco_nbo.cli._common import console, out
+    from telco_nbo.scale import build_account_features_dask, dask_client, load_partitioned_world, rank_batch_dask
+    from telco_nbo.scale.rank import write_ranking
+
+    with dask_client(scheduler) as client:
+        world = load_partitioned_world(data, client)
+        when = as_of or world.meta.get("as_of")
+        if when is None:
+            raise ConfigError(f"{data} records no as_of date: pass --as-of YYYY-MM-DD")
+        try:
+            when_ts = pd.Timestamp(when)
+        except (ValueError, TypeError):
+            raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
+        console.print(f"ranking {world.n_partitions} partitions on {client.scheduler.address} ...", highlight=False)
+        features = build_account_features_dask(world, when_ts)
+        ranked = rank_batch_dask(features, provider, catalog, config, top_k, as_of=when_ts)
+        n = write_ranking(ranked, out_file, client)
+    import pyarrow.parquet as pq
+
+    # Summary read back column-wise from the file: the client never held the whole ranking.
+    table = pq.read_table(out_file, columns=["account_id", "offer_id", "selected"]).to_pandas()
+    chosen = table[table["selected"]]
+    out.print(f"ranked {table['account_id'].nunique():,} accounts on Dask: {len(chosen):,} offers, "
+              f"{n - len(chosen):,} suppressed -> {out_file}")
+    console.print(chosen["offer_id"].value_counts().to_string(), highlight=False)
+
+
+def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler: str, promote_after: bool) -> None:
+    """Train the churn model with ``xgboost.dask`` from the training config; register it.
+
+    Only ``churn`` trains on Dask: it is the model whose data grows with every account. The
+    propensity, uplift and CLV models learn from contact and experiment samples that fit one
+    machine; train them without ``--scheduler``.
+
+    Raises:
+        ConfigError: ``model`` is not ``churn``.
+    """
+    from telco_nbo.cli._common import console, out
+    from telco_nbo.scale import dask_client, load_partitioned_world, train_churn_dask
+
+    if model != "churn":
+        raise ConfigError(
+            f"--scheduler trains the churn model only (xgboost.dask); train {model!r} without --scheduler "
+            "(its data is a contact / experiment sample that fits one machine)"
+        )
+    cfg = configs["churn"]
+    with dask_client(scheduler) as client:
+        world = load_partitioned_world(data, client)
+        console.print(f"training churn on {world.n_partitions} partitions on {client.scheduler.address} ...",
+                      highlight=False)
+        result = train_churn_dask(
+            world, client, as_of=cfg.as_of, label_horizon_days=cfg.label_horizon_days,
+            holdout_fraction=cfg.holdout_fraction, valid_fraction=cfg.valid_fraction, seed=cfg.seed,
+            params=dict(cfg.params), early_stopping_rounds=cfg.early_stopping_rounds, register=getattr(cfg, "register_model", True),
+            tracking_uri=cfg.tracking_uri, data_dir=str(data), trials=cfg.trials,
+            optuna_storage=cfg.optuna_storage, study_name=cfg.study_name,
+        )
+    h = ", ".join(f"{k}={v:.4g}" for k, v in list(result.holdout_metrics.items())[:6])
+    version = f"v{result.model_version} ({', '.join(result.aliases)})" if result.model_version else "not registered"
+    rows = ", ".join(f"{k} {v:,}" for k, v in result.n_rows.items())
+    out.print(f"[bold]churn[/] (xgboost.dask): {version} run {result.run_id} - rows {rows} - holdout {h}",
+              highlight=False, soft_wrap=True)
+    if promote_after:
+        from telco_nbo.training.pipeline import promote_all
+
+        for d in promote_all(("churn",), tracking_uri=cfg.tracking_uri).values():
+            verdict = "[green]promoted[/]" if d.promoted else "[yellow]kept the champion[/]"
+            out.print(f"{d.model_name}: {verdict} - {d.reason}", highlight=False, soft_wrap=True)
