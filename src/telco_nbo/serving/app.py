@@ -323,8 +323,8 @@ class NboApp:
     def score(self, req: Any) -> dict[str, Any]:
         """Answer ``/score``: churn, CLV, retention uplift and propensity per offer."""
         loaded = self._require()
-        cols = self._columns(loaded, req)
         which = self._check_offers(loaded, req.offer_ids)
+        cols = self._columns(loaded, req)
         try:
             s = loaded.scorer.score(cols)
         except TelcoNboError as exc:
@@ -342,8 +342,8 @@ class NboApp:
     def explain(self, req: Any) -> dict[str, Any]:
         """Answer ``/explain``: SHAP reason codes of the churn score (and of chosen offers' propensity)."""
         loaded = self._require()
-        cols = self._columns(loaded, req)
         which = self._check_offers(loaded, req.offer_ids or [])
+        cols = self._columns(loaded, req)
         try:
             churn = loaded.scorer.churn_reasons(cols, req.k)
             prop = loaded.scorer.propensity_reasons(cols, which, req.k) if which else None
