@@ -21,7 +21,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def monitor(
         model: str = typer.Option(..., "--model", help="Monitored model, e.g. churn or telco-churn."),
-        current: Path = typer.Option(..., "--current", help="Window: a parquet/csv/jsonl file or a folder of them."),
+        current: Path = typer.Option(
+            ...,
+            "--current",
+            help="Window: a data folder (scored with the champions; labels and the retention log when they have landed), "
+            "the service's prediction log (.jsonl file or folder), or a parquet/csv/jsonl file or folder of them.",
+        ),
         out_dir: Path = typer.Option(..., "--out", help="Folder for summary.html, summary.json and the Evidently reports."),
         reference: Path | None = typer.Option(
             None, "--reference", help="Reference frame file; default: the champion's reference artifact in MLflow."
@@ -39,6 +44,10 @@ def register(app: typer.Typer) -> None:
         tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: settings)."),
         workspace: Path | None = typer.Option(None, "--workspace", help="Local Evidently workspace to add the run to."),
         no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the run to MLflow."),
+        as_of: str | None = typer.Option(None, "--as-of", help="Scoring date of a data-folder window (default: its meta as_of)."),
+        segment_by: str = typer.Option(
+            "account_type", "--segment-by", help="Uplift segments of a data-folder window: comma list of account_type, product_mix, contract_type."
+        ),
     ) -> None:
         """Data drift, prediction drift, quality, uplift by segment and KPIs for one window."""
         with user_errors():
@@ -54,7 +63,27 @@ def register(app: typer.Typer) -> None:
 
             cfg_path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
             cfg = load_config(cfg_path)
-            cur = read_window(current)
+            from telco_nbo.monitoring.world_window import (
+                is_data_folder,
+                is_prediction_log,
+                window_from_data_folder,
+                window_from_prediction_log,
+            )
+
+            window = None
+            if is_data_folder(current):
+                window = window_from_data_folder(
+                    current, as_of=as_of, tracking_uri=tracking_uri, segment_by=tuple(s.strip() for s in segment_by.split(",") if s.strip())
+                )
+                cur = window.frame
+                out.print(
+                    f"window: {current} at {window.as_of.date()}, {len(cur):,} accounts, labels "
+                    f"{'landed' if window.labels_available else 'not landed yet'}, models {window.model_versions}"
+                )
+            elif is_prediction_log(current):
+                cur = window_from_prediction_log(current)
+            else:
+                cur = read_window(current)
             ref = read_window(reference) if reference is not None else load_reference_from_champion(model, tracking_uri)
             labeled = None
             if labels is not None:
@@ -74,8 +103,8 @@ def register(app: typer.Typer) -> None:
                 model_name=model,
                 config=cfg,
                 labeled=labeled,
-                contact_log=read_window(contact_log) if contact_log is not None else None,
-                contacts=read_window(contacts) if contacts is not None else None,
+                contact_log=read_window(contact_log) if contact_log is not None else (window.contact_log if window else None),
+                contacts=read_window(contacts) if contacts is not None else (window.contacts if window else None),
             )
             files = write_outputs(output, out_dir)
             result = output.result

@@ -344,3 +344,110 @@ def window_from_data_folder(path: str | Path, **kwargs: Any) -> MonitoringWindow
     if not is_data_folder(path):
         raise ConfigError(f"{path} is not a data folder (no accounts table)")
     return window_from_world(load_world(path), **kwargs)
+
+
+def is_prediction_log(path: str | Path) -> bool:
+    """True when ``path`` is a ``.jsonl`` file (or a folder of them) written by the service's prediction log."""
+    import json
+
+    p = Path(path)
+    files = sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
+    if not files or files[0].suffix.lower() != ".jsonl" or not files[0].is_file():
+        return False
+    with files[0].open() as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    return False
+                return isinstance(rec, dict) and isinstance(rec.get("features"), dict) and isinstance(rec.get("scores"), dict)
+    return False
+
+
+def window_from_prediction_log(
+    path_or_records: str | Path | Sequence[Mapping[str, Any]],
+    *,
+    since: Any = None,
+    until: Any = None,
+    latest_per_account: bool = True,
+) -> pd.DataFrame:
+    """A monitoring window from the service's prediction log (``telco_nbo.serving.predlog``).
+
+    Each record carries ``timestamp``, ``account_id``, ``features`` (the model inputs as served),
+    ``scores`` (``churn_probability``, ``clv``, ``retention_uplift``, ``propensity`` per offer) and
+    ``model_versions``. The window has one row per account (its latest decision in the time range
+    by default: an account asked about ten times would otherwise weigh ten times in the drift),
+    the features as the model matrix (:func:`telco_nbo.features.to_model_matrix`, same dtypes as
+    the reference) and the scores renamed to the monitoring names (``churn_score``, ``clv``,
+    ``uplift``, ``propensity`` = the best offer's).
+
+    Args:
+        path_or_records: A ``.jsonl`` file, a folder of them, or the parsed records.
+        since: Keep decisions at or after this time (UTC; naive = UTC).
+        until: Keep decisions before this time.
+        latest_per_account: One row per account (latest decision) instead of one per decision.
+
+    Returns:
+        The window.
+
+    Raises:
+        DataValidationError: Unreadable lines, records without features/scores, no decision in
+            the range, or features the model matrix rejects (named).
+    """
+    import json
+
+    from telco_nbo.features import FEATURE_COLUMNS, to_model_matrix
+
+    if isinstance(path_or_records, (str, Path)):
+        p = Path(path_or_records)
+        files = sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
+        records: list[Mapping[str, Any]] = []
+        for f in files:
+            with f.open() as fh:
+                for i, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        records.append(json.loads(line))
+                    except ValueError as exc:
+                        raise DataValidationError(str(f), [f"line {i} is not JSON: {exc}"]) from None
+        source = str(p)
+    else:
+        records, source = list(path_or_records), "prediction log"
+    bad = [i for i, r in enumerate(records) if not (isinstance(r.get("features"), dict) and isinstance(r.get("scores"), dict))]
+    if bad:
+        raise DataValidationError(source, [f"{len(bad)} records without 'features'/'scores' objects (first at record {bad[0]})"])
+    if not records:
+        raise DataValidationError(source, ["the prediction log is empty"])
+    ts = pd.to_datetime([r.get("timestamp") for r in records], utc=True, errors="coerce")
+    if ts.isna().any():
+        raise DataValidationError(source, [f"{int(ts.isna().sum())} records without a valid timestamp"])
+    keep = np.ones(len(records), bool)
+    if since is not None:
+        keep &= ts >= pd.Timestamp(since, tz="UTC") if pd.Timestamp(since).tz is None else ts >= pd.Timestamp(since)
+    if until is not None:
+        keep &= ts < pd.Timestamp(until, tz="UTC") if pd.Timestamp(until).tz is None else ts < pd.Timestamp(until)
+    idx = np.flatnonzero(keep)
+    if len(idx) == 0:
+        raise DataValidationError(source, ["no decision in the requested time range"])
+    feats = pd.DataFrame([records[i]["features"] for i in idx])
+    feats.insert(0, "account_id", [records[i].get("account_id") for i in idx])
+    feats.insert(1, "timestamp", ts[idx].tz_convert(None))
+    scores = [records[i]["scores"] for i in idx]
+    out = feats[["account_id", "timestamp"]].copy()
+    missing = [c for c in FEATURE_COLUMNS if c not in feats.columns]
+    if missing:
+        raise DataValidationError(source, [f"records lack model features: {missing}"])
+    out = pd.concat([out, to_model_matrix(feats)], axis=1)
+    for extra in ("household_id", "account_lifecycle_stage"):
+        if extra in feats.columns:
+            out[extra] = feats[extra].to_numpy()
+        elif extra == "household_id":
+            out[extra] = [records[i].get("household_id") for i in idx]
+    for src, dst in (("churn_probability", "churn_score"), ("clv", "clv"), ("retention_uplift", "uplift")):
+        out[dst] = pd.to_numeric(pd.Series([s.get(src) for s in scores]), errors="coerce").to_numpy(dtype=float)
+    out["propensity"] = [max((v for v in (s.get("propensity") or {}).values() if v is not None), default=np.nan) for s in scores]
+    if latest_per_account:
+        out = out.sort_values("timestamp", kind="stable").drop_duplicates("account_id", keep="last")
+    return out.reset_index(drop=True)
