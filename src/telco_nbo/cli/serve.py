@@ -27,11 +27,21 @@ def register(app: typer.Typer) -> None:
         config_path: Path | None = typer.Option(None, "--config", help="NBO policy YAML (default built-in)."),
         model_dir: Path | None = typer.Option(None, "--model-dir", help="Exported champion models (instead of the registry)."),
         workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
+        export_models: Path | None = typer.Option(None, "--export-models", help="Only copy the champions into this folder "
+                                                  "(for bentoml build, see serving/bentofile.yaml) and exit."),
     ) -> None:
         """Serve /rank, /score, /explain, /healthz, /readyz and /metrics over HTTP."""
         with user_errors():
             from telco_nbo.config import get_settings
             from telco_nbo.errors import ConfigError
+
+            if export_models is not None:
+                from telco_nbo.serving.scoring import export_champions
+
+                versions = export_champions(get_settings(tracking_uri=tracking_uri).resolved_tracking_uri(), export_models)
+                console.print(f"exported {', '.join(f'{k} v{v}' for k, v in versions.items())} -> {export_models}",
+                              highlight=False)
+                return
 
             if data is not None and not data.is_dir():
                 raise ConfigError(f"data folder {data} does not exist")

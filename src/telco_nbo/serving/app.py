@@ -77,8 +77,11 @@ class ServeConfig:
                 return cls(**json.loads(raw))
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{ENV_CONFIG} is not a valid service config: {exc}") from exc
+        # No explicit config (e.g. inside a built Bento): TELCO_NBO_* variables; a Bento sets
+        # TELCO_NBO_MODEL_DIR to the champions it carries.
         return cls(tracking_uri=os.environ.get("TELCO_NBO_TRACKING_URI"), data_dir=os.environ.get("TELCO_NBO_DATA"),
-                   api_key_env=os.environ.get("TELCO_NBO_API_KEY_ENV"))
+                   api_key_env=os.environ.get("TELCO_NBO_API_KEY_ENV"), prediction_log=os.environ.get("TELCO_NBO_PREDICTION_LOG"),
+                   model_dir=os.environ.get("TELCO_NBO_MODEL_DIR"))
 
 
 @dataclass

@@ -1,0 +1,312 @@
+"""Serving benchmark: in-process batch ranking vs raw XGBoost, and HTTP /rank vs ``mlflow models serve``.
+
+What is measured (one run, this machine; results into benchmarks/RESULTS.md, section "Serving"):
+
+1. **Batch, in process, 100k accounts.** Baseline: ``Booster.inplace_predict`` of every model a
+   ranking needs (churn, offer propensity for all catalog offers, the uplift learner's boosters;
+   the CLV model reuses the churn booster) on float32 matrices built beforehand — the floor any
+   ranking on these models pays. Ours: the numpy fast path (building the model matrices from the
+   feature columns + the same predictions + CLV + rules + value + household selection), then
+   separately the long audit table (one row per account x offer) and the pandas reference path
+   (``rank_batch`` with :class:`~telco_nbo.scoring.ChampionScoreProvider`).
+2. **HTTP, one account per request.** ``POST /rank`` (features in the payload, and by account id)
+   on ``telco-nbo serve`` vs ``POST /invocations`` on ``mlflow models serve --env-manager local``
+   serving the churn model alone, at concurrency 1 and 8, from one Python client process with
+   keep-alive connections: requests/s, p50, p99.
+
+The world and models are built once into ``--workdir`` (a synthetic world, the real training
+pipeline with default model sizes and no tuning) and reused on the next run.
+
+Usage: ``python benchmarks/bench_serving.py [--workdir DIR] [--accounts 100000] [--seconds 15]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import machine_line, write_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build(workdir: Path, households: int, seed: int) -> dict:
+    """World + champions (reused when present)."""
+    from telco_nbo.training.config import KINDS, load_config
+    from telco_nbo.training.pipeline import train_all
+
+    data, uri = workdir / "data", f"sqlite:///{workdir / 'mlflow.db'}"
+    if not (workdir / "trained.json").exists():
+        from telco_nbo.data.io import write_world
+        from telco_nbo.data.synthetic import generate_world
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_world(generate_world(households, seed=seed), data, overwrite=True)
+        cfgs = {k: load_config(k, trials=0, seed=seed, tracking_uri=uri, optuna_storage=f"sqlite:///{workdir / 'optuna.db'}",
+                               shap_rows=200) for k in KINDS}
+        res = train_all(data, cfgs)
+        (workdir / "trained.json").write_text(json.dumps({k: r.model_version for k, r in res.items()}))
+    return {"data": data, "uri": uri}
+
+
+def inflate(features, n: int):
+    """Repeat a feature frame to ``n`` accounts with distinct account and household ids."""
+    import pandas as pd
+
+    reps = -(-n // len(features))
+    parts = []
+    for k in range(reps):
+        p = features.copy()
+        p["account_id"] = p["account_id"].astype(str) + f"-{k}"
+        p["household_id"] = p["household_id"].astype(str) + f"-{k}"
+        parts.append(p)
+    return pd.concat(parts, ignore_index=True).head(n)
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench_batch(store: dict, n: int, repeat: int) -> dict:
+    import pandas as pd
+
+    from telco_nbo.data.io import load_world
+    from telco_nbo.features import build_account_features
+    from telco_nbo.nbo.rank import Policy, core_frame, rank_batch, rank_core
+    from telco_nbo.nbo.rules import as_columns, validate_features
+    from telco_nbo.scoring import ChampionScoreProvider
+    from telco_nbo.serving.scoring import ChampionModels, FastScorer
+
+    world = load_world(store["data"])
+    feats = inflate(build_account_features(world.tables, pd.Timestamp(world.meta["as_of"])), n)
+    policy = Policy.build()
+    scorer = FastScorer(ChampionModels.load(store["uri"]), policy, nthread=0)
+    cols = as_columns(feats)
+    attrs = scorer.offer_attributes
+    mats = [(b, b.matrix(cols, n, attrs if b.per_offer else None)) for b in scorer.boosters()]
+
+    def raw() -> None:
+        for b, X in mats:
+            b.predict(X)
+
+    def fast() -> None:
+        rank_core(policy, cols, scorer.score(cols), 3)
+
+    raw_s = best_of(raw, repeat)
+    fast_s = best_of(fast, repeat)
+    t = time.perf_counter()
+    aligned = scorer.score(cols)
+    score_s = time.perf_counter() - t
+    t = time.perf_counter()
+    core = rank_core(policy, cols, aligned, 3)
+    core_s = time.perf_counter() - t
+    t = time.perf_counter()
+    validate_features(feats)
+    validate_s = time.perf_counter() - t
+    t = time.perf_counter()
+    frame = core_frame(core, world.meta["as_of"])
+    frame_s = time.perf_counter() - t
+    t = time.perf_counter()
+    provider = ChampionScoreProvider(store["uri"], reason_k=0)
+    scores = provider.score(feats, policy.catalog)
+    ref_score_s = time.perf_counter() - t
+    t = time.perf_counter()
+    rank_batch(feats, scores, top_k=3, policy=policy)
+    ref_rank_s = time.perf_counter() - t
+    return {
+        "accounts": n, "offers": len(policy.offers), "rows_predicted": int(sum(len(X) for _, X in mats)),
+        "boosters": len(mats), "raw_inplace_predict_s": raw_s, "fast_rank_s": fast_s, "fast_score_s": score_s,
+        "fast_rules_value_selection_s": core_s, "validate_features_s": validate_s, "long_table_s": frame_s,
+        "long_table_rows": len(frame), "reference_provider_score_s": ref_score_s, "reference_rank_batch_s": ref_rank_s,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], env: dict, ready_url: str, log: Path, timeout: float = 180) -> subprocess.Popen:
+    import httpx
+
+    fh = log.open("w")
+    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server died: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(ready_url, timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    stop(proc)
+    raise TimeoutError(f"{args[:4]} never got ready: {log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def load(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
+    """Closed-loop load: ``concurrency`` threads, each with its own keep-alive client, for ``seconds``."""
+    import httpx
+
+    lat: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    stop_at = [0.0]
+    start_evt = threading.Event()
+
+    def worker(k: int) -> None:
+        with httpx.Client(timeout=30, headers={"content-type": "application/json"}) as c:
+            for b in bodies[:3]:
+                c.post(url, content=b)  # warm the connection and the server
+            start_evt.wait()
+            i = k
+            while time.perf_counter() < stop_at[0]:
+                t = time.perf_counter()
+                r = c.post(url, content=bodies[i % len(bodies)])
+                lat[k].append(time.perf_counter() - t)
+                if r.status_code != 200:
+                    errors[k] += 1
+                i += concurrency
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    stop_at[0] = t0 + seconds
+    start_evt.set()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    all_lat = np.array([x for l in lat for x in l]) * 1000
+    return {"requests": int(len(all_lat)), "errors": int(sum(errors)), "req_per_s": len(all_lat) / wall,
+            "p50_ms": float(np.percentile(all_lat, 50)), "p99_ms": float(np.percentile(all_lat, 99))}
+
+
+def bench_http(store: dict, workdir: Path, seconds: float) -> dict:
+    import pandas as pd
+
+    from telco_nbo.data.io import load_world
+    from telco_nbo.features import FEATURE_COLUMNS, build_account_features, to_model_matrix
+
+    world = load_world(store["data"])
+    feats = build_account_features(world.tables, pd.Timestamp(world.meta["as_of"])).head(200)
+    rows = [json.loads(r.to_json()) for _, r in feats.iterrows()]
+    rank_bodies = [json.dumps({"account": r}).encode() for r in rows]
+    id_bodies = [json.dumps({"account_id": r["account_id"]}).encode() for r in rows]
+    X = to_model_matrix(feats)
+    mlflow_bodies = [json.dumps({"dataframe_split": {"columns": list(FEATURE_COLUMNS),
+                                                      "data": [json.loads(X.iloc[[i]].to_json(orient="values"))[0]]}}).encode()
+                     for i in range(len(X))]
+    out: dict = {}
+    port = free_port()
+    env = {"BENTOML_DO_NOT_TRACK": "True", "TELCO_NBO_PREDICTION_LOG": str(workdir / "bench_decisions.jsonl")}
+    proc = start([sys.executable, "-m", "telco_nbo", "serve", "--data", str(store["data"]), "--tracking-uri", store["uri"],
+                  "--port", str(port)], env, f"http://127.0.0.1:{port}/readyz", workdir / "nbo_server.log")
+    try:
+        for c in (1, 8):
+            out[f"nbo_rank_features_c{c}"] = load(f"http://127.0.0.1:{port}/rank", rank_bodies, c, seconds)
+            out[f"nbo_rank_id_c{c}"] = load(f"http://127.0.0.1:{port}/rank", id_bodies, c, seconds)
+    finally:
+        stop(proc)
+    port = free_port()
+    env = {"MLFLOW_TRACKING_URI": store["uri"]}
+    proc = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/telco-churn@champion", "--env-manager",
+                  "local", "--host", "127.0.0.1", "-p", str(port), "--workers", "1"], env,
+                 f"http://127.0.0.1:{port}/ping", workdir / "mlflow_server.log")
+    try:
+        for c in (1, 8):
+            out[f"mlflow_churn_c{c}"] = load(f"http://127.0.0.1:{port}/invocations", mlflow_bodies, c, seconds)
+    finally:
+        stop(proc)
+    return out
+
+
+def render(batch: dict, http: dict) -> str:
+    b = batch
+    ratio = b["fast_rank_s"] / b["raw_inplace_predict_s"]
+    lines = [
+        f"Machine: {machine_line()} (shared: other jobs ran at the same time; best of the repeats).",
+        "",
+        f"### Batch ranking in process: {b['accounts']:,} accounts x {b['offers']} offers",
+        "",
+        "| step | seconds | vs raw predict |",
+        "|---|---:|---:|",
+        f"| raw `Booster.inplace_predict` of the {b['boosters']} boosters ({b['rows_predicted']:,} rows, matrices prebuilt) "
+        f"| {b['raw_inplace_predict_s']:.2f} | 1.00x |",
+        f"| **numpy fast path: build matrices + score + rules + value + household selection** | **{b['fast_rank_s']:.2f}** "
+        f"| **{ratio:.2f}x** |",
+        f"| of which scoring (matrices + predict + CLV) | {b['fast_score_s']:.2f} | |",
+        f"| of which rules + value + selection | {b['fast_rules_value_selection_s']:.2f} | |",
+        f"| + feature contract check (`validate_features`) | {b['validate_features_s']:.2f} | |",
+        f"| + long audit table ({b['long_table_rows']:,} rows, reasons) | {b['long_table_s']:.2f} | |",
+        f"| reference: `ChampionScoreProvider.score` (pandas) | {b['reference_provider_score_s']:.2f} | |",
+        f"| reference: `rank_batch` on those scores | {b['reference_rank_batch_s']:.2f} | |",
+        "",
+        "### HTTP, one account per request (1 server worker, client on the same machine)",
+        "",
+        "| endpoint | concurrency | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    names = {"nbo_rank_features": "NBO `/rank`, features in the payload", "nbo_rank_id": "NBO `/rank`, account id",
+             "mlflow_churn": "`mlflow models serve` churn model alone"}
+    for key, label in names.items():
+        for c in (1, 8):
+            r = http[f"{key}_c{c}"]
+            lines.append(f"| {label} | {c} | {r['req_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
+    for c in (1, 8):
+        lines.append("")
+        lines.append(f"Concurrency {c}: NBO /rank (features) answers {http[f'nbo_rank_features_c{c}']['req_per_s'] / http[f'mlflow_churn_c{c}']['req_per_s']:.1f}x "
+                     f"the requests/s of mlflow serving one model (by id: "
+                     f"{http[f'nbo_rank_id_c{c}']['req_per_s'] / http[f'mlflow_churn_c{c}']['req_per_s']:.1f}x).")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "telco_nbo_bench_serving")
+    ap.add_argument("--households", type=int, default=5000)
+    ap.add_argument("--accounts", type=int, default=100_000)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--skip-http", action="store_true")
+    args = ap.parse_args()
+    store = build(args.workdir, args.households, args.seed)
+    batch = bench_batch(store, args.accounts, args.repeat)
+    print(json.dumps(batch, indent=1), flush=True)
+    http = {} if args.skip_http else bench_http(store, args.workdir, args.seconds)
+    print(json.dumps(http, indent=1), flush=True)
+    (args.workdir / "bench_serving.json").write_text(json.dumps({"batch": batch, "http": http}, indent=1))
+    if http:
+        write_section(REPO / "benchmarks" / "RESULTS.md", "Serving", render(batch, http))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Serving logic without a server: request schema vs the feature builder, prediction log, auth, readiness."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from worlds import tiny_world
+
+from telco_nbo.errors import ConfigError
+from telco_nbo.features import build_account_features
+from telco_nbo.serving.app import NboApp, ServeConfig, ServingError
+from telco_nbo.serving.predlog import PredictionLog, read_prediction_log
+from telco_nbo.serving.schemas import OPTIONAL_KINDS, REQUIRED_KINDS, RankRequest, ScoreRequest
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    return build_account_features(tiny_world().tables, pd.Timestamp("2025-06-30"))
+
+
+def test_request_schema_covers_exactly_the_feature_builder_columns(features: pd.DataFrame) -> None:
+    assert set(REQUIRED_KINDS) | set(OPTIONAL_KINDS) >= set(features.columns)
+    assert set(REQUIRED_KINDS) <= set(features.columns)
+    for col, kind in REQUIRED_KINDS.items():
+        dtype = features[col].dtype
+        if kind == "bool":
+            assert dtype == bool, col
+        elif kind == "count":
+            assert pd.api.types.is_integer_dtype(dtype), col
+        elif kind == "float_nan":
+            assert pd.api.types.is_float_dtype(dtype), col
+        else:
+            assert dtype == object, col
+
+
+def test_every_feature_row_is_a_valid_request(features: pd.DataFrame) -> None:
+    rows = [json.loads(r.to_json()) for _, r in features.iterrows()]
+    req = RankRequest.model_validate({"accounts": rows})
+    assert [a.account_id for a in req.accounts] == features["account_id"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"accounts": []}, "empty"),
+        ({}, "exactly one"),
+        ({"account_id": "A", "account_ids": ["B"]}, "exactly one"),
+        ({"account_id": "A", "top_k": 0}, "top_k"),
+        ({"account_id": "A", "extra": 1}, "extra"),
+        ({"account_ids": ["A"] * 1001}, "account_ids"),
+    ],
+)
+def test_bad_requests_name_the_field(body: dict, field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        RankRequest.model_validate(body)
+
+
+def test_missing_and_mistyped_feature_fields_are_named(features: pd.DataFrame) -> None:
+    row = json.loads(features.iloc[0].to_json())
+    del row["account_tenure_months"]
+    row["account_contacts_sms_30d"] = -1
+    with pytest.raises(ValidationError) as err:
+        ScoreRequest.model_validate({"account": row})
+    locs = {e["loc"][-1] for e in err.value.errors()}
+    assert locs == {"account_tenure_months", "account_contacts_sms_30d"}
+
+
+def test_prediction_log_lines_stay_whole_under_concurrent_writers(tmp_path) -> None:
+    log = PredictionLog(tmp_path / "p" / "decisions.jsonl")
+    big = {"payload": "x" * 5000}
+
+    def write(k: int) -> None:
+        for i in range(50):
+            log.append([{"writer": k, "i": i, **big}, {"writer": k, "i": i, "second": True}])
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    records = read_prediction_log(tmp_path / "p" / "decisions.jsonl")
+    assert len(records) == 8 * 50 * 2
+    # Each batch lands whole: a record and its companion are adjacent.
+    for a, b in zip(records[::2], records[1::2], strict=True):
+        assert (a["writer"], a["i"]) == (b["writer"], b["i"]) and b["second"]
+
+
+def test_prediction_log_refuses_nan_silently_turned_into_invalid_json(tmp_path) -> None:
+    from telco_nbo.serving.predlog import decision_records
+
+    d = {"account_id": "A1", "household_id": "H1", "as_of": None, "offers": [], "suppressed": [], "model_versions": {}}
+    recs = decision_records([d], {"account_id": np.array(["A1"]), "x": np.array([np.nan])}, ["account_id", "x"],
+                            {"churn_probability": np.array([0.1])}, np.array([[np.nan, 0.2]]), ["O1", "O2"])
+    log = PredictionLog(tmp_path / "d.jsonl")
+    log.append(recs)
+    (back,) = read_prediction_log(tmp_path / "d.jsonl")
+    assert back["features"]["x"] is None and back["scores"]["propensity"] == {"O1": None, "O2": 0.2}
+
+
+def test_not_ready_answers_503_and_a_failed_load_says_why(tmp_path) -> None:
+    app = NboApp(ServeConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}"))
+    with pytest.raises(ServingError) as err:
+        app.rank(RankRequest(account_id="A1"))
+    assert err.value.status == 503 and "loading" in err.value.message
+    app._load_logged()  # no champions in an empty registry
+    assert not app.ready and "telco-churn" in app.load_error
+    with pytest.raises(ServingError, match="loading failed") as err:
+        app.score(ScoreRequest(account_id="A1"))
+    assert err.value.status == 503
+
+
+def test_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="NBO_KEY"):
+        NboApp(ServeConfig(api_key_env="NBO_KEY"))
+    monkeypatch.setenv("NBO_KEY", "k1")
+    app = NboApp(ServeConfig(api_key_env="NBO_KEY"))
+    app.check_api_key({"x-api-key": "k1"})
+    app.check_api_key({"authorization": "Bearer k1"})
+    for headers in ({}, {"x-api-key": "k2"}, {"authorization": "Basic k1"}):
+        with pytest.raises(ServingError) as err:
+            app.check_api_key(headers)
+        assert err.value.status == 401
+    NboApp(ServeConfig()).check_api_key({})  # no key configured: open
+
+
+def test_serve_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELCO_NBO_SERVE_CONFIG", json.dumps({"tracking_uri": "sqlite:///x.db", "data_dir": "/d"}))
+    assert ServeConfig.from_env() == ServeConfig(tracking_uri="sqlite:///x.db", data_dir="/d")
+    monkeypatch.setenv("TELCO_NBO_SERVE_CONFIG", "{nope")
+    with pytest.raises(ConfigError, match="TELCO_NBO_SERVE_CONFIG"):
+        ServeConfig.from_env()
+    monkeypatch.delenv("TELCO_NBO_SERVE_CONFIG")
+    monkeypatch.setenv("TELCO_NBO_MODEL_DIR", "build/champions")
+    assert ServeConfig.from_env().model_dir == "build/champions"
