@@ -131,8 +131,24 @@ def _true_timing_effect(truth: dict[str, Any], metric: str, arm: str) -> float |
     return None
 
 
+def step_train(ctx: DemoContext) -> dict[str, Any]:
+    """Train churn, propensity, uplift and CLV with a short Optuna budget; promote champions."""
+    from telco_nbo.training.pipeline import demo_step
+
+    return demo_step(ctx)
+
+
+def step_rank(ctx: DemoContext) -> dict[str, Any]:
+    """Rank next-best offers with the champion models; policy value against baselines from truth."""
+    from telco_nbo.serving.demo import demo_step
+
+    return demo_step(ctx)
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], dict[str, Any]]]] = [
     ("data", step_data),
+    ("train", step_train),
+    ("rank", step_rank),
     ("readout", step_readout),
 ]
 """The demo's steps, in order."""

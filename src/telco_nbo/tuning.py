@@ -13,6 +13,8 @@ trials to one study.
 
 from __future__ import annotations
 
+import os
+
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -217,6 +219,8 @@ def tune(
     pruner = pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10)
 
     try:
+        if os.environ.get("TELCO_NBO_QUIET") == "1":  # set by the CLI unless --verbose
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True)
     except Exception as exc:  # sqlalchemy / optuna errors on a bad URL or unreachable database
         raise ConfigError(f"cannot open Optuna storage {_redact(storage)}: {exc}") from exc

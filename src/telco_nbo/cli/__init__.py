@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from telco_nbo.cli import _common
 from telco_nbo.cli import data as _data
 from telco_nbo.cli import data_generate as _data_generate  # noqa: F401
 from telco_nbo.cli import data_import as _data_import  # noqa: F401
@@ -25,13 +26,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.callback()(_common.configure_output)
 app.add_typer(_data.app, name="data")
 _demo.register(app)
 _monitor.register(app)
 _promote.register(app)
 _rank.register(app)
 _readout.register(app)
-__import__("telco_nbo.cli.serve", fromlist=["register"]).register(app)  # telco-nbo serve
+from telco_nbo.cli import serve as _serve  # noqa: E402
+
+_serve.register(app)
 _train.register(app)
 
 

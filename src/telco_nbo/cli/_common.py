@@ -27,3 +27,30 @@ def user_errors() -> Iterator[None]:
     except TelcoNboError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
+
+
+def configure_output(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show library logs (Optuna trials, MLflow)."),
+) -> None:
+    """Keep the terminal for results: library chatter is hidden unless ``--verbose``.
+
+    Runs before every command (not at import), so importing the package stays side-effect free.
+    """
+    import logging
+    import os
+    import warnings
+
+    if verbose:
+        return
+    # MLflow draws a progress bar per artifact download and warns about int columns in every
+    # inferred signature; neither tells a CLI user anything.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("mlflow", "alembic", "optuna", "bentoml", "distributed", "evidently"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Optuna resets its own logger to INFO when it is first imported; telco_nbo.tuning reads this
+    # flag when it creates a study (also in Dask workers, which inherit the environment).
+    os.environ.setdefault("TELCO_NBO_QUIET", "1")
+
