@@ -245,3 +245,20 @@ def test_learner_input_errors(experiment):
     fitted = U.TLearner(**SMALL).fit(Xs, ts, ys)
     with pytest.raises(DataValidationError, match="missing feature column"):
         fitted.predict(Xs.drop(columns="noise"))
+
+
+def test_true_gain_share_oracle_random_and_reversed() -> None:
+    from telco_nbo.models.uplift import true_gain_curve, true_gain_share
+
+    rng = np.random.default_rng(3)
+    tau = rng.normal(0.0, 0.05, 4000)
+    assert true_gain_share(tau, tau) == pytest.approx(1.0)
+    assert true_gain_share(-tau, tau) < -0.99  # the reversed ranking is the worst one
+    shares = [true_gain_share(rng.random(tau.size), tau) for _ in range(20)]
+    assert abs(np.mean(shares)) < 0.05  # random rankings average 0
+    noisy = tau + rng.normal(0.0, 0.05, tau.size)
+    assert 0.3 < true_gain_share(noisy, tau) < 0.95
+    # Brute force: the curve is the running sum of true effects in score order.
+    curve = true_gain_curve(noisy, tau)
+    order = sorted(range(tau.size), key=lambda i: -noisy[i])
+    assert curve[10] == pytest.approx(sum(tau[i] for i in order[:10]))

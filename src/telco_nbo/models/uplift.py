@@ -370,6 +370,9 @@ class UpliftEvaluation(BaseModel):
             quality the model captures), if the true effect is known.
         tau_rmse: RMSE of predicted vs true effect (PEHE), if known.
         tau_spearman: Spearman rank correlation of predicted vs true effect, if known.
+        true_gain_share_of_oracle: :func:`true_gain_share` of the model's ranking, if the true
+            effect is known: the noise-free comparison with the oracle (realized-outcome Qini on
+            a small holdout is dominated by outcome noise, so its share can be any number).
         deciles: The uplift-by-decile table.
     """
 
@@ -388,6 +391,7 @@ class UpliftEvaluation(BaseModel):
     qini_share_of_oracle: float | None = None
     tau_rmse: float | None = None
     tau_spearman: float | None = None
+    true_gain_share_of_oracle: float | None = None
     deciles: list[UpliftDecile]
 
     def deciles_frame(self) -> pd.DataFrame:
@@ -444,6 +448,7 @@ def evaluate_uplift(
             "qini_share_of_oracle": _none_if_nan(area / oracle_area) if oracle_area != 0 else None,
             "tau_rmse": float(np.sqrt(np.mean((s_ - true) ** 2))),
             "tau_spearman": _none_if_nan(pd.Series(s_).corr(pd.Series(true), method="spearman")),
+            "true_gain_share_of_oracle": _none_if_nan(true_gain_share(s_, true)),
         }
     deciles = [
         UpliftDecile(decile=int(i), **{k: (_none_if_nan(v) if isinstance(v, float) else v) for k, v in row.items()})
@@ -464,6 +469,53 @@ def evaluate_uplift(
         deciles=deciles,
         **extra,
     )
+
+
+def true_gain_curve(score: Any, true_uplift: Any) -> np.ndarray:
+    """Expected incremental outcome of treating the top-k rows by ``score``, for k = 0..n.
+
+    With the true per-row effect known (a synthetic world), treating the top k rows by a ranking
+    yields ``sum of true effects of those rows`` in expectation: the Qini curve with the outcome
+    noise taken out. Ties in ``score`` are broken by row order (stable sort).
+
+    Args:
+        score: Ranking score, higher = treat first.
+        true_uplift: True effect per row, in the desirable orientation.
+
+    Returns:
+        ``(n + 1,)`` cumulative expected gain, starting at 0.
+    """
+    s = np.asarray(score, dtype=float)
+    t = np.asarray(true_uplift, dtype=float)
+    order = np.argsort(-s, kind="mergesort")
+    return np.concatenate([[0.0], np.cumsum(t[order])])
+
+
+def true_gain_share(score: Any, true_uplift: Any) -> float:
+    """How much of the oracle's ranking value a ranking captures, measured on true effects.
+
+    ``(A(score) - A(random)) / (A(oracle) - A(random))`` where ``A`` is the area under
+    :func:`true_gain_curve` and the random ranking's curve is the straight line to the total
+    effect. 1 = the oracle's ranking, 0 = no better than random, negative = worse than random.
+
+    Args:
+        score: Ranking score, higher = treat first.
+        true_uplift: True effect per row, in the desirable orientation.
+
+    Returns:
+        The share (NaN when the oracle is no better than random, i.e. all effects equal).
+    """
+    t = np.asarray(true_uplift, dtype=float)
+    n = t.size
+    random_area = t.sum() * n / 2.0
+    # Trapezoid areas of the cumulative curves (k from 0 to n).
+    def area(curve: np.ndarray) -> float:
+        return float((curve[1:] + curve[:-1]).sum() / 2.0)
+
+    oracle = area(true_gain_curve(t, t)) - random_area
+    if oracle <= 0:
+        return float("nan")
+    return (area(true_gain_curve(score, t)) - random_area) / oracle
 
 
 def retention_uplift(tau: Any) -> np.ndarray:
