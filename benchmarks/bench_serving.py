@@ -236,7 +236,8 @@ def bench_http(store: dict, workdir: Path, seconds: float) -> dict:
     finally:
         stop(proc)
     port = free_port()
-    env = {"MLFLOW_TRACKING_URI": store["uri"]}
+    # mlflow execs `uvicorn` from PATH: put this interpreter's scripts first.
+    env = {"MLFLOW_TRACKING_URI": store["uri"], "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/telco-churn@champion", "--env-manager",
                   "local", "--host", "127.0.0.1", "-p", str(port), "--workers", "1"], env,
                  f"http://127.0.0.1:{port}/ping", workdir / "mlflow_server.log")
