@@ -720,7 +720,7 @@ def train_clv(
             boosters = {}
         scorer = ClvScorer(spec, {}, churn_model=boosters.get("churn_model"))
         scores = scorer.predict_frame(frame.features)
-        p90 = np.clip(scores["churn_p90"].to_numpy(), 1e-6, 1 - 1e-6)
+        p90 = np.clip(_label_probability(scorer, frame, scores), 1e-6, 1 - 1e-6)
         y_ho = frame.y[holdout]
         holdout_metrics = {"log_loss": float(log_loss(y_ho, p90[holdout], labels=[0, 1])),
                            "roc_auc": float(roc_auc_score(y_ho, p90[holdout])),
@@ -744,6 +744,28 @@ def train_clv(
         raise
     return TrainResult("clv", run.run_id, run.model_name, run.model_version, run.aliases, holdout_metrics, metrics,
                        time.perf_counter() - t_start, {"method": method, "spec": spec})
+
+
+def _label_probability(scorer: Any, frame: LabelledFrame, scores: pd.DataFrame) -> np.ndarray:
+    """The CLV model's probability of the churn label itself (what the holdout can check).
+
+    Hazard method: the label is churn within the window after ``as_of``, i.e. ``churn_p90``.
+    Contract sBG: the fit reads a churn flag as "left during the account's current (n-th) period"
+    (flat extracts flag who left in the last period), so the label's probability is the sBG
+    hazard of that period, ``1 - r(n)``, not the forward-looking ``churn_p90``.
+    """
+    if scorer.method == "hazard":
+        return scores["churn_p90"].to_numpy()
+    from telco_nbo.models.clv import sbg_retention
+
+    spec = {row["segment"]: row for row in scorer.spec["segments"]}
+    seg = frame.features[scorer.spec["segment_col"]].astype(str).to_numpy()
+    n = np.maximum(np.floor(pd.to_numeric(frame.features[scorer.spec["tenure_col"]]).to_numpy(dtype=float)), 1.0)
+    p = np.empty(len(seg))
+    for value, row in spec.items():
+        mask = seg == value
+        p[mask] = 1.0 - sbg_retention(n[mask], row["alpha"], row["beta"])
+    return p
 
 
 def _truth_clv_metrics(world: World, frame: LabelledFrame, clv: np.ndarray, holdout: np.ndarray, cfg: TrainingConfig) -> dict[str, float]:
