@@ -134,6 +134,7 @@ def test_dask_training_matches_in_process_and_serves(pworld, world, features, cl
     assert result.n_rows == {"train": int((split == 0).sum()), "valid": int((split == 1).sum()),
                              "holdout": int((split == 2).sum())}
     assert auc_dask > 0.7
+    print(f"holdout AUC dask={auc_dask:.4f} in-process={auc_local:.4f}")
     assert abs(auc_dask - auc_local) <= AUC_TOLERANCE, (auc_dask, auc_local)
     # registered like any model, and the champion loads as a plain XGBClassifier
     assert result.model_version == 1 and "champion" in result.aliases
@@ -157,21 +158,21 @@ def test_tuning_in_two_processes_shares_one_study(features, world, client, tmp_p
     result = tune_parallel(
         ChurnModelFactory({"n_estimators": 40}), default_search_space,
         X[split == 0], labels[split == 0], X[split == 1], labels[split == 1],
-        n_trials=6, n_processes=2, study_name="scale-test", storage=storage, client=client, seed=1,
+        n_trials=4, n_processes=2, study_name="scale-test", storage=storage, client=client, seed=1,
         metric="logloss", tracking=True, tracking_uri=tracking_uri, parent_run_id=parent,
         report_interval=10,
     )
-    assert result.trials_per_process == (3, 3)
+    assert result.trials_per_process == (2, 2)
     assert len(result.per_process) == 2
     study = optuna.load_study(study_name="scale-test", storage=shared_storage_url(storage))
-    assert len(study.trials) == 6 == result.n_trials
-    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert len(study.trials) == 4 == result.n_trials
+    assert sorted(t.number for t in study.trials) == list(range(4))
     # the two processes proposed different points (different sampler seeds)
-    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4
     nested = mlc.search_runs([mlc.get_run(parent).info.experiment_id],
                              filter_string=f"tags.mlflow.parentRunId = '{parent}'")
-    assert len(nested) == 6
-    assert sorted(int(r.data.tags["telco_nbo.optuna.trial_number"]) for r in nested) == list(range(6))
+    assert len(nested) == 4
+    assert sorted(int(r.data.tags["telco_nbo.optuna.trial_number"]) for r in nested) == list(range(4))
 
 
 def test_shared_storage_url():
