@@ -95,8 +95,9 @@ def test_rank_from_features_matches_rank_by_id_and_the_batch_ranking(server: Ser
     # Single-account households, so household rules see the same accounts either way.
     sizes = features.groupby("household_id")["account_id"].transform("size")
     rows = features[sizes == 1].head(5)
-    by_features = post(server, "/rank", {"accounts": [_payload(r) for _, r in rows.iterrows()]}).json()["decisions"]
-    by_id = post(server, "/rank", {"account_ids": rows["account_id"].tolist()}).json()["decisions"]
+    by_features = post(server, "/rank", {"accounts": [_payload(r) for _, r in rows.iterrows()],
+                                         "model_reasons": True}).json()["decisions"]
+    by_id = post(server, "/rank", {"account_ids": rows["account_id"].tolist(), "model_reasons": True}).json()["decisions"]
     for a, b in zip(by_features, by_id, strict=True):
         assert a["offers"] == b["offers"] and a["suppressed"] == b["suppressed"]
     # The in-process batch path with the MLflow score provider gives the same decisions.
@@ -202,3 +203,37 @@ def test_metrics_are_prometheus(server: Server, features: pd.DataFrame) -> None:
     m = httpx.get(server.url + "/metrics")
     assert m.status_code == 200 and "text/plain" in m.headers["content-type"]
     assert 'bentoml_service_request_total' in m.text and 'endpoint="/rank"' in m.text
+
+
+def test_bento_builds_offline_with_the_champions_inside(store: dict, features: pd.DataFrame, tmp_path: Path,
+                                                        repo_root: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from telco_nbo.nbo.rank import Policy
+    from telco_nbo.nbo.rules import as_columns
+    from telco_nbo.serving.scoring import ChampionModels, FastScorer, export_champions
+
+    ctx = tmp_path / "ctx"
+    for part in ("serving", "src"):
+        shutil.copytree(repo_root / part, ctx / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(repo_root / "requirements.lock", ctx / "requirements.lock")
+    versions = export_champions(store["uri"], ctx / "build" / "champions")
+    # The exported models score exactly like the registry's.
+    policy = Policy.build()
+    cols = as_columns(features.head(20))
+    a = FastScorer(ChampionModels.load(store["uri"]), policy).score(cols)
+    b = FastScorer(ChampionModels.load_dir(ctx / "build" / "champions"), policy).score(cols)
+    np.testing.assert_array_equal(a.propensity, b.propensity)
+    np.testing.assert_array_equal(a.clv, b.clv)
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
+           "NO_PROXY": "*", "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    out = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", "serving/bentofile.yaml", "."], cwd=ctx,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (bento,) = (tmp_path / "bentoml" / "bentos" / "telco_nbo").glob("*/bento.yaml")
+    inside = bento.parent / "src" / "build" / "champions"
+    assert json.loads((inside / "versions.json").read_text()) == versions
+    assert (inside / "telco-churn" / "MLmodel").exists() and (bento.parent / "src" / "src" / "telco_nbo" / "nbo" / "catalog.yaml").exists()

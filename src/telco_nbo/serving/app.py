@@ -296,17 +296,18 @@ class NboApp:
                 cols = {k: v[rows] for k, v in loaded.folder_columns.items()}
                 pos = {a: i for i, a in enumerate(np.asarray(cols["account_id"]).astype(str).tolist())}
                 keep = [pos[a] for a in wanted]
-        decisions = self._rank_columns(loaded, cols, req.top_k, request_id=request_id, keep=keep)
+        decisions = self._rank_columns(loaded, cols, req.top_k, request_id=request_id, keep=keep,
+                                       model_reasons=bool(getattr(req, "model_reasons", False)))
         return {"decisions": decisions, "model_versions": loaded.versions}
 
     def _rank_columns(self, loaded: _Loaded, cols: dict[str, np.ndarray], top_k: int, *,
                       log_decisions: bool = True, request_id: str | None = None,
-                      keep: list[int] | None = None) -> list[dict]:
+                      keep: list[int] | None = None, model_reasons: bool = False) -> list[dict]:
         from telco_nbo.nbo.rank import core_decisions, rank_core
         from telco_nbo.serving.predlog import decision_records
 
         try:
-            aligned = loaded.scorer.score(cols, reasons=True)
+            aligned = loaded.scorer.score(cols, reasons=model_reasons)
             core = rank_core(loaded.policy, cols, aligned, top_k)
         except TelcoNboError as exc:
             raise ServingError(422, str(exc), list(getattr(exc, "problems", []) or [])) from None

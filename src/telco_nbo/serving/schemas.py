@@ -128,6 +128,8 @@ class RankRequest(_Selector):
     """``POST /rank``."""
 
     top_k: int = Field(3, ge=1, le=50, description="Offers per account at most")
+    model_reasons: bool = Field(False, description="Also attach the top SHAP reasons of the churn score to every "
+                                                   "offer (one TreeSHAP pass; /explain gives them in full)")
 
 
 class ScoreRequest(_Selector):
