@@ -31,9 +31,9 @@ runner = CliRunner()
 def files(tmp_path: Path) -> dict[str, Path]:
     paths = {}
     for name, frame in {
-        "reference": make_window(3000, seed=1).drop(columns="churned"),
-        "clean": make_window(3000, seed=2),
-        "drifted": make_window(3000, seed=5, drift=True),
+        "reference": make_window(5000, seed=1).drop(columns="churned"),
+        "clean": make_window(5000, seed=2),
+        "drifted": make_window(5000, seed=5, drift=True),
     }.items():
         paths[name] = tmp_path / f"{name}.parquet"
         frame.to_parquet(paths[name])
@@ -113,7 +113,7 @@ def test_clean_window_exits_0(tmp_path, files):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["drift_share"] == 0.0 and summary["current_rows"] == 3000
+    assert summary["drift_share"] == 0.0 and summary["current_rows"] == 5000
 
 
 def test_malformed_window_exits_2_and_writes_nothing(tmp_path, files):

@@ -51,11 +51,13 @@ class SamplingConfig(_Strict):
     histograms in the HTML) grows with the row count. The sample is drawn with a fixed seed so the
     same window always gives the same report.
 
-    ``report_columns`` picks the features charted in the Evidently drift report: the drifted ones
+    ``report_rows`` caps the rows behind the Evidently charts (a histogram does not change at more
+    rows; the pass/fail verdicts use the ``max_rows`` sample). ``report_columns`` picks the features charted in the Evidently drift report: the drifted ones
     (default; the summary page lists every feature's score) or all of them (slower: one chart each).
     """
 
     max_rows: int = Field(200_000, ge=1_000)
+    report_rows: int = Field(50_000, ge=1_000)
     seed: int = 42
     report_columns: Literal["drifted", "all"] = "drifted"
 
