@@ -145,11 +145,19 @@ def step_rank(ctx: DemoContext) -> dict[str, Any]:
     return demo_step(ctx)
 
 
+def step_monitor(ctx: DemoContext) -> dict[str, Any]:
+    """Monitor a clean and two drifted windows against the churn champion's reference."""
+    from telco_nbo.monitoring.demo import demo_step
+
+    return demo_step(ctx)
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], dict[str, Any]]]] = [
     ("data", step_data),
     ("train", step_train),
     ("rank", step_rank),
     ("readout", step_readout),
+    ("monitor", step_monitor),
 ]
 """The demo's steps, in order."""
 
