@@ -3,9 +3,10 @@
 Both sides get the same reference and current frames (generated, seeded, in each child process;
 generation is not timed) with drift injected in known columns:
 
-- **ours**: :func:`telco_nbo.monitoring.monitor` (drift part: Evidently's stat test per column with
-  the configured method on deterministic 200k-row samples, an Evidently ``ValueDrift`` chart for
-  each drifted column and the score, plus the headline snapshot);
+- **ours**: :func:`telco_nbo.monitoring.monitor` (drift part, on deterministic 200k-row samples:
+  normed Wasserstein from sorted arrays for numeric columns (Evidently's formula, same value),
+  Evidently's stat tests for the other methods, an Evidently ``ValueDrift`` chart for each drifted
+  column and the score on <= 50k rows, plus the headline snapshot);
 - **preset**: ``Report([DataDriftPreset()])`` with Evidently's defaults on every row, run once on
   the full data (``--preset-rows`` = full size) or on a documented subsample and extrapolated
   linearly to the full size (its cost is dominated by per-row work: sorting for Wasserstein,
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| check | rows compared | seconds | peak RSS MB | columns flagged |",
         "|---|---:|---:|---:|---|",
-        f"| ours: `monitor()` (Evidently stat tests per configured method, deterministic {ours['sampled_rows']:,}-row samples, charts for drifted columns) "
+        f"| ours: `monitor()` (normed Wasserstein from sorted arrays + Evidently stat tests for the other methods, deterministic {ours['sampled_rows']:,}-row samples, charts for drifted columns) "
         f"| {ours['sampled_rows']:,} | {ours['seconds']} | {ours['peak_rss_mb']:,.0f} | {', '.join(ours['flagged'])} |",
         f"| Evidently default `DataDriftPreset` | {preset_rows:,} | {preset['seconds']} | {preset['peak_rss_mb']:,.0f} "
         f"| {', '.join(preset['flagged'])} |",
