@@ -7,7 +7,6 @@ real BentoML service in a subprocess on a free loopback port and waits for ``/re
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import httpx
 TINY = {"n_estimators": 25, "max_depth": 3}
 
 
-def trained_store(root: Path, households: int = 1200, seed: int = 5) -> dict:
+def trained_store(root: Path, households: int = 800, seed: int = 5) -> dict:
     """Generate a world in ``root/data`` and train the champions into ``root/mlflow.db``."""
     from telco_nbo.data.io import write_world
     from telco_nbo.data.synthetic import generate_world
@@ -45,7 +44,7 @@ def free_port() -> int:
 
 
 class Server:
-    """The real service in a subprocess (``telco-nbo serve`` or ``bentoml serve`` with an env config)."""
+    """The real service in a subprocess (``telco-nbo serve``)."""
 
     def __init__(self, args: list[str], env: dict[str, str], port: int, log: Path):
         self.port = port
@@ -67,15 +66,6 @@ class Server:
             env["NBO_TEST_API_KEY"] = api_key
             args += ["--api-key-env", "NBO_TEST_API_KEY"]
         return cls(args + (extra or []), env, port, tmp / f"server-{port}.log")
-
-    @classmethod
-    def bentoml(cls, config: dict, tmp: Path, repo: Path) -> Server:
-        """``bentoml serve serving.service:NBOService`` with the config in the environment."""
-        port = free_port()
-        env = {"BENTOML_DO_NOT_TRACK": "True", "TELCO_NBO_SERVE_CONFIG": json.dumps(config)}
-        args = [sys.executable, "-m", "bentoml", "serve", "serving.service:NBOService", "--port", str(port),
-                "--host", "127.0.0.1", "--working-dir", str(repo)]
-        return cls(args, env, port, tmp / f"server-{port}.log")
 
     def wait_ready(self, timeout: float = 120.0, want: int = 200) -> None:
         """Poll ``/readyz`` until it answers ``want``; record every status seen."""

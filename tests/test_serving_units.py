@@ -138,3 +138,20 @@ def test_serve_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TELCO_NBO_SERVE_CONFIG")
     monkeypatch.setenv("TELCO_NBO_MODEL_DIR", "build/champions")
     assert ServeConfig.from_env().model_dir == "build/champions"
+
+
+def test_serve_cli_refuses_bad_input_before_starting(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from telco_nbo.cli import app
+
+    run = CliRunner().invoke
+    res = run(app, ["serve", "--data", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+    monkeypatch.delenv("NBO_UNSET_KEY", raising=False)
+    res = run(app, ["serve", "--api-key-env", "NBO_UNSET_KEY"])
+    assert res.exit_code == 2 and "NBO_UNSET_KEY" in res.output
+    res = run(app, ["serve", "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"])
+    assert res.exit_code == 2 and "no champion model registered for telco-churn" in " ".join(res.output.split())
+    res = run(app, ["serve", "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}", "--export-models", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "telco-churn" in res.output and not (tmp_path / "x" / "versions.json").exists()
