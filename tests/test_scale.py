@@ -203,6 +203,16 @@ def test_ranking_on_dask_equals_in_process(pworld, features, client, tmp_path):
     keys = ["account_id", "offer_id"]
     pd.testing.assert_frame_equal(_sorted(got, keys), _sorted(expected, keys))
     assert expected["selected"].any() and (~expected["selected"]).any()
+    # a frame split by row count (households straddle partitions) is re-partitioned by household first
+    import dask.dataframe as dd
+
+    from telco_nbo.scale import by_household
+    from telco_nbo.scale.cluster import same_dtypes
+
+    with same_dtypes():
+        by_rows = dd.from_pandas(features, npartitions=3, sort=False)
+    regrouped = rank_batch_dask(by_household(by_rows), scores, catalog, None, 3, as_of=as_of).compute()
+    pd.testing.assert_frame_equal(_sorted(regrouped, keys), _sorted(expected, keys))
     out = tmp_path / "ranking.parquet"
     assert write_ranking(ranked, out, client) == len(expected)
     pd.testing.assert_frame_equal(_sorted(pd.read_parquet(out), keys), _sorted(expected, keys))
