@@ -19,7 +19,7 @@ import httpx
 TINY = {"n_estimators": 25, "max_depth": 3}
 
 
-def trained_store(root: Path, households: int = 800, seed: int = 5) -> dict:
+def trained_store(root: Path, households: int = 1200, seed: int = 5) -> dict:
     """Generate a world in ``root/data`` and train the champions into ``root/mlflow.db``."""
     from telco_nbo.data.io import write_world
     from telco_nbo.data.synthetic import generate_world
