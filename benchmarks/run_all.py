@@ -16,10 +16,11 @@ HERE = Path(__file__).resolve().parent
 # (script, full-size arguments, quick arguments)
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_data.py", [], ["--sizes", "20000", "100000"]),
-    ("bench_training.py", [], ["--quick"]),
-    ("bench_serving.py", [], ["--quick"]),
-    ("bench_monitoring.py", [], ["--quick"]),
-    ("bench_scale.py", [], ["--quick"]),
+    ("bench_training.py", ["--steps", "ibm", "churn", "all", "--households", "83000", "--trials", "20"],
+     ["--steps", "ibm", "churn", "--households", "20000", "--trials", "3"]),
+    ("bench_serving.py", [], ["--accounts", "20000", "--seconds", "5", "--repeat", "1"]),
+    ("bench_monitoring.py", [], ["--rows", "200000", "--preset-rows", "50000"]),
+    ("bench_scale.py", ["--accounts", "1000000", "--accounts", "5000000"], ["--accounts", "100000"]),
 ]
 
 
