@@ -308,3 +308,13 @@ def test_result_round_trip_and_outputs(drifted, tmp_path):
     assert len(titles) == len(w.get_project(pid).dashboard.model().panels)  # no duplicated panels
     snap = json.loads(Path(tmp_path / "out" / "evidently_headline.json").read_text())
     assert snap  # a reloadable Evidently snapshot
+
+
+def test_built_in_defaults_are_the_shipped_thresholds_file() -> None:
+    """A pip-installed user (no monitoring/ folder) gets the same thresholds as the repo's file."""
+    from pathlib import Path
+
+    from telco_nbo.monitoring.config import load_config
+
+    shipped = Path(__file__).resolve().parents[1] / "monitoring" / "thresholds.yaml"
+    assert load_config(None) == load_config(shipped)

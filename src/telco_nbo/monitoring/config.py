@@ -76,7 +76,11 @@ class DataDriftConfig(_Strict):
 
     numerical: DriftMethod = DriftMethod(method="wasserstein", threshold=0.1)
     categorical: DriftMethod = DriftMethod(method="jensenshannon", threshold=0.1)
-    columns: dict[str, DriftMethod] = Field(default_factory=dict)
+    # PSI barely moves under a regional price rise (< 0.01 for +15 % in one region), so the charge
+    # column uses a distance that does (see monitoring/thresholds.yaml, which mirrors these defaults).
+    columns: dict[str, DriftMethod] = Field(
+        default_factory=lambda: {"account_monthly_charges": DriftMethod(method="wasserstein", threshold=0.07)}
+    )
     exclude: list[str] = Field(default_factory=lambda: ["account_id", "household_id"])
     drift_share: float = Field(0.3, gt=0, le=1)
     column_severity: Severity = "fail"
@@ -128,11 +132,14 @@ class QualityConfig(_Strict):
 
     target: str = "churned"
     score: str = "churn_score"
-    min_roc_auc: float = Field(0.70, ge=0, le=1)
+    # Per-segment AUCs of a healthy churn model here are 0.60-0.69: the floor catches collapse.
+    min_roc_auc: float = Field(0.58, ge=0, le=1)
     max_brier: float = Field(0.20, gt=0, le=1)
     max_ece: float = Field(0.05, gt=0, le=1)
     calibration_bins: int = Field(10, ge=2, le=100)
-    segments: list[str] = Field(default_factory=lambda: ["account_contract_type", "household_region"])
+    segments: list[str] = Field(
+        default_factory=lambda: ["account_contract_type", "household_region", "account_lifecycle_stage"]
+    )
     min_segment_rows: int = Field(200, ge=10)
     evidently_per_segment: bool = True
 
@@ -161,8 +168,10 @@ class UpliftConfig(_Strict):
     treated_column: str = "treated"
     outcome_column: str = "outcome"
     outcome_is_bad: bool = True
-    min_uplift: float = 0.02
-    fade_rule: Literal["point", "upper"] = "point"
+    # A randomized (untargeted) retention experiment averages ~0 uplift per segment, because
+    # persuadables and sleeping dogs cancel out: only a whole interval below 0 is an alarm.
+    min_uplift: float = 0.0
+    fade_rule: Literal["point", "upper"] = "upper"
     alpha: float = Field(0.05, gt=0, lt=1)
     ci_method: Literal["newcomb", "wald", "agresti-caffo", "score"] = "newcomb"
     min_group_size: int = Field(50, ge=1)
