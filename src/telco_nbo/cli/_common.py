@@ -47,6 +47,9 @@ def configure_output(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # Evidently's classification presets compute precision at a 0.5 cut-off that a churn score
+    # with a 5 % base rate never reaches; sklearn then warns once per report.
+    warnings.filterwarnings("ignore", message=r".*is ill-defined and being set to 0\.0.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     for name in ("mlflow", "alembic", "optuna", "bentoml", "distributed", "evidently"):
         logging.getLogger(name).setLevel(logging.WARNING)
