@@ -36,6 +36,7 @@ import pandas as pd
 
 from telco_nbo.data.world import World
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.training.data import resolve_as_of
 
 RETENTION_EXPERIMENT = "EXP-RETENTION-1"
 LABEL_HORIZON_DAYS = 90
@@ -92,19 +93,6 @@ def observed_until(world: World) -> pd.Timestamp:
     if not dates:
         raise DataValidationError("accounts", ["no dates in the data folder to tell how far it runs"])
     return max(dates)
-
-
-def _as_of(world: World, as_of: Any) -> pd.Timestamp:
-    value = as_of if as_of is not None else world.meta.get("as_of")
-    if value is None:
-        raise ConfigError("the data folder records no as_of date: pass one (YYYY-MM-DD)")
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"as_of must be a date like 2025-06-30, got {value!r}") from None
-    if ts.tz is not None:
-        raise ConfigError(f"as_of must be a naive date, got {value!r}")
-    return ts.normalize()
 
 
 def champion_scores(
@@ -286,7 +274,7 @@ def window_from_world(
     """
     from telco_nbo.features import build_account_features, make_churn_labels, to_model_matrix
 
-    ts = _as_of(world, as_of)
+    ts = resolve_as_of(world, as_of)
     until = observed_until(world)
     landed = ts + pd.Timedelta(days=int(horizon_days)) <= until
     if labels and not landed:
