@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
 def render(out: dict, argv: list[str]) -> str:
     """Markdown for RESULTS.md from this run's results (every figure from this run)."""
     lines = [f"Machine: {out['machine']}", "", f"`python benchmarks/bench_training.py {' '.join(argv)}`", ""]
@@ -189,7 +193,7 @@ def render(out: dict, argv: list[str]) -> str:
             lines.append(
                 f"| {key} | {r['accounts']:,} | {r['trials']} | {r['train_s']} ({per}) | {r['peak_rss_mb']:,.0f} | "
                 f"{r.get('churn_auc', float('nan')):.3f} ({r.get('churn_oracle_auc', float('nan')):.3f}) | "
-                f"{r.get('propensity_auc', float('nan')):.3f} | {up} | {clv} |")
+                f"{_fmt(r.get('propensity_auc'))} | {up or '–'} | {clv or '–'} |")
     return "\n".join(lines)
 
 
