@@ -6,6 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test bench lock clean
 
+# No usage telemetry from MLflow / BentoML: the embedded default runs offline.
+export MLFLOW_DISABLE_TELEMETRY = true
+export DO_NOT_TRACK = true
+export BENTOML_DO_NOT_TRACK = true
+
 # The venv is rebuilt when the lock or the project metadata changes.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -273,7 +273,7 @@ def render(batch: dict, http: dict, load: float | None = None) -> str:
     b = batch
     ratio = b["fast_rank_s"] / b["raw_inplace_predict_s"]
     lines = [
-        f"Machine: {machine_line()} (shared: other jobs ran at the same time; best of the repeats).",
+        f"Machine: {machine_line()} (best of the repeats; the load average below says how busy the machine was).",
         "",
         f"### Batch ranking in process: {b['accounts']:,} accounts x {b['offers']} offers",
         "",

@@ -11,6 +11,10 @@ import pytest
 
 # Plots are rendered off-screen in tests; set before any matplotlib import.
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests never reach the internet: MLflow 3 and BentoML send usage telemetry unless told not to.
+# Set here, before any import, so the servers the tests start in subprocesses inherit it too.
+for _var in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "BENTOML_DO_NOT_TRACK"):
+    os.environ[_var] = "true"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IBM_CSV = REPO_ROOT.parent / "shared" / "data" / "ibm_telco_customer_churn.csv"

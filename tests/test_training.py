@@ -237,3 +237,34 @@ def test_household_split_is_stable_and_disjoint() -> None:
     assert np.array_equal(household_split(ids[:100], 0.25, 1), a[:100])  # subsets agree
     assert 0.22 < a.mean() < 0.28
     assert not np.array_equal(a, household_split(ids, 0.25, seed=2))
+
+
+def test_rank_cli_applies_a_readouts_timing_rule(store: dict, tmp_path: Path) -> None:
+    """`telco-nbo rank --timing-rule` closes the loop from an A/B readout to the ranking."""
+    from telco_nbo.experiments.timing_rule import SegmentDecision, TimingRule
+
+    segments = ("mobile_only", "bundle", "home_only")
+    # A readout in which control (no offer) won everywhere: timing-governed offers must vanish.
+    rule = TimingRule(
+        experiment_id="EXP-TIMING-1", segment_column="product_mix", metric="churned", higher_is_better=False,
+        control_arm="control", alpha=0.05, correction="holm", trustworthy=True,
+        decisions=[SegmentDecision(segment=s, arm="control", reason="control beats both timings") for s in segments],
+    )
+    rule_file = tmp_path / "timing_rule.json"
+    rule_file.write_text(rule.model_dump_json())
+    base, ruled = tmp_path / "base.parquet", tmp_path / "ruled.parquet"
+    common = ["rank", "--data", str(store["data"]), "--tracking-uri", store["uri"]]
+    assert CliRunner().invoke(app, [*common, "--out", str(base)]).exit_code == 0
+    result = CliRunner().invoke(app, [*common, "--out", str(ruled), "--timing-rule", str(rule_file)])
+    assert result.exit_code == 0, result.output
+    kinds = {o.offer_id: o.kind for o in __import__("telco_nbo.nbo.catalog", fromlist=["x"]).load_catalog().offers}
+    def retention_selected(path: Path) -> int:
+        f = pd.read_parquet(path)
+        return int((f["selected"] & f["offer_id"].map(kinds).eq("retention")).sum())
+    assert retention_selected(base) > 0 and retention_selected(ruled) == 0
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"segment_column": 3}')
+    result = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "x.parquet"), "--timing-rule", str(bad)])
+    assert result.exit_code == 2 and "not a timing rule" in result.output
+    assert not (tmp_path / "x.parquet").exists()

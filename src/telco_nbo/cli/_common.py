@@ -40,6 +40,10 @@ def configure_output(
     import os
     import warnings
 
+    # MLflow 3 and BentoML phone home with usage telemetry by default; a user can opt back in by
+    # setting these variables to "false" themselves.
+    for var in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "BENTOML_DO_NOT_TRACK"):
+        os.environ.setdefault(var, "true")
     if verbose:
         return
     # MLflow draws a progress bar per artifact download and warns about int columns in every

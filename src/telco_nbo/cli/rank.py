@@ -39,6 +39,25 @@ def champion_versions(tracking_uri: str | None) -> dict[str, str]:
     return versions
 
 
+def load_timing_rule(path: Path):  # noqa: ANN201 - TimingRule, imported lazily
+    """Read the timing rule a readout wrote (``timing_rule.json``).
+
+    Raises:
+        ConfigError: Missing file or not a timing rule (names the file and the problem).
+    """
+    from pydantic import ValidationError
+
+    from telco_nbo.errors import ConfigError
+    from telco_nbo.experiments.timing_rule import TimingRule
+
+    try:
+        return TimingRule.model_validate_json(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read timing rule {path}: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{path} is not a timing rule written by `telco-nbo readout`:\n{exc}") from None
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``rank`` command to ``app``."""
 
@@ -54,6 +73,9 @@ def register(app: typer.Typer) -> None:
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="Dask scheduler address or 'local': score and rank partition by partition on the workers."
         ),
+        timing_rule_path: Path | None = typer.Option(
+            None, "--timing-rule", help="timing_rule.json written by `telco-nbo readout`: offer timing per segment."
+        ),
     ) -> None:
         """Rank the next best offers of every active account, with the audit trail, into Parquet."""
         with user_errors():
@@ -67,6 +89,9 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"data folder {data} does not exist")
             catalog = load_catalog(catalog_path)
             config = load_nbo_config(config_path)
+            timing_rule = load_timing_rule(timing_rule_path) if timing_rule_path is not None else None
+            if timing_rule is not None and scheduler is not None:
+                raise ConfigError("--timing-rule is not supported with --scheduler yet: rank in-process")
             # Scores come from the registered champions only: never invented here.
             versions = champion_versions(tracking_uri)
             provider = champion_score_provider(versions, tracking_uri)
@@ -92,7 +117,8 @@ def register(app: typer.Typer) -> None:
             except (ValueError, TypeError):
                 raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
             features = build_account_features(world.tables, when_ts)
-            frame = rank_batch(features, provider.score(features, catalog), catalog, config, top_k, as_of=when_ts)
+            frame = rank_batch(features, provider.score(features, catalog), catalog, config, top_k, as_of=when_ts,
+                               timing_rule=timing_rule)
             out_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = out_file.with_name(f".{out_file.name}.tmp")
             frame.to_parquet(tmp, index=False)
