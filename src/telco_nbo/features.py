@@ -129,6 +129,21 @@ CATEGORY_VALUES: dict[str, tuple[str, ...]] = {
 CATEGORICAL_FEATURES: list[str] = list(CATEGORY_VALUES)
 """Model features passed to XGBoost as pandas ``category`` (``enable_categorical=True``)."""
 
+HOLDING_COLUMNS: list[str] = [
+    "account_has_mobile",
+    "account_has_broadband",
+    "account_has_tv",
+    "account_has_fixed_voice",
+    "account_has_capped_mobile",
+    "account_has_device_protection",
+    "account_has_travel_pack",
+    "account_has_mesh_wifi",
+    "account_has_online_security",
+    "account_has_streaming",
+    "account_has_premium_care",
+]
+"""What the account holds at as_of: model features and, equally, what the NBO rules read."""
+
 FEATURE_COLUMNS: list[str] = [
     # household
     "household_n_accounts",
@@ -164,17 +179,7 @@ FEATURE_COLUMNS: list[str] = [
     "account_n_mobile_lines",
     "account_offers_accepted_365d",
     "account_contacts_90d",
-    "account_has_mobile",
-    "account_has_broadband",
-    "account_has_tv",
-    "account_has_fixed_voice",
-    "account_has_capped_mobile",
-    "account_has_device_protection",
-    "account_has_travel_pack",
-    "account_has_mesh_wifi",
-    "account_has_online_security",
-    "account_has_streaming",
-    "account_has_premium_care",
+    *HOLDING_COLUMNS,
     # line aggregates
     "line_overage_months_6m",
     "line_data_gb_mean_3m",
@@ -195,17 +200,7 @@ DECISION_COLUMNS: list[str] = [
     "account_type",
     "household_fiber_eligible",
     "household_fwa_eligible",
-    "account_has_mobile",
-    "account_has_broadband",
-    "account_has_tv",
-    "account_has_fixed_voice",
-    "account_has_capped_mobile",
-    "account_has_device_protection",
-    "account_has_travel_pack",
-    "account_has_mesh_wifi",
-    "account_has_online_security",
-    "account_has_streaming",
-    "account_has_premium_care",
+    *HOLDING_COLUMNS,
     "account_lifecycle_stage",
     "account_open_tickets",
     "account_open_service_issue",
