@@ -216,3 +216,60 @@ def test_ranking_on_dask_equals_in_process(pworld, features, client, tmp_path):
     out = tmp_path / "ranking.parquet"
     assert write_ranking(ranked, out, client) == len(expected)
     pd.testing.assert_frame_equal(_sorted(pd.read_parquet(out), keys), _sorted(expected, keys))
+
+
+@pytest.fixture(scope="module")
+def champions(tmp_path_factory):
+    """The four champions trained (tiny budgets) into a real MLflow SQLite registry."""
+    from serving_support import trained_store
+
+    return trained_store(tmp_path_factory.mktemp("scale-champions"), households=1200, seed=5)
+
+
+def test_rank_cli_on_dask_with_real_champions_equals_in_process(champions, client, tmp_path):
+    """`rank --scheduler` (fast champion scorer per worker) writes the rows of the in-process `rank`."""
+    from typer.testing import CliRunner
+
+    from telco_nbo.cli import app
+
+    # A partitioned folder as `data generate --scheduler` writes it; its top level is a plain data folder.
+    data = write_partitioned_world(generate_world_dask(900, 13, 3, client), tmp_path / "world", client)
+    runner = CliRunner()
+    local, dist = tmp_path / "in_process.parquet", tmp_path / "dask.parquet"
+    common = ["rank", "--data", str(data), "--tracking-uri", champions["uri"], "--top-k", "3"]
+    r = runner.invoke(app, [*common, "--out", str(local)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*common, "--out", str(dist), "--scheduler", client.scheduler.address])
+    assert r.exit_code == 0, r.output
+    assert "on Dask" in r.output
+    keys = ["account_id", "offer_id"]
+    expected, got = _sorted(pd.read_parquet(local), keys), _sorted(pd.read_parquet(dist), keys)
+    pd.testing.assert_frame_equal(got, expected)
+    # real champions: all four versions recorded, model reason codes on returned offers
+    assert set(json_versions(got)) == {"telco-churn", "telco-propensity", "telco-uplift", "telco-clv"}
+    chosen = got[got["selected"]]
+    assert len(chosen) and chosen["reasons"].map(lambda rs: any("churn risk" in r for r in rs)).any()
+
+
+def json_versions(frame: pd.DataFrame) -> dict:
+    import json
+
+    (value,) = frame["model_versions"].unique()
+    return json.loads(value)
+
+
+def test_rank_cli_on_dask_without_champions_fails_cleanly(tmp_path, tracking_uri):
+    from typer.testing import CliRunner
+
+    from telco_nbo.cli import app
+
+    write_world_dir = tmp_path / "data"
+    from telco_nbo.data.io import write_world
+
+    write_world(generate_world(30, 1), write_world_dir)
+    out = tmp_path / "r.parquet"
+    r = CliRunner().invoke(app, ["rank", "--data", str(write_world_dir), "--out", str(out), "--tracking-uri", tracking_uri,
+                                 "--scheduler", "local"])
+    assert r.exit_code != 0
+    assert "no champion model registered for telco-churn" in r.output
+    assert not out.exists()

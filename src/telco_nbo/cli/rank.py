@@ -90,17 +90,14 @@ def register(app: typer.Typer) -> None:
             catalog = load_catalog(catalog_path)
             config = load_nbo_config(config_path)
             timing_rule = load_timing_rule(timing_rule_path) if timing_rule_path is not None else None
-            if timing_rule is not None and scheduler is not None:
-                raise ConfigError("--timing-rule is not supported with --scheduler yet: rank in-process")
             # Scores come from the registered champions only: never invented here.
             versions = champion_versions(tracking_uri)
-            provider = champion_score_provider(versions, tracking_uri)
-
             if scheduler is not None:
                 from telco_nbo.scale.cli import rank_on_dask
 
-                rank_on_dask(data, out_file, provider, catalog, config, top_k, as_of, scheduler)
+                rank_on_dask(data, out_file, tracking_uri, catalog, config, top_k, as_of, scheduler, timing_rule)
                 return
+            provider = champion_score_provider(versions, tracking_uri)
 
             import pandas as pd
 

@@ -9,7 +9,8 @@
 * :func:`train_churn_dask` / :func:`fit_classifier_dask` - ``xgboost.dask`` training, saved as a
   plain ``XGBClassifier`` so it registers and serves like any other model.
 * :func:`tune_parallel` - Optuna trials in several processes sharing one study storage.
-* :func:`rank_batch_dask` - score + :func:`telco_nbo.nbo.rank.rank_batch` per partition.
+* :func:`rank_batch_dask` - score + :func:`telco_nbo.nbo.rank.rank_batch` per partition;
+  :class:`ChampionRanking` - the champions through the service's fast scorer, compiled once per worker.
 
 Importing this package does not import Dask; each function imports what it uses.
 """
@@ -37,7 +38,15 @@ from telco_nbo.scale.partition import (
     scatter_partitions,
     write_partitioned_world,
 )
-from telco_nbo.scale.rank import by_household, rank_batch_dask, rank_partition, ranking_meta, subset_scores, write_ranking
+from telco_nbo.scale.rank import (
+    ChampionRanking,
+    by_household,
+    rank_batch_dask,
+    rank_partition,
+    ranking_meta,
+    subset_scores,
+    write_ranking,
+)
 from telco_nbo.scale.train import (
     AUC_TOLERANCE,
     DaskTrainResult,
@@ -50,6 +59,7 @@ from telco_nbo.scale.tune import ChurnModelFactory, ParallelTuningResult, shared
 
 __all__ = [
     "AUC_TOLERANCE",
+    "ChampionRanking",
     "ChurnModelFactory",
     "LABEL_COLUMN",
     "LOCAL",

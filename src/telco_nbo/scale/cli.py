@@ -15,24 +15,34 @@ from telco_nbo.errors import ConfigError
 def rank_on_dask(
     data: Path,
     out_file: Path,
-    provider: Any,
+    tracking_uri: str | None,
     catalog: Any,
     config: Any,
     top_k: int,
     as_of: str | None,
     scheduler: str,
+    timing_rule: Any = None,
 ) -> None:
     """Score and rank every partition of ``data`` on the workers; write one Parquet file atomically.
 
-    The score provider (champion models, loaded once here) is shipped to the workers once; each
-    partition is scored and ranked on its worker and written by it, then streamed into ``out_file``.
+    The four champions are loaded once here and shipped to the workers once; each worker
+    compiles them once into the service's fast scorer (:class:`~telco_nbo.scale.ChampionRanking`)
+    and scores, ranks and writes its partitions, which are then streamed into ``out_file``.
     """
     import pandas as pd
 
     from telco_nbo.cli._common import console, out
-    from telco_nbo.scale import build_account_features_dask, dask_client, load_partitioned_world, rank_batch_dask
+    from telco_nbo.scale import (
+        ChampionRanking,
+        build_account_features_dask,
+        dask_client,
+        load_partitioned_world,
+        rank_batch_dask,
+    )
     from telco_nbo.scale.rank import write_ranking
+    from telco_nbo.serving.scoring import ChampionModels
 
+    ranking = ChampionRanking(ChampionModels.load(tracking_uri), catalog, config, timing_rule)
     with dask_client(scheduler) as client:
         world = load_partitioned_world(data, client)
         when = as_of or world.meta.get("as_of")
@@ -44,7 +54,7 @@ def rank_on_dask(
             raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
         console.print(f"ranking {world.n_partitions} partitions on {client.scheduler.address} ...", highlight=False)
         features = build_account_features_dask(world, when_ts)
-        ranked = rank_batch_dask(features, provider, catalog, config, top_k, as_of=when_ts)
+        ranked = rank_batch_dask(features, ranking, top_k=top_k, as_of=when_ts)
         n = write_ranking(ranked, out_file, client)
     import pyarrow.parquet as pq
 

@@ -10,11 +10,15 @@ Scores come either from a :class:`~telco_nbo.nbo.scores.Scores` value (broadcast
 once, each partition takes its accounts' rows) or from a
 :class:`~telco_nbo.nbo.scores.ScoreProvider` (e.g. the champion models), which then scores each
 partition on its worker: at scale this is the path to use, as no score table ever sits on the
-client.
+client. ``telco-nbo rank --scheduler`` uses :class:`ChampionRanking`: the champion models
+shipped once, compiled once per worker process into the service's numpy scorer
+(:class:`~telco_nbo.serving.scoring.FastScorer`), and each partition ranked with
+:func:`~telco_nbo.nbo.rank.rank_core` (the same rows as the in-process ``rank``; tested).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -51,9 +55,91 @@ def subset_scores(scores: Scores, account_ids: np.ndarray) -> Scores:
                   model_versions=dict(scores.model_versions))
 
 
+REASON_K = 3
+"""Churn reason codes per account with an offer (as :class:`~telco_nbo.scoring.ChampionScoreProvider`)."""
+
+_FAST_CACHE: dict[str, Any] = {}
+"""Per-process cache of compiled champion scorers (token -> (policy, FastScorer)); one entry per ranking."""
+
+
+class ChampionRanking:
+    """Rank partitions with the champion models through the service's numpy fast path.
+
+    Holds the loaded :class:`~telco_nbo.serving.scoring.ChampionModels` and the policy inputs;
+    on a worker it compiles the :class:`~telco_nbo.nbo.rank.Policy` and the
+    :class:`~telco_nbo.serving.scoring.FastScorer` **once per process** (cached under a token, so
+    a copy deserialized again, e.g. after spilling, does not recompile) and ranks each partition
+    with :func:`~telco_nbo.nbo.rank.rank_core` / :func:`~telco_nbo.nbo.rank.core_frame`, the same
+    functions :func:`~telco_nbo.nbo.rank.rank_batch` runs. The scores equal those of
+    :class:`~telco_nbo.scoring.ChampionScoreProvider` (the in-process ``telco-nbo rank``; tested),
+    without its pandas candidate-row frames and per-model DataFrame predictions.
+
+    Args:
+        models: The four champions (load with ``ChampionModels.load(tracking_uri)``).
+        catalog: Offer catalog (built-in if ``None``).
+        config: NBO policy config (defaults if ``None``).
+        timing_rule: Optional timing rule of a readout.
+        reasons: Attach the top-3 SHAP reasons of the churn score to returned offers, as the
+            in-process ranking does (``False`` saves their cost when nobody reads them).
+    """
+
+    def __init__(self, models: Any, catalog: Catalog | None = None, config: NboConfig | None = None,
+                 timing_rule: Any = None, *, reasons: bool = True) -> None:
+        import uuid
+
+        self.models = models
+        self.catalog = catalog
+        self.config = config
+        self.timing_rule = timing_rule
+        self.reasons = reasons
+        self.token = uuid.uuid4().hex
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        """Registered name -> version of the champions used."""
+        return dict(self.models.versions)
+
+    def compiled(self) -> tuple[Any, Any]:
+        """``(Policy, FastScorer)``, built on first use in this process."""
+        hit = _FAST_CACHE.get(self.token)
+        if hit is None:
+            from telco_nbo.nbo.rank import Policy
+            from telco_nbo.serving.scoring import FastScorer
+
+            policy = Policy.build(self.catalog, self.config, timing_rule=self.timing_rule)
+            # One thread per booster call: a Dask worker is one process per core.
+            hit = (policy, FastScorer(self.models, policy, nthread=1))
+            _FAST_CACHE.clear()  # a worker serves one ranking at a time; do not pile up models
+            _FAST_CACHE[self.token] = hit
+        return hit
+
+    def rank(self, features: pd.DataFrame, top_k: int | None, as_of: Any) -> pd.DataFrame:
+        """Score and rank one partition: the rows :func:`~telco_nbo.nbo.rank.rank_batch` returns."""
+        from telco_nbo.nbo.rank import core_frame, rank_core
+        from telco_nbo.nbo.rules import as_columns, validate_features
+
+        policy, scorer = self.compiled()
+        validate_features(features)
+        columns = as_columns(features)
+        # Rank first, then explain: the churn SHAP reasons end up only on returned offers, and
+        # TreeSHAP is the costliest step of a partition (more than the four models' predictions),
+        # so it runs only for the accounts that get an offer (~3 in 4). SHAP values are per row,
+        # so these are the reasons `score(reasons=True)` would have attached.
+        core = rank_core(policy, columns, scorer.score(columns, reasons=False), top_k)
+        if self.reasons:
+            rows = np.flatnonzero(core.selected.any(axis=1))
+            if len(rows):
+                sub = {k: np.asarray(v)[rows] for k, v in columns.items()}
+                texts = scorer._reasons(scorer.churn, scorer.churn.matrix(sub, len(rows)), sub, REASON_K,
+                                        "raises", "churn risk")
+                reasons = {int(i): [(None, r.sentence) for r in rs] for i, rs in zip(rows.tolist(), texts, strict=True)}
+                core = dataclasses.replace(core, aligned=dataclasses.replace(core.aligned, reasons=reasons))
+        return core_frame(core, as_of)
+
+
 def rank_partition(
     features: pd.DataFrame,
-    scores: Scores | ScoreProvider,
+    scores: Scores | ScoreProvider | ChampionRanking,
     catalog: Catalog | None,
     config: NboConfig | None,
     top_k: int | None,
@@ -66,6 +152,8 @@ def rank_partition(
 
     if len(features) == 0:
         return ranking_meta(catalog, config, top_k)
+    if isinstance(scores, ChampionRanking):
+        return scores.rank(features, top_k, as_of)
     catalog = catalog or load_catalog()
     if isinstance(scores, Scores):
         part_scores = subset_scores(scores, features["account_id"].to_numpy(dtype=object))
@@ -107,7 +195,7 @@ def ranking_meta(catalog: Catalog | None = None, config: NboConfig | None = None
 
 def rank_batch_dask(
     features: dd.DataFrame,
-    scores: Scores | ScoreProvider,
+    scores: Scores | ScoreProvider | ChampionRanking,
     catalog: Catalog | None = None,
     config: NboConfig | None = None,
     top_k: int | None = 3,
@@ -119,7 +207,8 @@ def rank_batch_dask(
     Args:
         features: Account features partitioned by household (e.g.
             :func:`~telco_nbo.scale.features.build_account_features_dask`, or :func:`by_household`).
-        scores: A :class:`Scores` value for (at least) these accounts, or a score provider.
+        scores: A :class:`Scores` value for (at least) these accounts, a score provider, or a
+            :class:`ChampionRanking` (the fast champion path; its own catalog and config win).
         catalog: Offer catalog (built-in if ``None``).
         config: NBO policy config (defaults if ``None``).
         top_k: Offers per account at most.
@@ -132,6 +221,8 @@ def rank_batch_dask(
     from dask import delayed
 
     as_of = pd.Timestamp(as_of) if as_of is not None else None
+    if isinstance(scores, ChampionRanking):
+        catalog, config = scores.catalog, scores.config
     # Scores (or a provider holding loaded models) go to the workers once, as one graph key,
     # not embedded in every partition's task.
     score_arg = delayed(scores, pure=True, traverse=False)
@@ -174,12 +265,20 @@ def _write_part(frame: pd.DataFrame, folder: str, index: int) -> int:
     return int(len(frame))
 
 
-def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client: Client) -> int:
+def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client: Client, *,
+                  timings: dict[str, float] | None = None) -> int:
     """Write a Dask ranking to ONE Parquet file, atomically, streaming partition by partition.
 
     Workers write one Parquet file per partition into a temporary folder beside ``out_file``
     (they must see that folder); the client then appends them to a single file one partition at
     a time (memory bounded by one partition) and renames it into place.
+
+    Args:
+        ranked: The ranking (e.g. :func:`rank_batch_dask`).
+        out_file: The ``.parquet`` file to write.
+        client: Dask client.
+        timings: Filled with the seconds of ``workers`` (score, rank, write partitions) and
+            ``concat`` (the client's pass) when given.
 
     Returns:
         Rows written.
@@ -187,6 +286,8 @@ def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client
     Raises:
         ConfigError: ``out_file`` is not a ``.parquet`` path.
     """
+    import time
+
     import pyarrow.parquet as pq
     from dask import delayed
 
@@ -199,7 +300,9 @@ def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client
     try:
         parts = ranked.to_delayed()
         write = delayed(_write_part, pure=False)
+        t0 = time.perf_counter()
         client.compute([write(p, str(tmp), i) for i, p in enumerate(parts)], sync=True)
+        t1 = time.perf_counter()
         files = sorted(tmp.glob("part-*.parquet"))
         schema = None
         writer = None
@@ -220,6 +323,8 @@ def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client
             if writer is not None:
                 writer.close()
         tmp_file.replace(out)
+        if timings is not None:
+            timings.update(workers=t1 - t0, concat=time.perf_counter() - t1)
         return total
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
