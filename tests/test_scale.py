@@ -273,3 +273,17 @@ def test_rank_cli_on_dask_without_champions_fails_cleanly(tmp_path, tracking_uri
     assert r.exit_code != 0
     assert "no champion model registered for telco-churn" in r.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("model", ["propensity", "all"])
+def test_train_cli_on_dask_names_the_supported_kind_and_why(model, tmp_path):
+    from typer.testing import CliRunner
+
+    from telco_nbo.cli import app
+
+    r = CliRunner().invoke(app, ["train", model, "--data", str(tmp_path), "--scheduler", "local",
+                                 "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert r.exit_code == 2
+    text = " ".join(r.output.split())
+    assert "trains the churn model only" in text and "snapshot date" in text
+    assert not (tmp_path / "m.db").exists()  # refused before anything was opened or written

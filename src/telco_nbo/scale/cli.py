@@ -66,23 +66,37 @@ def rank_on_dask(
     console.print(chosen["offer_id"].value_counts().to_string(), highlight=False)
 
 
+NOT_ON_DASK = {
+    "propensity": "its rows are contacts, each joined to the account's features on a snapshot date chosen "
+                  "from the busiest contact days of the whole history; built per partition it would take other "
+                  "snapshots than in-process training and so learn a different model (a first pass over all "
+                  "partitions for the dates is needed and not implemented yet)",
+    "uplift": "it learns from the accounts enrolled in the randomized retention experiment, a sample that "
+              "fits one machine",
+    "clv": "its hazard model is a churn classifier fitted inside the CLV training; taking the Dask-trained "
+           "churn model instead is not implemented yet",
+}
+"""Why each model other than churn trains in-process only (shown by ``train --scheduler``)."""
+
+
 def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler: str, promote_after: bool) -> None:
     """Train the churn model with ``xgboost.dask`` from the training config; register it.
 
-    Only ``churn`` trains on Dask: it is the model whose data grows with every account. The
-    propensity, uplift and CLV models learn from contact and experiment samples that fit one
-    machine; train them without ``--scheduler``.
+    Only ``churn`` trains on Dask (see :data:`NOT_ON_DASK` for why the others do not, yet).
 
     Raises:
-        ConfigError: ``model`` is not ``churn``.
+        ConfigError: ``model`` is not ``churn`` (the message says why and what to run instead).
     """
     from telco_nbo.cli._common import console, out
     from telco_nbo.scale import dask_client, load_partitioned_world, train_churn_dask
 
     if model != "churn":
+        kinds = [k for k in NOT_ON_DASK if model in (k, "all")]
+        why = "; ".join(f"{k}: {NOT_ON_DASK[k]}" for k in kinds)
         raise ConfigError(
-            f"--scheduler trains the churn model only (xgboost.dask); train {model!r} without --scheduler "
-            "(its data is a contact / experiment sample that fits one machine)"
+            f"--scheduler trains the churn model only (xgboost.dask). {why}. "
+            + ("Run `train churn --scheduler ...`, then train the others without --scheduler."
+               if model == "all" else f"Train {model} without --scheduler.")
         )
     cfg = configs["churn"]
     with dask_client(scheduler) as client:
