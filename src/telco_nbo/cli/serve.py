@@ -26,7 +26,12 @@ def register(app: typer.Typer) -> None:
         catalog_path: Path | None = typer.Option(None, "--catalog", help="Offer catalog YAML (default built-in)."),
         config_path: Path | None = typer.Option(None, "--config", help="NBO policy YAML (default built-in)."),
         model_dir: Path | None = typer.Option(None, "--model-dir", help="Exported champion models (instead of the registry)."),
-        workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
+        workers: int = typer.Option(1, "--workers", min=1, help="HTTP worker processes (each with its own engine)."),
+        engine: str = typer.Option("process", "--engine", help="Where decisions are computed: 'process' (an engine "
+                                   "process beside each HTTP worker: HTTP and decisions on separate cores) or "
+                                   "'thread' (inside the HTTP worker)."),
+        access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log one line per HTTP request "
+                                        "(every decision is in the prediction log either way)."),
         export_models: Path | None = typer.Option(None, "--export-models", help="Only copy the champions into this folder "
                                                   "(for bentoml build, see serving/bentofile.yaml) and exit."),
     ) -> None:
@@ -43,6 +48,8 @@ def register(app: typer.Typer) -> None:
                               highlight=False)
                 return
 
+            if engine not in ("process", "thread"):
+                raise ConfigError(f"--engine must be 'process' or 'thread', got {engine!r}")
             if data is not None and not data.is_dir():
                 raise ConfigError(f"data folder {data} does not exist")
             if api_key_env and not os.environ.get(api_key_env):
@@ -64,6 +71,7 @@ def register(app: typer.Typer) -> None:
                 "catalog_path": str(catalog_path.resolve()) if catalog_path else None,
                 "config_path": str(config_path.resolve()) if config_path else None,
                 "model_dir": str(model_dir.resolve()) if model_dir else None,
+                "engine": engine,
             }
             env = dict(os.environ, TELCO_NBO_SERVE_CONFIG=json.dumps(cfg), BENTOML_DO_NOT_TRACK="True")
             console.print(f"serving on http://{host}:{port} (decisions -> {cfg['prediction_log']})", highlight=False)
@@ -71,5 +79,6 @@ def register(app: typer.Typer) -> None:
                     "--host", host, "--port", str(port)]
             if workers > 1:
                 env["TELCO_NBO_SERVE_WORKERS"] = str(workers)
+            env["TELCO_NBO_SERVE_ACCESS_LOG"] = "1" if access_log else "0"
         # Replace this process: signals (Ctrl-C, SIGTERM from a supervisor) reach the server directly.
         os.execve(sys.executable, args, env)

@@ -589,7 +589,10 @@ def clv_from_survival(
     if np.any(~np.isfinite(m)):
         raise ValueError("margin contains NaN or inf")
     disc = np.power(1.0 + discount_rate, -np.arange(1, s.shape[-1] + 1, dtype=float))
-    return m * (s @ disc)
+    # Row by row, not `s @ disc`: BLAS picks its kernel by the matrix's shape, so an account's CLV
+    # would change in the last bits with the number of accounts scored beside it (and the API's
+    # batched answers would differ from the same request alone).
+    return m * (s * disc).sum(axis=-1)
 
 
 def clv_from_hazard(

@@ -196,6 +196,8 @@ def rank_core(
     columns: dict[str, np.ndarray],
     aligned: AlignedScores,
     top_k: int | None = 3,
+    *,
+    groups: np.ndarray | None = None,
 ) -> RankCore:
     """Rank already validated, aligned inputs: numpy only (the service's per-request path).
 
@@ -206,6 +208,10 @@ def rank_core(
             :func:`~telco_nbo.nbo.rules.validate_features` or the API's request schema).
         aligned: Scores aligned to the rows and the catalog order.
         top_k: Offers returned per account at most; ``None`` for every offer that survives.
+        groups: ``(n,)`` keys of the household step (one promotional offer per household, no
+            conflicting offers) if not the household ids. The service ranks several requests in
+            one call and keys each request's households apart, so that requests batched together
+            decide exactly as they would alone.
 
     Returns:
         The :class:`RankCore`.
@@ -247,8 +253,11 @@ def rank_core(
     no_channel = passed & (channel < 0)
     below = passed & ~no_channel & ~(ev > config.min_expected_value)
     candidate = passed & ~no_channel & ~below
+    if groups is not None and len(groups) != n:
+        raise ConfigError(f"groups has {len(groups)} keys for {n} accounts")
     selection = arb.select_offers(
-        candidate, np.where(candidate, ev, 0.0), household_ids, account_ids, offers, config,
+        candidate, np.where(candidate, ev, 0.0), household_ids if groups is None else np.asarray(groups, dtype=object),
+        account_ids, offers, config,
         ctx.col("account_promo_contacts_30d"), ctx.col("household_promo_contacts_30d"), top_k,
         conflict=policy.conflict,
     )

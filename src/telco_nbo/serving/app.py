@@ -11,11 +11,13 @@ JSON-ready dict, or raises :class:`ServingError` with the HTTP status and the pr
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,9 @@ class ServeConfig:
         catalog_path: Offer catalog YAML (None: built-in).
         config_path: NBO policy YAML (None: defaults).
         model_dir: Folder of exported models (a built Bento) used instead of the registry.
+        engine: Where decisions are computed: ``"thread"`` (in this process, on the
+            micro-batching thread) or ``"process"`` (in an engine process beside the HTTP worker,
+            see :mod:`telco_nbo.serving.engine`; what ``telco-nbo serve`` uses).
     """
 
     tracking_uri: str | None = None
@@ -65,6 +70,11 @@ class ServeConfig:
     catalog_path: str | None = None
     config_path: str | None = None
     model_dir: str | None = None
+    engine: str = "thread"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("thread", "process"):
+            raise ConfigError(f"engine must be 'thread' or 'process', got {self.engine!r}")
 
     @classmethod
     def from_env(cls) -> ServeConfig:
@@ -81,7 +91,8 @@ class ServeConfig:
         # TELCO_NBO_MODEL_DIR to the champions it carries.
         return cls(tracking_uri=os.environ.get("TELCO_NBO_TRACKING_URI"), data_dir=os.environ.get("TELCO_NBO_DATA"),
                    api_key_env=os.environ.get("TELCO_NBO_API_KEY_ENV"), prediction_log=os.environ.get("TELCO_NBO_PREDICTION_LOG"),
-                   model_dir=os.environ.get("TELCO_NBO_MODEL_DIR"))
+                   model_dir=os.environ.get("TELCO_NBO_MODEL_DIR"),
+                   engine=os.environ.get("TELCO_NBO_SERVE_ENGINE", "process"))
 
 
 @dataclass
@@ -99,6 +110,35 @@ class _Loaded:
     reason_phrases: Any = None
 
 
+@dataclass
+class _Prepared:
+    """One /rank request ready to rank: its position in the batch, columns, rows to answer, request id."""
+
+    index: int
+    cols: dict[str, np.ndarray]
+    keep: list[int] | None
+    request_id: str | None
+    log: bool = True
+
+
+_KINDS = ("rank", "score", "explain")
+_JSON_SEPARATORS = (",", ":")
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=_JSON_SEPARATORS, allow_nan=False).encode()
+
+
+def _request_size(item: tuple[str, Any, str | None]) -> int:
+    """Accounts a request names (the micro-batcher's weight)."""
+    req = item[1]
+    if getattr(req, "account_ids", None) is not None:
+        return len(req.account_ids)
+    if getattr(req, "accounts", None) is not None:
+        return len(req.accounts)
+    return 1
+
+
 class NboApp:
     """Load once, then answer /rank, /score and /explain."""
 
@@ -107,6 +147,9 @@ class NboApp:
         self._loaded: _Loaded | None = None
         self.load_error: str | None = None
         self.load_seconds: float | None = None
+        self._batcher: Any = None
+        self._batcher_lock = threading.Lock()
+        self._engine: Any = None
         self._api_key = None
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
@@ -118,7 +161,9 @@ class NboApp:
 
     @property
     def ready(self) -> bool:
-        """Whether the models are loaded."""
+        """Whether the models are loaded (here, or in the engine process, which must still run)."""
+        if self._engine is not None:
+            return self._engine.alive
         return self._loaded is not None
 
     def load_in_background(self) -> threading.Thread:
@@ -141,6 +186,18 @@ class NboApp:
             ConfigError: No champion for a model, a bad catalog or config, an unreadable folder.
         """
         t0 = time.perf_counter()
+        if self.config.engine == "process":
+            from telco_nbo.serving.engine import EngineProcess, EngineStopped
+
+            engine = EngineProcess(self.config)
+            try:
+                engine.start()
+            except EngineStopped as exc:
+                raise ConfigError(str(exc)) from None
+            self._engine = engine
+            self.load_seconds = time.perf_counter() - t0
+            log.info("NBO decision engine ready in %.1f s: %s", self.load_seconds, engine.status.get("model_versions"))
+            return
         from telco_nbo.config import get_settings
         from telco_nbo.nbo.catalog import load_catalog
         from telco_nbo.nbo.config import load_nbo_config
@@ -161,7 +218,7 @@ class NboApp:
         # Warm up every path once so the first request does not pay for lazy initialisation.
         if loaded.folder_columns:
             one = {k: v[:1] for k, v in loaded.folder_columns.items()}
-            self._rank_columns(loaded, one, 3, log_decisions=False)
+            self._rank_group(loaded, [_Prepared(0, one, None, None, log=False)], 3, False, [None], [])
         self._loaded = loaded
         self.load_seconds = time.perf_counter() - t0
         log.info("NBO service ready in %.1f s: %s", self.load_seconds, loaded.versions)
@@ -190,11 +247,17 @@ class NboApp:
         loaded.household_rows = {str(hh[order[a]]): order[a:b] for a, b in zip(starts, np.r_[starts[1:], len(hh)], strict=True)}
 
     def status(self) -> dict[str, Any]:
-        """Readiness details."""
+        """Readiness details (and how many batches the micro-batcher formed)."""
         d = self._loaded
-        return {"ready": self.ready, "error": self.load_error, "load_seconds": self.load_seconds,
-                "model_versions": d.versions if d else None, "accounts_in_folder": len(d.index) if d else 0,
-                "as_of": d.as_of.isoformat() if d and d.as_of else None}
+        out = {"ready": self.ready, "error": self.load_error, "load_seconds": self.load_seconds,
+               "model_versions": d.versions if d else None, "accounts_in_folder": len(d.index) if d else 0,
+               "as_of": d.as_of.isoformat() if d and d.as_of else None, "engine": self.config.engine}
+        if self._engine is not None and self._engine.status:
+            out.update({k: self._engine.status[k] for k in ("model_versions", "accounts_in_folder", "as_of")})
+            out["engine_pid"] = self._engine.pid
+        out["batches"] = self._batcher.batches if self._batcher else 0
+        out["requests_batched"] = self._batcher.items if self._batcher else 0
+        return out
 
     # ---- auth -----------------------------------------------------------------------------------
 
@@ -262,6 +325,11 @@ class NboApp:
             vals = [getattr(a, name) for a in accounts]
             if all(v is None for v in vals):
                 continue  # absent: rules and signals skip or default it
+            if kind == "float_nan":
+                # A missing number is NaN, as in the feature builder's own rows (e.g. no contract
+                # end for a month-to-month account), so mixed batches are fine.
+                cols[name] = np.array([np.nan if v is None else v for v in vals], dtype=float)
+                continue
             if any(v is None for v in vals):
                 raise ServingError(400, f"field {name} is given for some accounts of the batch but not all")
             cols[name] = np.array(vals, dtype=float if kind == "float_nan" else (bool if kind == "bool" else np.int64))
@@ -285,8 +353,130 @@ class NboApp:
         household, no conflicting offers) hold across the household, not only within the request;
         only the requested accounts are returned and logged. Accounts sent as features are ranked
         as a batch: the household rules hold within it.
+
+        Raises:
+            ServingError: The request is refused (status and problems named).
         """
-        loaded = self._require()
+        out = self.rank_many([(req, request_id)])[0]
+        if isinstance(out, ServingError):
+            raise out
+        return out
+
+    def submit(self, kind: str, req: Any, request_id: str | None = None) -> Future:
+        """Queue a ``rank`` / ``score`` / ``explain`` request; the future holds ``(http_status, json_bytes)``.
+
+        Requests are answered by the micro-batcher (:mod:`telco_nbo.serving.batching`): /rank
+        requests waiting together are ranked in one call, here or in the engine process.
+        """
+        if kind not in _KINDS:
+            raise ValueError(f"unknown request kind {kind!r}")
+        if not self.ready:
+            fut: Future = Future()
+            try:
+                self._require()
+            except ServingError as exc:
+                fut.set_result((exc.status, _encode(exc.body())))
+            return fut
+        if self._batcher is None:
+            with self._batcher_lock:
+                if self._batcher is None:
+                    from telco_nbo.serving.batching import MicroBatcher
+
+                    self._batcher = MicroBatcher(self._answer_batch, max_items=64, size=_request_size,
+                                                 max_weight=512, name="nbo-batcher")
+        return self._batcher.submit((kind, req, request_id))
+
+    def _answer_batch(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
+        if self._engine is None:
+            return self.answer(items)
+        from telco_nbo.serving.engine import EngineStopped
+
+        try:
+            return self._engine.call(items)
+        except EngineStopped as exc:
+            # Not ready from now on: /readyz says 503 and an orchestrator restarts the worker.
+            self.load_error = str(exc)
+            log.error("%s", exc)
+            body = _encode(ServingError(503, f"service not ready ({exc})").body())
+            return [(503, body)] * len(items)
+
+    def answer(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
+        """Answer requests: ``(kind, request, request_id)`` -> ``(http_status, json_bytes)``, in order.
+
+        The /rank requests among them are ranked together (:meth:`rank_many`).
+        """
+        out: list[tuple[int, bytes] | None] = [None] * len(items)
+        ranks = [k for k, it in enumerate(items) if it[0] == "rank"]
+        if ranks:
+            for k, res in zip(ranks, self.rank_many([(items[k][1], items[k][2]) for k in ranks]), strict=True):
+                out[k] = (res.status, _encode(res.body())) if isinstance(res, ServingError) else (200, _encode(res))
+        for k, (kind, req, _) in enumerate(items):
+            if kind == "rank":
+                continue
+            try:
+                out[k] = (200, _encode(self.score(req) if kind == "score" else self.explain(req)))
+            except ServingError as exc:
+                out[k] = (exc.status, _encode(exc.body()))
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop the micro-batcher and the engine process."""
+        if self._batcher is not None:
+            self._batcher.close()
+        if self._engine is not None:
+            self._engine.stop()
+
+    def rank_many(self, items: list[tuple[Any, str | None]]) -> list[dict[str, Any] | ServingError]:
+        """Answer several ``/rank`` requests with one scoring and ranking call where possible.
+
+        Each request decides exactly as it would alone: its households are keyed apart from the
+        other requests' in the household step (``rank_core(groups=...)``), and every other step
+        works row by row. Requests that cannot share a call (another ``top_k``, other optional
+        columns) form their own group; a request that fails is answered with its own error, and
+        if a shared call fails its requests are re-run one by one so that each gets its own answer.
+
+        Returns:
+            Per request, in order: the response dict, or the :class:`ServingError` refusing it.
+        """
+        try:
+            loaded = self._require()
+        except ServingError as exc:
+            return [exc] * len(items)
+        from telco_nbo.serving.schemas import OPTIONAL_KINDS
+
+        optional_floats = {c for c, k in OPTIONAL_KINDS.items() if k == "float_nan"}
+        results: list[dict[str, Any] | ServingError | None] = [None] * len(items)
+        groups: dict[tuple, list[_Prepared]] = {}
+        for k, (req, request_id) in enumerate(items):
+            try:
+                cols, keep = self._rank_inputs(loaded, req)
+            except ServingError as exc:
+                results[k] = exc
+                continue
+            mr = bool(getattr(req, "model_reasons", False))
+            # Optional numeric columns are NaN where absent (see _columns), so they do not split groups.
+            key = (req.top_k, mr, tuple((c, np.asarray(v).dtype.str) for c, v in sorted(cols.items())
+                                        if c not in optional_floats))
+            groups.setdefault(key, []).append(_Prepared(k, cols, keep, request_id))
+        records: list[dict] = []
+        for (top_k, mr, _), members in groups.items():
+            if len(members) > 1:
+                try:
+                    self._rank_group(loaded, members, top_k, mr, results, records)
+                    continue
+                except ServingError:
+                    pass  # someone's input breaks the shared call: answer each request on its own
+            for p in members:
+                try:
+                    self._rank_group(loaded, [p], top_k, mr, results, records)
+                except ServingError as exc:
+                    results[p.index] = exc
+        if records:
+            loaded.log.append(records)
+        return results  # type: ignore[return-value]
+
+    def _rank_inputs(self, loaded: _Loaded, req: Any) -> tuple[dict[str, np.ndarray], list[int] | None]:
+        """The columns to rank for a request, and which of their rows to answer (None: all)."""
         cols = self._columns(loaded, req)
         keep = None
         if (req.account_id is not None or req.account_ids is not None) and loaded.household_rows:
@@ -296,33 +486,42 @@ class NboApp:
                 cols = {k: v[rows] for k, v in loaded.folder_columns.items()}
                 pos = {a: i for i, a in enumerate(np.asarray(cols["account_id"]).astype(str).tolist())}
                 keep = [pos[a] for a in wanted]
-        decisions = self._rank_columns(loaded, cols, req.top_k, request_id=request_id, keep=keep,
-                                       model_reasons=bool(getattr(req, "model_reasons", False)))
-        return {"decisions": decisions, "model_versions": loaded.versions}
+        return cols, keep
 
-    def _rank_columns(self, loaded: _Loaded, cols: dict[str, np.ndarray], top_k: int, *,
-                      log_decisions: bool = True, request_id: str | None = None,
-                      keep: list[int] | None = None, model_reasons: bool = False) -> list[dict]:
+    def _rank_group(self, loaded: _Loaded, members: list[_Prepared], top_k: int, model_reasons: bool,
+                    results: list, records: list[dict]) -> None:
+        """Rank the members' rows in one call; put each member's answer in ``results``, its log lines in ``records``."""
         from telco_nbo.nbo.rank import core_decisions, rank_core
         from telco_nbo.serving.predlog import decision_records
 
+        sizes = [len(next(iter(p.cols.values()))) for p in members]
+        offsets = np.r_[0, np.cumsum(sizes)]
+        if len(members) == 1:
+            cols, group_keys = members[0].cols, None
+        else:
+            names = list(members[0].cols) + sorted({c for p in members for c in p.cols} - set(members[0].cols))
+            cols = {c: np.concatenate([p.cols[c] if c in p.cols else np.full(n, np.nan)
+                                       for p, n in zip(members, sizes, strict=True)]) for c in names}
+            hh = np.asarray(cols["household_id"]).astype(str).tolist()
+            owner = np.repeat(np.arange(len(members)), sizes).tolist()
+            group_keys = np.array([f"{o}\x1f{h}" for o, h in zip(owner, hh, strict=True)], dtype=object)
         try:
             aligned = loaded.scorer.score(cols, reasons=model_reasons)
-            core = rank_core(loaded.policy, cols, aligned, top_k)
+            core = rank_core(loaded.policy, cols, aligned, top_k, groups=group_keys)
         except TelcoNboError as exc:
             raise ServingError(422, str(exc), list(getattr(exc, "problems", []) or [])) from None
         decisions = core_decisions(core, loaded.as_of)
-        churn, clv, upl, prop = aligned.churn, aligned.clv, aligned.retention_uplift, aligned.propensity
-        if keep is not None:
-            decisions = [decisions[i] for i in keep]
-            cols = {k: np.asarray(v)[keep] for k, v in cols.items()}
-            churn, clv, upl, prop = churn[keep], clv[keep], upl[keep], prop[keep]
-        if log_decisions:
-            loaded.log.append(decision_records(
-                decisions, cols, loaded.scorer.logged_features,
-                {"churn_probability": churn, "clv": clv, "retention_uplift": upl},
-                prop, loaded.policy.offers.ids.tolist(), request_id))
-        return decisions
+        offer_ids = loaded.policy.offers.ids.tolist()
+        for p, a, b in zip(members, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
+            rows = np.arange(a, b) if p.keep is None else a + np.asarray(p.keep, dtype=np.int64)
+            mine = [decisions[i] for i in rows.tolist()]
+            results[p.index] = {"decisions": mine, "model_versions": loaded.versions}
+            if p.log:
+                records.extend(decision_records(
+                    mine, {k: np.asarray(v)[rows] for k, v in cols.items()}, loaded.scorer.logged_features,
+                    {"churn_probability": aligned.churn[rows], "clv": aligned.clv[rows],
+                     "retention_uplift": aligned.retention_uplift[rows]},
+                    aligned.propensity[rows], offer_ids, p.request_id))
 
     def score(self, req: Any) -> dict[str, Any]:
         """Answer ``/score``: churn, CLV, retention uplift and propensity per offer."""

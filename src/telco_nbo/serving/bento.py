@@ -17,6 +17,7 @@ are answered 400 by BentoML with the field's location.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -41,6 +42,9 @@ def _respond(ctx: bentoml.Context, status: int, body: dict[str, Any]) -> Respons
     traffic={"timeout": 30},
     workers=int(os.environ.get("TELCO_NBO_SERVE_WORKERS", "1")),
     threads=4,
+    # One access-log line per request costs ~10 % of a /rank; every decision is in the prediction
+    # log with its request id anyway. `telco-nbo serve --access-log` turns it on.
+    logging={"access": {"enabled": os.environ.get("TELCO_NBO_SERVE_ACCESS_LOG", "0") == "1"}},
 )
 class NBOService:
     """Next best offers for telecom accounts, from the @champion models."""
@@ -53,31 +57,37 @@ class NBOService:
     def __is_ready__(self) -> bool:
         return self.app.ready
 
-    # The routes are async and compute inline: the work is CPU-bound under the GIL, so a thread
-    # hop per request would only add latency (measured) without adding throughput.
-    def _call(self, ctx: bentoml.Context, fn: Any, req: Any, *, needs_key: bool = True) -> Response:
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        # The engine process would exit by itself when the pipe closes; stop it cleanly anyway.
+        self.app.close()
+
+    async def _answer(self, ctx: bentoml.Context, kind: str, req: Any) -> Response:
+        # Answered by the micro-batcher (telco_nbo.serving.batching) and, under `telco-nbo serve`,
+        # the engine process (telco_nbo.serving.engine): this event loop only parses, checks
+        # the key and writes the JSON it gets back, so it keeps reading requests meanwhile.
         try:
-            if needs_key:
-                self.app.check_api_key(ctx.request.headers)
-            return _respond(ctx, 200, fn(req))
+            self.app.check_api_key(ctx.request.headers)
         except ServingError as exc:
             return _respond(ctx, exc.status, exc.body())
+        status, body = await asyncio.wrap_future(self.app.submit(kind, req, ctx.request.headers.get("x-request-id")))
+        ctx.response.status_code = status
+        return Response(body, status_code=status, media_type=_JSON)
 
     @bentoml.api(route="/rank", input_spec=RankRequest)
     async def rank(self, ctx: bentoml.Context, **request: Any) -> dict:
         """Rank offers for one account or a batch (features in the payload, or ids in the data folder)."""
-        req = RankRequest.model_construct(**request)
-        return self._call(ctx, lambda r: self.app.rank(r, ctx.request.headers.get("x-request-id")), req)
+        return await self._answer(ctx, "rank", RankRequest.model_construct(**request))
 
     @bentoml.api(route="/score", input_spec=ScoreRequest)
     async def score(self, ctx: bentoml.Context, **request: Any) -> dict:
         """Churn probability, CLV, retention uplift and propensity per offer."""
-        return self._call(ctx, self.app.score, ScoreRequest.model_construct(**request))
+        return await self._answer(ctx, "score", ScoreRequest.model_construct(**request))
 
     @bentoml.api(route="/explain", input_spec=ExplainRequest)
     async def explain(self, ctx: bentoml.Context, **request: Any) -> dict:
         """SHAP reason codes of the churn score (and of the propensity of offers asked for)."""
-        return self._call(ctx, self.app.explain, ExplainRequest.model_construct(**request))
+        return await self._answer(ctx, "explain", ExplainRequest.model_construct(**request))
 
     @bentoml.api(route="/status", input_spec=None)
     async def status(self, ctx: bentoml.Context) -> dict:

@@ -1,0 +1,132 @@
+"""The decision engine in a process of its own, beside the HTTP worker.
+
+Why: a BentoML worker spends ~1.5-2 ms of CPU per request on HTTP (uvicorn, middlewares, JSON),
+and a decision costs ~1.5-6 ms more (less per request when requests are batched). In one process
+both share one GIL, so a worker never uses more than one core. Two workers would split the
+connections, and with them the batches. Here the HTTP worker only parses, validates and answers,
+and one engine process scores and ranks every request the micro-batcher collects: HTTP on one
+core, decisions on the other, and the batches stay as large as the load makes them.
+
+Protocol (a :func:`multiprocessing.Pipe`, pickled objects): the engine sends
+``("ready", status)`` or ``("error", message)`` once its models are loaded; then for each batch it
+receives ``[(kind, request, request_id), ...]`` and sends back ``[(http_status, json_bytes), ...]``
+(see :meth:`telco_nbo.serving.app.NboApp.answer`). The engine exits when the pipe closes, so it
+never outlives its HTTP worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import threading
+from dataclasses import asdict
+from typing import Any
+
+log = logging.getLogger("telco_nbo.serving")
+
+
+class EngineStopped(RuntimeError):
+    """The engine process is gone (crashed or killed)."""
+
+
+def _engine_main(config_json: str, conn: Any) -> None:
+    """Entry point of the engine process: load, report, then answer batches until the pipe closes."""
+    from telco_nbo.serving.app import NboApp, ServeConfig
+
+    app = NboApp(ServeConfig(**{**json.loads(config_json), "engine": "thread", "api_key_env": None}))
+    try:
+        app.load()
+    except Exception as exc:  # noqa: BLE001 - reported to the HTTP worker, which answers 503
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", app.status()))
+    while True:
+        try:
+            items = conn.recv()
+        except (EOFError, OSError):
+            return  # the HTTP worker is gone
+        conn.send(app.answer(items))
+
+
+class EngineProcess:
+    """Start, call and stop the engine process.
+
+    Args:
+        config: The :class:`~telco_nbo.serving.app.ServeConfig` the engine loads.
+    """
+
+    def __init__(self, config: Any):
+        self._config_json = json.dumps(asdict(config))
+        self._conn: Any = None
+        self._proc: Any = None
+        self._lock = threading.Lock()
+        self.status: dict[str, Any] | None = None
+
+    def start(self, timeout: float = 600.0) -> dict[str, Any]:
+        """Start the engine and wait until its models are loaded.
+
+        Returns:
+            The engine's status (model versions, folder size, load time).
+
+        Raises:
+            EngineStopped: The engine failed to load (its error message) or died.
+        """
+        # spawn, not fork: the HTTP worker has threads (fork would copy locks held by them).
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_engine_main, args=(self._config_json, child), name="nbo-engine", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        if not parent.poll(timeout):
+            self.stop()
+            raise EngineStopped(f"the decision engine did not load within {timeout:.0f} s")
+        try:
+            kind, payload = parent.recv()
+        except (EOFError, OSError):
+            raise EngineStopped(f"the decision engine died while loading (exit code {self._proc.exitcode})") from None
+        if kind != "ready":
+            self.stop()
+            raise EngineStopped(payload)
+        self.status = payload
+        return payload
+
+    def call(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
+        """Answer a batch in the engine.
+
+        Raises:
+            EngineStopped: The engine is gone.
+        """
+        with self._lock:
+            if self._conn is None:
+                raise EngineStopped("the decision engine is not running")
+            try:
+                self._conn.send(items)
+                return self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                code = self._proc.exitcode if self._proc is not None else None
+                self._conn = None
+                raise EngineStopped(f"the decision engine stopped (exit code {code})") from None
+
+    @property
+    def pid(self) -> int | None:
+        """The engine's process id."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the engine process runs."""
+        return self._conn is not None and self._proc is not None and self._proc.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the pipe (the engine exits) and reap the process."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        if self._proc is not None:
+            self._proc.join(timeout)
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join(timeout)

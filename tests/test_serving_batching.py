@@ -1,0 +1,214 @@
+"""Micro-batching and the engine process: batched answers equal answers alone, errors stay per request.
+
+The unit tests drive :class:`MicroBatcher` with events, so batch formation is deterministic. The
+app tests use real champions trained by the real pipeline into a real MLflow registry (one small
+world per module) and compare :meth:`NboApp.rank_many` on a mixed batch with each request alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from serving_support import trained_store
+
+from telco_nbo.serving.app import NboApp, ServeConfig, ServingError
+from telco_nbo.serving.batching import MicroBatcher
+from telco_nbo.serving.schemas import RankRequest, ScoreRequest
+
+# ---- MicroBatcher -----------------------------------------------------------------------------------
+
+
+def _blocking_compute(release: threading.Event, seen: list[list]):
+    def compute(items: list) -> list:
+        seen.append(list(items))
+        if len(seen) == 1:
+            release.wait(10)  # hold the first batch so the next items queue up behind it
+        return [ValueError(f"bad {x}") if x == "bad" else x * 2 for x in items]
+
+    return compute
+
+
+def test_items_waiting_behind_a_batch_are_computed_together_in_order() -> None:
+    release, seen = threading.Event(), []
+    b = MicroBatcher(_blocking_compute(release, seen), max_items=10)
+    first = b.submit(1)
+    while not seen:
+        time.sleep(0.001)
+    later = [b.submit(x) for x in (2, 3, "bad", 4)]
+    release.set()
+    assert first.result(5) == 2
+    assert [f.result(5) for f in later if f is not later[2]] == [4, 6, 8]
+    with pytest.raises(ValueError, match="bad bad"):
+        later[2].result(5)  # an item's error reaches that item's caller only
+    assert seen == [[1], [2, 3, "bad", 4]] and (b.batches, b.items) == (2, 5)
+    b.close()
+
+
+def test_batches_stop_at_max_items_and_max_weight_and_a_big_item_runs_alone() -> None:
+    release, seen = threading.Event(), []
+    b = MicroBatcher(_blocking_compute(release, seen), max_items=3, size=lambda x: x, max_weight=10)
+    b.submit(1)
+    while not seen:
+        time.sleep(0.001)
+    futs = [b.submit(x) for x in (1, 1, 1, 1, 4, 6, 50, 2)]
+    release.set()
+    assert [f.result(5) for f in futs] == [2, 2, 2, 2, 8, 12, 100, 4]
+    # 3 items at most; then weight 1+4 (adding 6 would pass 10); 6 alone (50 would); 50 alone.
+    assert seen[1:] == [[1, 1, 1], [1, 4], [6], [50], [2]]
+    b.close()
+
+
+def test_a_failing_compute_fails_every_item_of_its_batch_and_the_batcher_goes_on() -> None:
+    calls = []
+
+    def compute(items: list) -> list:
+        calls.append(items)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return items
+
+    b = MicroBatcher(compute)
+    with pytest.raises(RuntimeError, match="boom"):
+        b.submit("x").result(5)
+    assert b.submit("y").result(5) == "y"
+    with pytest.raises(ValueError):
+        MicroBatcher(compute, max_items=0)
+    b.close()
+
+
+# ---- NboApp.rank_many / answer on real champions -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return trained_store(tmp_path_factory.mktemp("batching"), households=900, seed=11)
+
+
+@pytest.fixture(scope="module")
+def features(store: dict) -> pd.DataFrame:
+    from telco_nbo.data.io import load_world
+    from telco_nbo.features import build_account_features
+
+    world = load_world(store["data"])
+    return build_account_features(world.tables, pd.Timestamp(world.meta["as_of"]))
+
+
+@pytest.fixture(scope="module")
+def app(store: dict, tmp_path_factory: pytest.TempPathFactory) -> NboApp:
+    log = tmp_path_factory.mktemp("batching-log") / "decisions.jsonl"
+    a = NboApp(ServeConfig(tracking_uri=store["uri"], data_dir=str(store["data"]), prediction_log=str(log)))
+    a.load()
+    return a
+
+
+def _payload(row: pd.Series) -> dict:
+    return json.loads(pd.Series(row).to_json())
+
+
+def _requests(features: pd.DataFrame) -> list[tuple[RankRequest, str]]:
+    sizes = features.groupby("household_id")["account_id"].transform("size")
+    multi = features[sizes >= 2]
+    hh = multi["household_id"].iloc[0]
+    pair = multi.loc[multi["household_id"] == hh]
+    assert len(pair) >= 2
+    rows = [r for _, r in features.head(12).iterrows()]
+    reqs = [
+        # The same household in several requests: by id (the folder adds the household) and as
+        # features, one account each: batched, each request must still decide on its own.
+        RankRequest(account_id=str(pair["account_id"].iloc[0])),
+        RankRequest(account_id=str(pair["account_id"].iloc[1])),
+        RankRequest(account=_payload(pair.iloc[0])),
+        RankRequest(account=_payload(pair.iloc[1])),
+        RankRequest(accounts=[_payload(r) for _, r in pair.iterrows()]),
+        RankRequest(account_ids=[str(a) for a in features["account_id"].iloc[20:26]], top_k=1),
+        RankRequest(account_id="NO-SUCH-ACCOUNT"),
+        RankRequest(account_ids=[str(features["account_id"].iloc[30])] * 2),  # duplicate id -> 400
+        RankRequest(account=_payload(rows[3]), model_reasons=True),
+    ] + [RankRequest(account=_payload(r)) for r in rows] + [RankRequest(account_id=str(r["account_id"]), top_k=2)
+                                                          for r in rows[:6]]
+    return [(r, f"req-{k}") for k, r in enumerate(reqs)]
+
+
+def _decisions(res):
+    return ("error", res.status, res.message) if isinstance(res, ServingError) else res
+
+
+def test_a_mixed_batch_answers_exactly_what_each_request_gets_alone(app: NboApp, features: pd.DataFrame) -> None:
+    items = _requests(features)
+    together = app.rank_many(items)
+    alone = [app.rank_many([it])[0] for it in items]
+    assert [_decisions(r) for r in together] == [_decisions(r) for r in alone]
+    assert isinstance(together[6], ServingError) and together[6].status == 404
+    assert isinstance(together[7], ServingError) and together[7].status == 400
+    ok = [r for r in together if not isinstance(r, ServingError)]
+    assert len(ok) == len(items) - 2 and all(r["decisions"] for r in ok)
+    # Household step per request: the two-account request holds at most one promotional offer.
+    promos = sum(o["promotional"] for d in together[4]["decisions"] for o in d["offers"])
+    assert promos <= 1
+
+
+def test_answer_serializes_each_request_and_logs_each_decision_once(app: NboApp, features: pd.DataFrame) -> None:
+    from telco_nbo.serving.predlog import read_prediction_log
+
+    items = [("rank", r, rid) for r, rid in _requests(features)[:6]]
+    items.insert(2, ("score", ScoreRequest(account_id=str(features["account_id"].iloc[5]), offer_ids=["NOPE"]), None))
+    before = len(read_prediction_log(app.config.prediction_log))
+    out = app.answer(items)
+    logged = read_prediction_log(app.config.prediction_log)[before:]
+    assert [s for s, _ in out] == [200, 200, 400, 200, 200, 200, 200]
+    assert b"NOPE" in out[2][1]
+    assert json.loads(out[0][1]) == app.rank(*_requests(features)[0])
+    # Request 4 names two accounts, request 5 six; each decision is logged once, with its request id.
+    assert Counter(x["request_id"] for x in logged) == {"req-0": 1, "req-1": 1, "req-2": 1, "req-3": 1, "req-4": 2,
+                                                        "req-5": 6}
+
+
+def test_a_mixed_batch_of_contract_and_month_to_month_accounts_is_fine(app: NboApp, features: pd.DataFrame) -> None:
+    # account_days_to_contract_end is null for month-to-month accounts: a batch mixing both kinds
+    # used to be refused (400, "given for some accounts but not all").
+    m2m = features[features["account_days_to_contract_end"].isna()].head(2)
+    contract = features[features["account_days_to_contract_end"].notna()].head(2)
+    assert len(m2m) == 2 and len(contract) == 2
+    rows = pd.concat([m2m, contract])
+    res = app.rank(RankRequest(accounts=[_payload(r) for _, r in rows.iterrows()]))
+    assert [d["account_id"] for d in res["decisions"]] == rows["account_id"].astype(str).tolist()
+
+
+def test_the_engine_process_answers_like_the_thread_and_its_death_makes_the_service_unready(
+        store: dict, features: pd.DataFrame, app: NboApp, tmp_path: Path) -> None:
+    eng = NboApp(ServeConfig(tracking_uri=store["uri"], data_dir=str(store["data"]),
+                             prediction_log=str(tmp_path / "d.jsonl"), engine="process"))
+    try:
+        eng.load()
+        assert eng.ready and eng.status()["model_versions"] == app.status()["model_versions"]
+        reqs = _requests(features)[:5]
+        futs = [eng.submit("rank", r, rid) for r, rid in reqs]
+        got = [f.result(60) for f in futs]
+        assert [s for s, _ in got] == [200] * 5
+        assert [json.loads(b) for _, b in got] == [app.rank(r, rid) for r, rid in reqs]
+        os.kill(eng.status()["engine_pid"], signal.SIGKILL)
+        status, body = eng.submit("rank", *reqs[0]).result(60)
+        assert status == 503 and b"engine" in body
+        assert not eng.ready
+        status, _ = eng.submit("rank", *reqs[0]).result(60)
+        assert status == 503
+    finally:
+        eng.close()
+
+
+def test_an_engine_that_cannot_load_reports_why(tmp_path: Path) -> None:
+    eng = NboApp(ServeConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", engine="process"))
+    eng._load_logged()
+    assert not eng.ready and "telco-churn" in eng.load_error
+    status, body = eng.submit("rank", RankRequest(account_id="A1")).result(10)
+    assert status == 503 and b"telco-churn" in body
+    with pytest.raises(Exception, match="engine"):
+        ServeConfig(engine="gpu")
