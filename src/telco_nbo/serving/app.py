@@ -454,12 +454,14 @@ class NboApp:
                 results[k] = exc
                 continue
             mr = bool(getattr(req, "model_reasons", False))
-            # Optional numeric columns are NaN where absent (see _columns), so they do not split groups.
-            key = (req.top_k, mr, tuple((c, np.asarray(v).dtype.str) for c, v in sorted(cols.items())
-                                        if c not in optional_floats))
+            # Requests share a call when their columns line up: same names and dtypes, except the
+            # optional numeric columns, which are NaN where absent (see _columns). The dtypes are
+            # fixed per source (folder rows or payload kinds), so the source stands for them.
+            by_id = req.account_id is not None or req.account_ids is not None
+            key = (req.top_k, mr, by_id, frozenset(c for c in cols if c not in optional_floats))
             groups.setdefault(key, []).append(_Prepared(k, cols, keep, request_id))
         records: list[dict] = []
-        for (top_k, mr, _), members in groups.items():
+        for (top_k, mr, _, _), members in groups.items():
             if len(members) > 1:
                 try:
                     self._rank_group(loaded, members, top_k, mr, results, records)
