@@ -7,6 +7,7 @@ world per module) and compare :meth:`NboApp.rank_many` on a mixed batch with eac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import uvloop
 from serving_support import trained_store
 
 from telco_nbo.serving.app import NboApp, ServeConfig, ServingError
@@ -189,16 +191,28 @@ def test_the_engine_process_answers_like_the_thread_and_its_death_makes_the_serv
     try:
         eng.load()
         assert eng.ready and eng.status()["model_versions"] == app.status()["model_versions"]
-        reqs = _requests(features)[:5]
-        futs = [eng.submit("rank", r, rid) for r, rid in reqs]
-        got = [f.result(60) for f in futs]
-        assert [s for s, _ in got] == [200] * 5
-        assert [json.loads(b) for _, b in got] == [app.rank(r, rid) for r, rid in reqs]
-        os.kill(eng.status()["engine_pid"], signal.SIGKILL)
-        status, body = eng.submit("rank", *reqs[0]).result(60)
+        reqs = _requests(features)[:9]
+
+        big = RankRequest(accounts=[_payload(r) for _, r in features.head(300).iterrows()])
+
+        async def burst() -> list:
+            # Sent together from one event loop, as the HTTP worker does: they travel in batches.
+            return await asyncio.gather(*(eng.answer_async("rank", r, rid) for r, rid in reqs),
+                                        eng.answer_async("rank", big, "big"))
+
+        # On uvloop, as in the BentoML worker (libuv makes a watched fd non-blocking), with
+        # messages far larger than the pipe's buffer both ways (the 300-account request).
+        got = uvloop.run(burst())
+        assert [s for s, _ in got] == [200] * 6 + [404, 400, 200, 200]
+        assert [json.loads(b) for _, b in got[:6]] == [app.rank(r, rid) for r, rid in reqs[:6]]
+        assert len(got[-1][1]) > 500_000 and len(json.loads(got[-1][1])["decisions"]) == 300
+        st = eng.status()
+        assert st["requests_batched"] == 10 and st["batches"] < 10  # the first went alone, the rest together
+        os.kill(st["engine_pid"], signal.SIGKILL)
+        status, body = asyncio.run(eng.answer_async("rank", *reqs[0]))
         assert status == 503 and b"engine" in body
         assert not eng.ready
-        status, _ = eng.submit("rank", *reqs[0]).result(60)
+        status, _ = asyncio.run(eng.answer_async("rank", *reqs[0]))
         assert status == 503
     finally:
         eng.close()
@@ -208,7 +222,7 @@ def test_an_engine_that_cannot_load_reports_why(tmp_path: Path) -> None:
     eng = NboApp(ServeConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", engine="process"))
     eng._load_logged()
     assert not eng.ready and "telco-churn" in eng.load_error
-    status, body = eng.submit("rank", RankRequest(account_id="A1")).result(10)
+    status, body = asyncio.run(eng.answer_async("rank", RankRequest(account_id="A1")))
     assert status == 503 and b"telco-churn" in body
     with pytest.raises(Exception, match="engine"):
         ServeConfig(engine="gpu")

@@ -255,8 +255,9 @@ class NboApp:
         if self._engine is not None and self._engine.status:
             out.update({k: self._engine.status[k] for k in ("model_versions", "accounts_in_folder", "as_of")})
             out["engine_pid"] = self._engine.pid
-        out["batches"] = self._batcher.batches if self._batcher else 0
-        out["requests_batched"] = self._batcher.items if self._batcher else 0
+        counter = self._engine if self._engine is not None else self._batcher
+        out["batches"] = counter.batches if counter is not None else 0
+        out["requests_batched"] = counter.items if counter is not None else 0
         return out
 
     # ---- auth -----------------------------------------------------------------------------------
@@ -386,6 +387,38 @@ class NboApp:
                                                  max_weight=512, name="nbo-batcher")
         return self._batcher.submit((kind, req, request_id))
 
+    async def answer_async(self, kind: str, req: Any, request_id: str | None = None) -> tuple[int, bytes]:
+        """Answer one request from an event loop: ``(http_status, json_bytes)`` (what the service routes await).
+
+        With the engine process, the request goes down the engine's pipe in the next batch; in
+        thread mode, through the micro-batcher (:meth:`submit`).
+        """
+        import asyncio
+
+        if self._engine is None:
+            return await asyncio.wrap_future(self.submit(kind, req, request_id))
+        if kind not in _KINDS:
+            raise ValueError(f"unknown request kind {kind!r}")
+        if not self.ready:
+            try:
+                self._require()
+            except ServingError as exc:
+                return exc.status, _encode(exc.body())
+        from telco_nbo.serving.engine import EngineStopped
+
+        try:
+            return await self._engine.answer((kind, req, request_id), _request_size((kind, req, request_id)))
+        except EngineStopped as exc:
+            return self._engine_stopped(exc, 1)[0]
+
+    def _engine_stopped(self, exc: Exception, n: int) -> list[tuple[int, bytes]]:
+        # Not ready from now on: /readyz says 503 and an orchestrator restarts the worker.
+        if self.load_error is None:
+            log.error("%s", exc)
+        self.load_error = str(exc)
+        body = _encode(ServingError(503, f"service not ready ({exc})").body())
+        return [(503, body)] * n
+
     def _answer_batch(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
         if self._engine is None:
             return self.answer(items)
@@ -394,11 +427,7 @@ class NboApp:
         try:
             return self._engine.call(items)
         except EngineStopped as exc:
-            # Not ready from now on: /readyz says 503 and an orchestrator restarts the worker.
-            self.load_error = str(exc)
-            log.error("%s", exc)
-            body = _encode(ServingError(503, f"service not ready ({exc})").body())
-            return [(503, body)] * len(items)
+            return self._engine_stopped(exc, len(items))
 
     def answer(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
         """Answer requests: ``(kind, request, request_id)`` -> ``(http_status, json_bytes)``, in order.

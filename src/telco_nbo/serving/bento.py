@@ -17,7 +17,6 @@ are answered 400 by BentoML with the field's location.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from typing import Any
@@ -70,7 +69,7 @@ class NBOService:
             self.app.check_api_key(ctx.request.headers)
         except ServingError as exc:
             return _respond(ctx, exc.status, exc.body())
-        status, body = await asyncio.wrap_future(self.app.submit(kind, req, ctx.request.headers.get("x-request-id")))
+        status, body = await self.app.answer_async(kind, req, ctx.request.headers.get("x-request-id"))
         ctx.response.status_code = status
         return Response(body, status_code=status, media_type=_JSON)
 
