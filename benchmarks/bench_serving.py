@@ -10,9 +10,10 @@ What is measured (one run, this machine; results into benchmarks/RESULTS.md, sec
    separately the long audit table (one row per account x offer) and the pandas reference path
    (``rank_batch`` with :class:`~telco_nbo.scoring.ChampionScoreProvider`).
 2. **HTTP, one account per request.** ``POST /rank`` (features in the payload, and by account id)
-   on ``telco-nbo serve`` vs ``POST /invocations`` on ``mlflow models serve --env-manager local``
-   serving the churn model alone, at concurrency 1 and 8, from one Python client process with
-   keep-alive connections: requests/s, p50, p99.
+   on ``telco-nbo serve`` (engine process, the default; and ``--engine thread`` at concurrency 8)
+   vs ``POST /invocations`` on ``mlflow models serve --env-manager local`` serving the churn model
+   alone, at concurrency 1 and 8, from the light client of ``_loadgen.py`` (one process, keep-alive
+   connections): requests/s, p50, p99, each server process's CPU per request, the mean batch.
 
 The world and models are built once into ``--workdir`` (a synthetic world, the real training
 pipeline with default model sizes and no tuning) and reused on the next run.
@@ -171,42 +172,46 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def load(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
-    """Closed-loop load: ``concurrency`` threads, each with its own keep-alive client, for ``seconds``."""
+def _tree_cpu(proc: subprocess.Popen) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by the server process and every descendant (pid -> (role, seconds))."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    out = {}
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        role = ("engine" if "spawn_main" in cmd else "http worker" if "worker" in cmd or "uvicorn" in cmd
+                or "scoring_server" in cmd else "supervisor")
+        out[p.pid] = (role, t.user + t.system)
+    return out
+
+
+def load(url: str, bodies: list[bytes], concurrency: int, seconds: float, proc: subprocess.Popen | None = None) -> dict:
+    """Closed-loop load from the light client (benchmarks/_loadgen.py), with the server's CPU per request."""
+    from _loadgen import closed_loop
+
+    before = _tree_cpu(proc) if proc is not None else {}
+    res = closed_loop(url, bodies, concurrency, seconds)
+    if proc is not None:
+        after = _tree_cpu(proc)
+        cpu: dict[str, float] = {}
+        for pid, (role, t) in after.items():
+            cpu[role] = cpu.get(role, 0.0) + t - before.get(pid, (role, 0.0))[1]
+        # The warm-up requests are counted too (3 per connection): a slight overestimate.
+        n = res["requests"] + 3 * concurrency
+        res["server_cpu_ms_per_request"] = {k: 1000 * v / n for k, v in sorted(cpu.items())}
+    return res
+
+
+def batching(url: str) -> dict:
     import httpx
 
-    lat: list[list[float]] = [[] for _ in range(concurrency)]
-    errors = [0] * concurrency
-    stop_at = [0.0]
-    start_evt = threading.Event()
-
-    def worker(k: int) -> None:
-        with httpx.Client(timeout=30, headers={"content-type": "application/json"}) as c:
-            for b in bodies[:3]:
-                c.post(url, content=b)  # warm the connection and the server
-            start_evt.wait()
-            i = k
-            while time.perf_counter() < stop_at[0]:
-                t = time.perf_counter()
-                r = c.post(url, content=bodies[i % len(bodies)])
-                lat[k].append(time.perf_counter() - t)
-                if r.status_code != 200:
-                    errors[k] += 1
-                i += concurrency
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
-    for t in threads:
-        t.start()
-    time.sleep(1.0)
-    t0 = time.perf_counter()
-    stop_at[0] = t0 + seconds
-    start_evt.set()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    all_lat = np.array([x for l in lat for x in l]) * 1000
-    return {"requests": int(len(all_lat)), "errors": int(sum(errors)), "req_per_s": len(all_lat) / wall,
-            "p50_ms": float(np.percentile(all_lat, 50)), "p99_ms": float(np.percentile(all_lat, 99))}
+    st = httpx.post(url + "/status", json={}, timeout=10).json()
+    return {"batches": st.get("batches", 0), "requests": st.get("requests_batched", 0)}
 
 
 def mlflow_churn_model(store: dict, workdir: Path) -> Path:
@@ -244,16 +249,30 @@ def bench_http(store: dict, workdir: Path, seconds: float) -> dict:
                                                       "data": [X.iloc[i].astype(object).tolist()]}}).encode()
                      for i in range(len(X))]
     out: dict = {}
-    port = free_port()
     env = {"BENTOML_DO_NOT_TRACK": "True", "TELCO_NBO_PREDICTION_LOG": str(workdir / "bench_decisions.jsonl")}
-    proc = start([sys.executable, "-m", "telco_nbo", "serve", "--data", str(store["data"]), "--tracking-uri", store["uri"],
-                  "--port", str(port)], env, f"http://127.0.0.1:{port}/readyz", workdir / "nbo_server.log")
-    try:
-        for c in (1, 8):
-            out[f"nbo_rank_features_c{c}"] = load(f"http://127.0.0.1:{port}/rank", rank_bodies, c, seconds)
-            out[f"nbo_rank_id_c{c}"] = load(f"http://127.0.0.1:{port}/rank", id_bodies, c, seconds)
-    finally:
-        stop(proc)
+    for engine in ("process", "thread"):
+        port = free_port()
+        proc = start([sys.executable, "-m", "telco_nbo", "serve", "--data", str(store["data"]), "--tracking-uri",
+                      store["uri"], "--port", str(port), "--engine", engine], env, f"http://127.0.0.1:{port}/readyz",
+                     workdir / f"nbo_server_{engine}.log")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            # The default engine (a process beside the HTTP worker) at both concurrencies; the
+            # engine inside the HTTP worker at concurrency 8 for comparison.
+            for c in ((1, 8) if engine == "process" else (8,)):
+                suffix = "" if engine == "process" else "_thread"
+                b0 = batching(base)
+                out[f"nbo_rank_features{suffix}_c{c}"] = load(base + "/rank", rank_bodies, c, seconds, proc)
+                b1 = batching(base)
+                out[f"nbo_rank_features{suffix}_c{c}"]["mean_batch"] = (
+                    (b1["requests"] - b0["requests"]) / max(b1["batches"] - b0["batches"], 1))
+                b0 = batching(base)
+                out[f"nbo_rank_id{suffix}_c{c}"] = load(base + "/rank", id_bodies, c, seconds, proc)
+                b1 = batching(base)
+                out[f"nbo_rank_id{suffix}_c{c}"]["mean_batch"] = (
+                    (b1["requests"] - b0["requests"]) / max(b1["batches"] - b0["batches"], 1))
+        finally:
+            stop(proc)
     port = free_port()
     model_path = mlflow_churn_model(store, workdir)
     # mlflow execs `uvicorn` from PATH: put this interpreter's scripts first.
@@ -263,7 +282,7 @@ def bench_http(store: dict, workdir: Path, seconds: float) -> dict:
                  f"http://127.0.0.1:{port}/ping", workdir / "mlflow_server.log")
     try:
         for c in (1, 8):
-            out[f"mlflow_churn_c{c}"] = load(f"http://127.0.0.1:{port}/invocations", mlflow_bodies, c, seconds)
+            out[f"mlflow_churn_c{c}"] = load(f"http://127.0.0.1:{port}/invocations", mlflow_bodies, c, seconds, proc)
     finally:
         stop(proc)
     return out
@@ -290,17 +309,34 @@ def render(batch: dict, http: dict, load: float | None = None) -> str:
         f"| reference: `ChampionScoreProvider.score` (pandas) | {b['reference_provider_score_s']:.2f} | |",
         f"| reference: `rank_batch` on those scores | {b['reference_rank_batch_s']:.2f} | |",
         "",
-        "### HTTP, one account per request (1 server worker, client on the same machine)",
+        "### HTTP, one account per request (client on the same machine)",
         "",
-        "| endpoint | concurrency | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        "`telco-nbo serve` as shipped: one BentoML HTTP worker and one decision-engine process beside it "
+        "(`--engine process`, the default); requests that wait while the engine works are ranked together. "
+        "Client: `benchmarks/_loadgen.py` (closed loop, keep-alive connections, ~0.1 ms of CPU per request). "
+        "CPU columns: CPU time of each server process per answered request (user + system).",
+        "",
+        "| server | endpoint | concurrency | req/s | p50 ms | p99 ms | errors | CPU ms/req: HTTP worker | engine | mean batch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    names = {"nbo_rank_features": "NBO `/rank`, features in the payload", "nbo_rank_id": "NBO `/rank`, account id",
-             "mlflow_churn": "`mlflow models serve --env-manager local`, churn model alone (*)"}
-    for key, label in names.items():
-        for c in (1, 8):
-            r = http[f"{key}_c{c}"]
-            lines.append(f"| {label} | {c} | {r['req_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
+
+    def row(server: str, label: str, key: str, c: int) -> str:
+        r = http[key]
+        cpu = r.get("server_cpu_ms_per_request", {})
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        batch = r.get("mean_batch")
+        return (f"| {server} | {label} | {c} | {r['req_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['errors']} | {fmt(cpu.get('http worker'))} | {fmt(cpu.get('engine'))} | "
+                f"{'-' if batch is None else f'{batch:.1f}'} |")
+
+    for c in (1, 8):
+        lines.append(row("NBO, engine process", "`/rank`, features in the payload", f"nbo_rank_features_c{c}", c))
+        lines.append(row("NBO, engine process", "`/rank`, account id", f"nbo_rank_id_c{c}", c))
+    lines.append(row("NBO, engine in the HTTP worker", "`/rank`, features in the payload", "nbo_rank_features_thread_c8", 8))
+    lines.append(row("NBO, engine in the HTTP worker", "`/rank`, account id", "nbo_rank_id_thread_c8", 8))
+    for c in (1, 8):
+        lines.append(row("`mlflow models serve --env-manager local` (*)", "`/invocations`, churn model alone",
+                         f"mlflow_churn_c{c}", c))
     for c in (1, 8):
         lines.append("")
         lines.append(f"Concurrency {c}: NBO /rank (features) answers {http[f'nbo_rank_features_c{c}']['req_per_s'] / http[f'mlflow_churn_c{c}']['req_per_s']:.1f}x "
@@ -312,8 +348,7 @@ def render(batch: dict, http: dict, load: float | None = None) -> str:
               f"{ok(c8['req_per_s'] >= 8 * http['mlflow_churn_c8']['req_per_s'])} "
               f"({c8['req_per_s'] / http['mlflow_churn_c8']['req_per_s']:.1f}x at concurrency 8). "
               f"p99 <= 25 ms at concurrency 8: {ok(c8['p99_ms'] <= 25)} ({c8['p99_ms']:.0f} ms). "
-              + (f"1-minute load average seen during the run: {load:.1f} on {os.cpu_count()} cores (other jobs shared "
-                 "the machine)." if load else "")]
+              + (f"Highest 1-minute load average seen during the run: {load:.1f} on {os.cpu_count()} cores." if load else "")]
     lines += ["", "(*) The registered `telco-churn` (XGBoost flavor) cannot be served as it is: its pyfunc passes the "
               "categorical columns to XGBoost as `object` and every request fails (400). The baseline serves the same "
               "booster through a minimal pyfunc that casts them (`benchmarks/mlflow_churn_model.py`).",
@@ -331,6 +366,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--skip-batch", action="store_true", help="Reuse the last run's batch figures (HTTP only).")
     ap.add_argument("--render-only", action="store_true", help="Rewrite the RESULTS.md section from the last run's JSON.")
     args = ap.parse_args()
     if args.render_only:
@@ -340,7 +376,10 @@ def main() -> None:
         return
     store = build(args.workdir, args.households, args.seed)
     loads = [os.getloadavg()[0]]
-    batch = bench_batch(store, args.accounts, args.repeat)
+    if args.skip_batch:
+        batch = json.loads((args.workdir / "bench_serving.json").read_text())["batch"]
+    else:
+        batch = bench_batch(store, args.accounts, args.repeat)
     loads.append(os.getloadavg()[0])
     print(json.dumps(batch, indent=1), flush=True)
     http = {} if args.skip_http else bench_http(store, args.workdir, args.seconds)
