@@ -273,6 +273,15 @@ def bench_http(store: dict, workdir: Path, seconds: float) -> dict:
                     (b1["requests"] - b0["requests"]) / max(b1["batches"] - b0["batches"], 1))
         finally:
             stop(proc)
+    # BentoML's floor: the same request schema and settings, no work (bentoml_floor_service.py).
+    port = free_port()
+    proc = start([sys.executable, "-m", "bentoml", "serve", "bentoml_floor_service:BentoFloor", "--host", "127.0.0.1",
+                  "--port", str(port), "--working-dir", str(Path(__file__).parent)], {"BENTOML_DO_NOT_TRACK": "True"},
+                 f"http://127.0.0.1:{port}/readyz", workdir / "floor_server.log")
+    try:
+        out["bentoml_floor_c8"] = load(f"http://127.0.0.1:{port}/rank", rank_bodies, 8, seconds, proc)
+    finally:
+        stop(proc)
     port = free_port()
     model_path = mlflow_churn_model(store, workdir)
     # mlflow execs `uvicorn` from PATH: put this interpreter's scripts first.
@@ -334,6 +343,9 @@ def render(batch: dict, http: dict, load: float | None = None) -> str:
         lines.append(row("NBO, engine process", "`/rank`, account id", f"nbo_rank_id_c{c}", c))
     lines.append(row("NBO, engine in the HTTP worker", "`/rank`, features in the payload", "nbo_rank_features_thread_c8", 8))
     lines.append(row("NBO, engine in the HTTP worker", "`/rank`, account id", "nbo_rank_id_thread_c8", 8))
+    if "bentoml_floor_c8" in http:
+        lines.append(row("BentoML floor: /rank's schema, no work (**)", "`/rank`, features in the payload",
+                         "bentoml_floor_c8", 8))
     for c in (1, 8):
         lines.append(row("`mlflow models serve --env-manager local` (*)", "`/invocations`, churn model alone",
                          f"mlflow_churn_c{c}", c))
@@ -352,6 +364,9 @@ def render(batch: dict, http: dict, load: float | None = None) -> str:
     lines += ["", "(*) The registered `telco-churn` (XGBoost flavor) cannot be served as it is: its pyfunc passes the "
               "categorical columns to XGBoost as `object` and every request fails (400). The baseline serves the same "
               "booster through a minimal pyfunc that casts them (`benchmarks/mlflow_churn_model.py`).",
+              "(**) `benchmarks/bentoml_floor_service.py`: validates the same request body and answers a fixed JSON "
+              "body, one worker, no access log: what BentoML itself costs per request on this machine, before any "
+              "work. With the client on the same 2 cores, its p99 at concurrency 8 is the floor under ours.",
               "NBO `/rank` does the whole decision: 4 boosters (churn, propensity for all 12 offers, uplift x2; CLV "
               "reuses churn), 15 rules, value, channel, household step, need-signal reasons, a prediction-log line."]
     return "\n".join(lines)
