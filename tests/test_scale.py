@@ -250,6 +250,26 @@ def test_rank_cli_on_dask_with_real_champions_equals_in_process(champions, clien
     chosen = got[got["selected"]]
     assert len(chosen) and chosen["reasons"].map(lambda rs: any("churn risk" in r for r in rs)).any()
 
+    # --timing-rule: the same rule applied on both paths gives the same rows (here: control won
+    # everywhere, so the timing-governed retention offers vanish)
+    from telco_nbo.experiments.timing_rule import SegmentDecision, TimingRule
+
+    rule = TimingRule(
+        experiment_id="EXP-TIMING-1", segment_column="product_mix", metric="churned", higher_is_better=False,
+        control_arm="control", alpha=0.05, correction="holm", trustworthy=True,
+        decisions=[SegmentDecision(segment=s, arm="control", reason="control wins")
+                   for s in ("mobile_only", "bundle", "home_only")],
+    )
+    (tmp_path / "rule.json").write_text(rule.model_dump_json())
+    ruled = [*common, "--timing-rule", str(tmp_path / "rule.json")]
+    r = runner.invoke(app, [*ruled, "--out", str(tmp_path / "ruled_local.parquet")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*ruled, "--out", str(tmp_path / "ruled_dask.parquet"), "--scheduler", client.scheduler.address])
+    assert r.exit_code == 0, r.output
+    ruled_local = _sorted(pd.read_parquet(tmp_path / "ruled_local.parquet"), keys)
+    pd.testing.assert_frame_equal(_sorted(pd.read_parquet(tmp_path / "ruled_dask.parquet"), keys), ruled_local)
+    assert not ruled_local.equals(expected)
+
 
 def json_versions(frame: pd.DataFrame) -> dict:
     import json
@@ -275,8 +295,8 @@ def test_rank_cli_on_dask_without_champions_fails_cleanly(tmp_path, tracking_uri
     assert not out.exists()
 
 
-@pytest.mark.parametrize("model", ["propensity", "all"])
-def test_train_cli_on_dask_names_the_supported_kind_and_why(model, tmp_path):
+@pytest.mark.parametrize("model", ["uplift", "all"])
+def test_train_cli_on_dask_names_the_supported_kinds_and_why(model, tmp_path):
     from typer.testing import CliRunner
 
     from telco_nbo.cli import app
@@ -285,5 +305,42 @@ def test_train_cli_on_dask_names_the_supported_kind_and_why(model, tmp_path):
                                  "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
     assert r.exit_code == 2
     text = " ".join(r.output.split())
-    assert "trains the churn model only" in text and "snapshot date" in text
+    assert "trains churn and propensity only" in text and "retention experiment" in text
     assert not (tmp_path / "m.db").exists()  # refused before anything was opened or written
+
+
+def test_dask_propensity_training_matches_in_process_and_serves(pworld, world, client, tracking_uri, tmp_path):
+    from telco_nbo.scale.propensity import train_propensity_dask
+    from telco_nbo.scale.train import split_column as split_of
+    from telco_nbo.tracking import load_champion
+    from telco_nbo.training.data import prepare_offers
+
+    result = train_propensity_dask(pworld, client, params=MODEL_PARAMS, early_stopping_rounds=None, seed=3,
+                                   tracking_uri=tracking_uri)
+    # in-process: the rows of telco_nbo.training (same snapshot dates, same household split)
+    offers = prepare_offers(world.tables, pd.Timestamp(world.meta["as_of"]))
+    split = split_of(pd.Series(offers.household_ids), 0.25, 0.2, 3)
+    assert result.n_rows == {"train": int((split == 0).sum()), "valid": int((split == 1).sum()),
+                             "holdout": int((split == 2).sum())}
+    X, y = offers.X, offers.y
+    local = make_churn_classifier(**MODEL_PARAMS, random_state=3).fit(X[split == 0], y[split == 0])
+    auc_local = roc_auc_score(y[split == 2], local.predict_proba(X[split == 2])[:, 1])
+    auc_dask = result.holdout_metrics["roc_auc"]
+    print(f"propensity holdout AUC dask={auc_dask:.4f} in-process={auc_local:.4f}")
+    assert auc_dask > 0.7 and abs(auc_dask - auc_local) <= AUC_TOLERANCE, (auc_dask, auc_local)
+    assert any(k.startswith("auc_") and k != "auc_per_offer_mean" for k in result.holdout_metrics)
+    # registered like the in-process model, with the offers table the scorers read
+    assert result.model_version == 1 and "champion" in result.aliases
+    champion, info = load_champion("propensity", tracking_uri)
+    assert info.feature_names == tuple(X.columns)
+    np.testing.assert_allclose(champion.predict_proba(X[split == 2])[:, 1], result.model.predict_proba(X[split == 2])[:, 1],
+                               rtol=1e-6)
+    import json
+
+    from mlflow import MlflowClient
+
+    from telco_nbo.training.pipeline import OFFERS_ARTIFACT
+
+    path = MlflowClient(tracking_uri).download_artifacts(info.run_id, OFFERS_ARTIFACT, str(tmp_path))
+    stored = pd.DataFrame(json.loads(open(path).read()))
+    assert stored["offer_id"].tolist() == world.tables["offers"]["offer_id"].tolist()

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         ),
         promote_after: bool = typer.Option(False, "--promote", help="Run the champion/challenger promotion after training."),
         scheduler: str | None = typer.Option(
-            None, "--scheduler", help="Dask scheduler address or 'local': train churn with xgboost.dask (see docs/scaling_out.md)."
+            None, "--scheduler", help="Dask scheduler address or 'local': train churn or propensity with xgboost.dask (see docs/scaling_out.md)."
         ),
     ) -> None:
         """Train MODEL on a data folder: Optuna tuning, holdout evaluation, MLflow run, new registry version."""

@@ -6,7 +6,8 @@
   sub-world), generated on workers, written as partitioned data folders.
 * :func:`build_account_features_dask` - :func:`telco_nbo.features.build_account_features` per
   partition, as a ``dask.dataframe``.
-* :func:`train_churn_dask` / :func:`fit_classifier_dask` - ``xgboost.dask`` training, saved as a
+* :func:`train_churn_dask` / :func:`train_propensity_dask` / :func:`fit_classifier_dask` -
+  ``xgboost.dask`` training, saved as a
   plain ``XGBClassifier`` so it registers and serves like any other model.
 * :func:`tune_parallel` - Optuna trials in several processes sharing one study storage.
 * :func:`rank_batch_dask` - score + :func:`telco_nbo.nbo.rank.rank_batch` per partition;
@@ -38,6 +39,7 @@ from telco_nbo.scale.partition import (
     scatter_partitions,
     write_partitioned_world,
 )
+from telco_nbo.scale.propensity import snapshot_dates_dask, train_propensity_dask
 from telco_nbo.scale.rank import (
     ChampionRanking,
     by_household,
@@ -90,7 +92,9 @@ __all__ = [
     "split_column",
     "subset_scores",
     "to_sklearn_classifier",
+    "snapshot_dates_dask",
     "train_churn_dask",
+    "train_propensity_dask",
     "tune_parallel",
     "write_partitioned_world",
     "write_ranking",

@@ -66,58 +66,59 @@ def rank_on_dask(
     console.print(chosen["offer_id"].value_counts().to_string(), highlight=False)
 
 
+ON_DASK = ("churn", "propensity")
+"""Models ``train --scheduler`` trains with ``xgboost.dask``."""
+
 NOT_ON_DASK = {
-    "propensity": "its rows are contacts, each joined to the account's features on a snapshot date chosen "
-                  "from the busiest contact days of the whole history; built per partition it would take other "
-                  "snapshots than in-process training and so learn a different model (a first pass over all "
-                  "partitions for the dates is needed and not implemented yet)",
     "uplift": "it learns from the accounts enrolled in the randomized retention experiment, a sample that "
               "fits one machine",
     "clv": "its hazard model is a churn classifier fitted inside the CLV training; taking the Dask-trained "
            "churn model instead is not implemented yet",
 }
-"""Why each model other than churn trains in-process only (shown by ``train --scheduler``)."""
+"""Why the other models train in-process only (shown by ``train --scheduler``)."""
 
 
 def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler: str, promote_after: bool) -> None:
-    """Train the churn model with ``xgboost.dask`` from the training config; register it.
-
-    Only ``churn`` trains on Dask (see :data:`NOT_ON_DASK` for why the others do not, yet).
+    """Train ``churn`` or ``propensity`` with ``xgboost.dask`` from the training config; register it.
 
     Raises:
-        ConfigError: ``model`` is not ``churn`` (the message says why and what to run instead).
+        ConfigError: ``model`` is not one of :data:`ON_DASK` (the message says why and what to
+            run instead).
     """
     from telco_nbo.cli._common import console, out
     from telco_nbo.scale import dask_client, load_partitioned_world, train_churn_dask
+    from telco_nbo.scale.propensity import train_propensity_dask
 
-    if model != "churn":
+    if model not in ON_DASK:
         kinds = [k for k in NOT_ON_DASK if model in (k, "all")]
         why = "; ".join(f"{k}: {NOT_ON_DASK[k]}" for k in kinds)
         raise ConfigError(
-            f"--scheduler trains the churn model only (xgboost.dask). {why}. "
-            + ("Run `train churn --scheduler ...`, then train the others without --scheduler."
-               if model == "all" else f"Train {model} without --scheduler.")
+            f"--scheduler trains churn and propensity only (xgboost.dask). {why}. "
+            + ("Run `train churn --scheduler ...` and `train propensity --scheduler ...`, then train uplift "
+               "and clv without --scheduler." if model == "all" else f"Train {model} without --scheduler.")
         )
-    cfg = configs["churn"]
+    cfg = configs[model]
+    common = dict(holdout_fraction=cfg.holdout_fraction, valid_fraction=cfg.valid_fraction, seed=cfg.seed,
+                  params=dict(cfg.params), early_stopping_rounds=cfg.early_stopping_rounds,
+                  register=getattr(cfg, "register_model", True), tracking_uri=cfg.tracking_uri, data_dir=str(data),
+                  trials=cfg.trials, optuna_storage=cfg.optuna_storage, study_name=cfg.study_name)
     with dask_client(scheduler) as client:
         world = load_partitioned_world(data, client)
-        console.print(f"training churn on {world.n_partitions} partitions on {client.scheduler.address} ...",
+        console.print(f"training {model} on {world.n_partitions} partitions on {client.scheduler.address} ...",
                       highlight=False)
-        result = train_churn_dask(
-            world, client, as_of=cfg.as_of, label_horizon_days=cfg.label_horizon_days,
-            holdout_fraction=cfg.holdout_fraction, valid_fraction=cfg.valid_fraction, seed=cfg.seed,
-            params=dict(cfg.params), early_stopping_rounds=cfg.early_stopping_rounds, register=getattr(cfg, "register_model", True),
-            tracking_uri=cfg.tracking_uri, data_dir=str(data), trials=cfg.trials,
-            optuna_storage=cfg.optuna_storage, study_name=cfg.study_name,
-        )
+        if model == "churn":
+            result = train_churn_dask(world, client, as_of=cfg.as_of, label_horizon_days=cfg.label_horizon_days,
+                                      **common)
+        else:
+            result = train_propensity_dask(world, client, as_of=cfg.as_of, **common)
     h = ", ".join(f"{k}={v:.4g}" for k, v in list(result.holdout_metrics.items())[:6])
     version = f"v{result.model_version} ({', '.join(result.aliases)})" if result.model_version else "not registered"
     rows = ", ".join(f"{k} {v:,}" for k, v in result.n_rows.items())
-    out.print(f"[bold]churn[/] (xgboost.dask): {version} run {result.run_id} - rows {rows} - holdout {h}",
+    out.print(f"[bold]{model}[/] (xgboost.dask): {version} run {result.run_id} - rows {rows} - holdout {h}",
               highlight=False, soft_wrap=True)
     if promote_after:
         from telco_nbo.training.pipeline import promote_all
 
-        for d in promote_all(("churn",), tracking_uri=cfg.tracking_uri).values():
+        for d in promote_all((model,), tracking_uri=cfg.tracking_uri).values():
             verdict = "[green]promoted[/]" if d.promoted else "[yellow]kept the champion[/]"
             out.print(f"{d.model_name}: {verdict} - {d.reason}", highlight=False, soft_wrap=True)

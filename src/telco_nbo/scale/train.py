@@ -128,14 +128,18 @@ def _sample(frame: dd.DataFrame, share: float, seed: int, salt: str) -> dd.DataF
 
 def _tune_on_sample(client: Client, frame: dd.DataFrame, cols: list[str], n_rows: dict[str, int], trials: int,
                     seed: int, storage: str | None, study_name: str | None, *, fixed: dict[str, Any],
-                    early_stopping_rounds: int | None) -> dict[str, Any]:
-    """Run the trials on a household sample; return the best parameters (n_estimators = best round + 1)."""
+                    early_stopping_rounds: int | None, label: str | None = None) -> dict[str, Any]:
+    """Run the trials on a household sample; return the best parameters (n_estimators = best round + 1).
+
+    ``label``: the target column (default the churn label).
+    """
     from telco_nbo.config import get_settings
     from telco_nbo.models.churn import default_search_space
     from telco_nbo.scale.cluster import n_workers
     from telco_nbo.scale.features import LABEL_COLUMN
     from telco_nbo.scale.tune import ChurnModelFactory, tune_parallel
 
+    label = label or LABEL_COLUMN
     share = min(1.0, TUNING_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
     sample = _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "tuning-sample").compute()
     tr, va = sample[sample[SPLIT_COLUMN] == 0], sample[sample[SPLIT_COLUMN] == 1]
@@ -143,8 +147,8 @@ def _tune_on_sample(client: Client, frame: dd.DataFrame, cols: list[str], n_rows
     factory = ChurnModelFactory({"random_state": seed, **fixed,
                                  **({"early_stopping_rounds": early_stopping_rounds} if early_stopping_rounds else {})})
     result = tune_parallel(
-        factory, default_search_space, tr[cols].reset_index(drop=True), tr[LABEL_COLUMN].to_numpy(np.int8),
-        va[cols].reset_index(drop=True), va[LABEL_COLUMN].to_numpy(np.int8),
+        factory, default_search_space, tr[cols].reset_index(drop=True), tr[label].to_numpy(np.int8),
+        va[cols].reset_index(drop=True), va[label].to_numpy(np.int8),
         n_trials=trials, n_processes=procs, client=client, seed=seed, metric="logloss",
         study_name=study_name or f"telco-churn-dask-{seed}-{len(sample)}",
         storage=storage or get_settings().resolved_optuna_storage(), report_interval=5,

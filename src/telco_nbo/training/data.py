@@ -268,10 +268,16 @@ def snapshot_dates(contacted_at: pd.Series, max_snapshots: int = 24) -> list[pd.
     return sorted(dates)
 
 
-def prepare_offers(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> OfferFrame:
+def prepare_offers(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp,
+                   dates: list[pd.Timestamp] | None = None, *, both_classes: bool = True) -> OfferFrame:
     """Offer-acceptance rows from every contact made up to ``as_of`` (point-in-time features).
 
     Contacts after ``as_of`` are left out: their acceptances may not be known yet.
+
+    ``dates``: the feature snapshot dates; default :func:`snapshot_dates` of these contacts. A
+    partition of a larger world passes the whole world's dates (Dask training), so each contact
+    gets the snapshot it gets in-process. ``both_classes=False`` skips the two-class check (a
+    partition may hold one class; the whole training set is checked instead).
 
     Raises:
         DataValidationError: No contact made before ``as_of``, or a single outcome class.
@@ -283,11 +289,12 @@ def prepare_offers(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> O
     made = contacts.loc[contacts["contacted"].astype(bool) & (pd.to_datetime(contacts["contacted_at"]) <= as_of)]
     if made.empty:
         raise DataValidationError("contacts", [f"no offer was made on or before {as_of.date()}: no propensity data"])
-    dates = snapshot_dates(made["contacted_at"])
+    dates = snapshot_dates(made["contacted_at"]) if dates is None else sorted(pd.Timestamp(d) for d in dates)
     snaps = [build_account_features(tables, d).assign(as_of=d) for d in dates]
     stacked = pd.concat(snaps, ignore_index=True)
     ds = make_offer_dataset(made, stacked, tables["offers"], use_channel=False, on_missing="drop")
     y = np.asarray(ds.y, dtype=np.int8)
-    _need_both_classes(y, "contacts", "propensity")
+    if both_classes:
+        _need_both_classes(y, "contacts", "propensity")
     hh = made.set_index("contact_id")["household_id"].reindex(ds.keys["contact_id"]).to_numpy(dtype=object)
     return OfferFrame(X=ds.X, y=y, keys=ds.keys, household_ids=hh, offers=tables["offers"].copy(), snapshots=dates)

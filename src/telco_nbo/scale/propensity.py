@@ -1,0 +1,269 @@
+"""Training the offer-propensity model with ``xgboost.dask``, registered like the in-process one.
+
+The in-process trainer (:func:`telco_nbo.training.pipeline.train_propensity`) builds one row per
+contact made up to ``as_of``, joined to the account's features on the latest snapshot date before
+the contact; the snapshot dates come from the busiest contact days of the **whole** history
+(:func:`telco_nbo.training.data.snapshot_dates`). On Dask:
+
+1. a first pass counts the contact days of every partition; the client sums them and picks the
+   snapshot dates exactly as in-process (same function, same counts);
+2. each partition runs :func:`telco_nbo.training.data.prepare_offers` with those dates (the same
+   function as in-process: a partition holds whole households, so every contact finds its
+   account's features), plus the household split of in-process training;
+3. ``xgboost.dask`` fits on the training households with early stopping on the validation ones
+   (Optuna trials first, on a household sample, when asked); the holdout is evaluated on the
+   client (ROC AUC overall and per offer) and the model is logged and registered as
+   ``telco-propensity`` with the offers table artifact the scorers need.
+
+The union of the partitions' rows equals the in-process rows (tested); the trees differ slightly
+(distributed quantile sketches), so the tests hold the holdout AUC within
+:data:`~telco_nbo.scale.train.AUC_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from telco_nbo.data.world import World
+from telco_nbo.errors import DataValidationError
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
+
+    from telco_nbo.scale.partition import PartitionedWorld
+    from telco_nbo.scale.train import DaskTrainResult
+
+LABEL = "accepted"
+"""Target column of the propensity frame on Dask."""
+
+def _made(world: World, as_of: pd.Timestamp) -> pd.DataFrame:
+    contacts = world.tables["contacts"]
+    return contacts.loc[contacts["contacted"].astype(bool) & (pd.to_datetime(contacts["contacted_at"]) <= as_of)]
+
+
+def contact_day_counts(world: World, as_of: Any) -> pd.Series:
+    """Contacts made per day up to ``as_of`` in one partition (day -> count)."""
+    days = pd.to_datetime(_made(world, pd.Timestamp(as_of))["contacted_at"]).dt.normalize()
+    return days.value_counts()
+
+
+def snapshot_dates_dask(world: PartitionedWorld, as_of: Any, client: Client) -> list[pd.Timestamp]:
+    """The feature snapshot dates in-process training would pick for the whole world.
+
+    Raises:
+        DataValidationError: No contact was made on or before ``as_of``.
+    """
+    from dask import delayed
+
+    from telco_nbo.training.data import snapshot_dates
+
+    counts = client.compute([delayed(contact_day_counts, pure=True)(p, as_of) for p in world.parts], sync=True)
+    total = pd.concat(counts).groupby(level=0).sum() if counts else pd.Series(dtype=np.int64)
+    if total.empty:
+        raise DataValidationError("contacts", [f"no offer was made on or before {pd.Timestamp(as_of).date()}: "
+                                               "no propensity data"])
+    # snapshot_dates reads only the days and their counts: the repeated days are its input exactly.
+    days = pd.Series(np.repeat(pd.DatetimeIndex(total.index).to_numpy(), total.to_numpy()))
+    return snapshot_dates(days)
+
+
+def offer_rows_partition(world: World, as_of: Any, dates: list[pd.Timestamp], holdout_fraction: float,
+                         valid_fraction: float, seed: int) -> pd.DataFrame:
+    """One partition's propensity rows: the model matrix, the target, the household and its split.
+
+    Returns:
+        ``prepare_offers(...).X`` plus ``accepted`` (int8), ``household_id``, ``contact_id`` and
+        the split column (0 train, 1 validation, 2 holdout); no rows when the partition made no
+        contact by ``as_of``.
+    """
+    from telco_nbo.scale.train import SPLIT_COLUMN, split_column
+    from telco_nbo.training.data import prepare_offers
+
+    as_of = pd.Timestamp(as_of)
+    if len(world.tables["households"]) == 0 or _made(world, as_of).empty:
+        return _meta()
+    frame = prepare_offers(world.tables, as_of, dates, both_classes=False)
+    hh = pd.Series(frame.household_ids, dtype=object)
+    return frame.X.reset_index(drop=True).assign(**{
+        LABEL: frame.y.astype(np.int8), "household_id": hh.to_numpy(dtype=object),
+        "contact_id": frame.keys["contact_id"].to_numpy(dtype=object),
+        SPLIT_COLUMN: split_column(hh, holdout_fraction, valid_fraction, seed)})
+
+
+@functools.lru_cache(maxsize=1)
+def _meta_frame() -> pd.DataFrame:
+    # Columns and dtypes do not depend on the data (fixed categories; the offers table is the
+    # same in every partition), so a 30-household world gives Dask its meta once per process.
+    from telco_nbo.scale.features import _meta_world
+    from telco_nbo.training.data import snapshot_dates
+
+    w = _meta_world()
+    as_of = pd.Timestamp(w.meta["as_of"])
+    return offer_rows_partition(w, as_of, snapshot_dates(_made(w, as_of)["contacted_at"]), 0.25, 0.2, 0).iloc[:0]
+
+
+def _meta() -> pd.DataFrame:
+    """Empty frame with the columns and dtypes of :func:`offer_rows_partition`."""
+    return _meta_frame().copy()
+
+
+def train_propensity_dask(
+    world: PartitionedWorld,
+    client: Client,
+    *,
+    as_of: Any = None,
+    holdout_fraction: float = 0.25,
+    valid_fraction: float = 0.2,
+    seed: int = 42,
+    params: dict[str, Any] | None = None,
+    early_stopping_rounds: int | None = 30,
+    log: bool = True,
+    register: bool = True,
+    tracking_uri: str | None = None,
+    data_dir: str | None = None,
+    trials: int = 0,
+    optuna_storage: str | None = None,
+    study_name: str | None = None,
+) -> DaskTrainResult:
+    """Train (and log / register) the offer-propensity model on a partitioned world with ``xgboost.dask``.
+
+    Args:
+        world: The partitioned world (whole households per partition).
+        client: Dask client.
+        as_of: Feature date (default: the world's).
+        holdout_fraction: Households held out (same hash as in-process training).
+        valid_fraction: Households of the rest used for early stopping / tuning.
+        seed: Split, sampler and model seed.
+        params: Fixed XGBoost parameters.
+        early_stopping_rounds: Early stopping on the validation households (``None``: off).
+        log: Log the run to MLflow (model, metrics, offers table artifact).
+        register: Register the model as ``telco-propensity``.
+        tracking_uri: MLflow tracking URI.
+        data_dir: Recorded in the run's config.
+        trials: Optuna trials on a household sample before the fit (0: none).
+        optuna_storage: Optuna storage URL shared by the workers.
+        study_name: Optuna study name.
+
+    Returns:
+        The :class:`~telco_nbo.scale.train.DaskTrainResult` (holdout metrics include AUC per offer).
+
+    Raises:
+        DataValidationError: No contact by ``as_of``, or a split has a single class.
+    """
+    from telco_nbo.scale.cluster import same_dtypes
+
+    with same_dtypes():
+        return _train(world, client, as_of, holdout_fraction, valid_fraction, seed, params, early_stopping_rounds,
+                      log, register, tracking_uri, data_dir, trials, optuna_storage, study_name)
+
+
+def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction: float, valid_fraction: float,
+           seed: int, params: dict[str, Any] | None, early_stopping_rounds: int | None, log: bool, register: bool,
+           tracking_uri: str | None, data_dir: str | None, trials: int, optuna_storage: str | None,
+           study_name: str | None) -> DaskTrainResult:
+    import dask.dataframe as dd
+    from dask import delayed
+
+    from telco_nbo.models.metrics import evaluate_classifier
+    from telco_nbo.models.propensity import auc_by_offer
+    from telco_nbo.scale.train import (
+        LOGGED_TRAIN_ROWS,
+        SPLIT_COLUMN,
+        TAG_SCALE,
+        DaskTrainResult,
+        _sample,
+        _tune_on_sample,
+        fit_classifier_dask,
+    )
+
+    as_of = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
+    secs: dict[str, float] = {}
+    t0 = time.perf_counter()
+    dates = snapshot_dates_dask(world, as_of, client)
+    meta = _meta()
+    fn = delayed(offer_rows_partition, pure=True)
+    frame = dd.from_delayed([fn(p, as_of, dates, holdout_fraction, valid_fraction, seed) for p in world.parts],
+                            meta=meta, verify_meta=False)
+    frame = client.persist(frame)  # built once; the splits, tuning sample and holdout read the same blocks
+    counts = frame.groupby(SPLIT_COLUMN)[LABEL].agg(["size", "sum"]).compute()
+    secs["features"] = time.perf_counter() - t0
+    n_rows, problems = {}, []
+    for code, name in {0: "train", 1: "valid", 2: "holdout"}.items():
+        size, pos = int(counts["size"].get(code, 0)), int(counts["sum"].get(code, 0))
+        n_rows[name] = size
+        if size == 0 or pos in (0, size):
+            problems.append(f"the {name} split has {size} contacts and {pos} acceptances: it needs both classes")
+    if problems:
+        raise DataValidationError("contacts", problems + ["use more households or other split fractions"])
+    cols = [c for c in meta.columns if c not in (LABEL, "household_id", "contact_id", SPLIT_COLUMN)]
+    tr, va = frame[frame[SPLIT_COLUMN] == 0], frame[frame[SPLIT_COLUMN] == 1]
+    base = {**(params or {}), "random_state": seed}
+    if trials > 0:
+        t0 = time.perf_counter()
+        tuned = _tune_on_sample(client, frame, cols, n_rows, trials, seed, optuna_storage,
+                                study_name or f"telco-propensity-dask-{seed}", fixed=dict(params or {}),
+                                early_stopping_rounds=early_stopping_rounds, label=LABEL)
+        base.update(tuned)
+        secs["tuning"] = time.perf_counter() - t0
+    if early_stopping_rounds:
+        base["early_stopping_rounds"] = early_stopping_rounds
+    t0 = time.perf_counter()
+    model = fit_classifier_dask(client, tr[cols], tr[LABEL], va[cols], va[LABEL], **base)
+    secs["fit"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ho = frame[frame[SPLIT_COLUMN] == 2].compute()
+    X_ho, y_ho = ho[cols].reset_index(drop=True), ho[LABEL].to_numpy(np.int8)
+    p_ho = model.predict_proba(X_ho)[:, 1]
+    evaluation = evaluate_classifier(y_ho, p_ho)
+    metrics = evaluation.headline()
+    per_offer = auc_by_offer(y_ho, p_ho, X_ho["offer_id"].astype(str).to_numpy(), min_per_class=5)
+    for offer_id, row in per_offer.iterrows():
+        if offer_id != "__all__" and np.isfinite(row["roc_auc"]):
+            metrics[f"auc_{offer_id}"] = float(row["roc_auc"])
+    ok = per_offer.drop(index="__all__")["roc_auc"].dropna()
+    if len(ok):
+        metrics["auc_per_offer_mean"] = float(ok.mean())
+    secs["evaluate"] = time.perf_counter() - t0
+    result = DaskTrainResult(model=model, holdout_metrics=metrics, n_rows=n_rows, seconds=secs)
+    if log:
+        t0 = time.perf_counter()
+        from telco_nbo.tracking import log_training_run
+        from telco_nbo.training.pipeline import OFFERS_ARTIFACT, _log_extra
+
+        share = min(1.0, LOGGED_TRAIN_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
+        tr_pd = _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "mlflow-sample").compute()
+        offers = client.compute(delayed(lambda w: w.tables["offers"])(world.parts[0]), sync=True)
+        run = log_training_run(
+            "propensity", model,
+            X_train=tr_pd[cols].reset_index(drop=True), y_train=tr_pd[LABEL].to_numpy(np.int8),
+            X_holdout=X_ho, y_holdout=y_ho,
+            params={"as_of": str(as_of.date()), "n_snapshots": len(dates), "use_channel": False, "trained_on": "dask"},
+            metrics={"n_contacts": float(sum(n_rows.values())), "n_train_rows": float(n_rows["train"]),
+                     "fit_seconds": secs["fit"], "features_seconds": secs["features"],
+                     "n_trees": float(model.get_booster().num_boosted_rounds())},
+            holdout_metrics=metrics,
+            config={"kind": "propensity", "data_dir": data_dir, "as_of": str(as_of.date()), "seed": seed,
+                    "holdout_fraction": holdout_fraction, "valid_fraction": valid_fraction, "model_params": base,
+                    "snapshots": [str(d.date()) for d in dates], "scheduler": str(client.scheduler.address),
+                    "n_partitions": world.n_partitions},
+            tags={TAG_SCALE + "trained_on": "xgboost.dask", TAG_SCALE + "n_partitions": str(world.n_partitions),
+                  TAG_SCALE + "logged_train_share": f"{share:.6f}"},
+            run_name=f"propensity-dask-{as_of.date()}", register=register, tracking_uri=tracking_uri,
+        )
+        # The offers the model knows, saved with it as in-process training does (the scorers read it).
+        _log_extra(run.run_id, tracking_uri, {
+            OFFERS_ARTIFACT: offers.to_json(orient="records", date_format="iso"),
+            "evaluation/auc_by_offer.csv": per_offer.to_csv(),
+        })
+        secs["log"] = time.perf_counter() - t0
+        result.run_id, result.model_name = run.run_id, run.model_name
+        result.model_version, result.aliases = run.model_version, run.aliases
+    del frame
+    return result
