@@ -138,6 +138,21 @@ def test_score_and_explain(server: Server, features: pd.DataFrame) -> None:
     assert set(ex["propensity"]) == {"DATA_UPSELL"}
 
 
+def test_concurrent_requests_get_the_answers_they_get_alone(server: Server, features: pd.DataFrame) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"account": _payload(r)} for _, r in features.iloc[100:112].iterrows()]
+    bodies += [{"account_id": str(a)} for a in features["account_id"].iloc[100:112]]
+    alone = [post(server, "/rank", b).json()["decisions"] for b in bodies]
+    before = post(server, "/status", {}, headers={}).json()
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(lambda b: post(server, "/rank", b), bodies))
+    assert [r.status_code for r in together] == [200] * len(bodies)
+    assert [r.json()["decisions"] for r in together] == alone
+    after = post(server, "/status", {}, headers={}).json()
+    assert after["engine"] == "process" and after["requests_batched"] - before["requests_batched"] == len(bodies)
+
+
 def test_batch_and_prediction_log(server: Server, features: pd.DataFrame) -> None:
     from telco_nbo.serving.predlog import read_prediction_log
 
