@@ -1,28 +1,41 @@
 """Scale-out benchmark: batch ranking and churn training, in-process vs a 2-worker LocalCluster.
 
-Every step runs in a fresh process (benchmarks/_harness.py) so peak memories never mix. The world
-is the Dask world of :func:`telco_nbo.scale.generate_world_dask` (partitions of
-``HOUSEHOLDS_PER_PARTITION`` households, ~0.9 active accounts per household); the in-process
-steps build the *same* partitions one after another in one process and then run today's
-single-call path (``rank_batch`` / ``XGBClassifier.fit`` on the whole frame).
+Each world is generated **once** to disk as a partitioned data folder (the code of ``telco-nbo
+data generate --scheduler``: partitions of ``HOUSEHOLDS_PER_PARTITION`` households written by the
+workers, plus the union at the top) and reused by every step; re-running the benchmark reuses
+the folders it finds in ``--workdir``. The champion models are trained once (``train all``, no
+tuning, default parameters) on the first partition of the first world (a complete 25,000-household
+data folder) into an MLflow SQLite store in ``--workdir``.
 
-Measured per step: wall time (generation + features + the step), accounts per second of the
-whole step, the step's own seconds, and peak RSS: of the process for in-process steps; of each
-worker process (``getrusage`` inside the worker) and of the client for Dask steps.
+Steps, each in a fresh process (benchmarks/_harness.py) so peak memories never mix:
 
-Scores for ranking are deterministic functions of the account id and features (the ranking's
-cost does not depend on where scores come from; the champion provider plugs in the same way).
+- ``rank`` on Dask: what ``telco-nbo rank --scheduler local`` runs: the partitioned folder read
+  by the workers, features per partition, the four real champions scored through
+  :class:`~telco_nbo.scale.ChampionRanking` (the service's fast scorer, compiled once per worker),
+  ranked, each partition written by its worker, then concatenated into one Parquet file;
+- ``rank`` in-process: what ``telco-nbo rank`` runs: ``load_world`` of the union,
+  ``build_account_features``, ``ChampionScoreProvider`` scores, ``rank_batch``, one Parquet file;
+- ``train`` on Dask: ``train_churn_dask`` (features + labels per partition, ``xgboost.dask``
+  fit, holdout AUC; no tuning, no MLflow logging);
+- ``train`` in-process: ``load_world``, features + labels, ``XGBClassifier.fit`` on the same
+  split and parameters.
+
+Peak RSS: of the process for in-process steps; for Dask steps of each worker process
+(``getrusage`` inside the worker, whole worker lifetime) and of the client.
 
 Usage::
 
-    python benchmarks/bench_scale.py --accounts 1000000 [--accounts 5000000] [--inproc-rank-max 250000]
+    python benchmarks/bench_scale.py --accounts 1000000 --accounts 5000000 [--inproc-max 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,123 +43,200 @@ from _harness import machine_line, run_measured, write_section  # noqa: E402
 
 HOUSEHOLDS_PER_PARTITION = 25_000
 ACCOUNTS_PER_HOUSEHOLD = 0.91  # active accounts at as_of per household (measured on generated worlds)
+SEED = 7
 TRAIN_PARAMS = {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 4}
+ROOT = Path(__file__).resolve().parents[1]
 
 COMMON = r'''
-import time, resource, numpy as np, pandas as pd
-from telco_nbo.nbo.scores import Scores
-
-HH_PER_PART = {hpp}
-N_HH = {n_hh}
-N_PARTS = max(1, -(-N_HH // HH_PER_PART))
-SEED = 7
+import time, resource, json, numpy as np, pandas as pd
+WORLD = {world!r}
+URI = {uri!r}
+OUT = {out!r}
 TRAIN_PARAMS = {train_params}
-
-class BenchScores:
-    """Deterministic scores from the account id (hash) and two features."""
-    def score(self, features, catalog):
-        ids = features["account_id"].to_numpy(dtype=object)
-        u = pd.util.hash_array(ids, hash_key="telco-nbo-bench1").astype(np.float64) / 2.0**64
-        offer_ids = [o.offer_id for o in catalog.offers]
-        n, m = len(ids), len(offer_ids)
-        accounts = pd.DataFrame({{"account_id": ids, "churn_probability": 0.02 + 0.2 * u,
-                                 "clv": 200 + 800 * (1 - u), "retention_uplift": 0.05 * (u - 0.3)}})
-        prop = (np.outer(u, np.arange(1, m + 1)) % 1.0) * 0.3
-        offers = pd.DataFrame({{"account_id": np.repeat(ids, m), "offer_id": np.tile(offer_ids, n),
-                               "propensity": prop.ravel()}})
-        return Scores(accounts, offers, model_versions={{"bench": "1"}})
 
 def worker_peaks(client):
     import resource
     peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return sorted(round(v, 1) for v in peaks.values())
+    return sorted(round(v) for v in peaks.values())
 '''
 
 DASK_RANK = r'''
-from telco_nbo.scale import dask_client, generate_world_dask, build_account_features_dask, rank_batch_dask
+from telco_nbo.scale import ChampionRanking, dask_client, load_partitioned_world, build_account_features_dask, rank_batch_dask
+from telco_nbo.scale.rank import write_ranking
+from telco_nbo.serving.scoring import ChampionModels
 t0 = time.perf_counter()
+ranking = ChampionRanking(ChampionModels.load(URI))
 with dask_client("local") as client:
-    world = generate_world_dask(N_HH, SEED, N_PARTS, client)
-    ranked = rank_batch_dask(build_account_features_dask(world), BenchScores(), top_k=3)
-    # A per-partition reduction: each ranking partition is made, counted and freed on its worker.
-    stats = ranked.map_partitions(lambda f: pd.DataFrame({"accounts": [f["account_id"].nunique()],
-                                  "rows": [len(f)], "selected": [int(f["selected"].sum())]})).compute()
+    t1 = time.perf_counter()
+    world = load_partitioned_world(WORLD, client)
+    as_of = pd.Timestamp(world.meta["as_of"])
+    ranked = rank_batch_dask(build_account_features_dask(world, as_of), ranking, top_k=3, as_of=as_of)
+    timings = {}
+    rows = write_ranking(ranked, OUT, client, timings=timings)
     peaks = worker_peaks(client)
-wall = time.perf_counter() - t0
-n = int(stats["accounts"].sum())
-result = {"step": "rank", "mode": "dask-2w", "accounts": n, "partitions": N_PARTS, "rows": int(stats["rows"].sum()),
-          "seconds": round(wall, 1), "accounts_per_s": round(n / wall), "worker_peak_mb": peaks}
-'''
-
-DASK_TRAIN = r'''
-from telco_nbo.scale import dask_client, generate_world_dask, train_churn_dask
-t0 = time.perf_counter()
-with dask_client("local") as client:
-    world = generate_world_dask(N_HH, SEED, N_PARTS, client)
-    res = train_churn_dask(world, client, params=TRAIN_PARAMS, early_stopping_rounds=None, log=False)
-    peaks = worker_peaks(client)
-wall = time.perf_counter() - t0
-n = sum(res.n_rows.values())
-result = {"step": "train", "mode": "dask-2w", "accounts": n, "partitions": N_PARTS, "seconds": round(wall, 1),
-          "fit_s": round(res.seconds["fit"], 1), "features_s": round(res.seconds["features"], 1),
-          "train_rows_per_s_fit": round(res.n_rows["train"] / res.seconds["fit"]),
-          "holdout_auc": round(res.holdout_metrics["roc_auc"], 4), "worker_peak_mb": peaks}
-'''
-
-INPROC_FEATURES = r'''
-from telco_nbo.scale import generate_partition, account_features_partition
-t0 = time.perf_counter()
-feats = []
-for p in range(N_PARTS):
-    w = generate_partition(N_HH, SEED, p, N_PARTS)
-    feats.append(account_features_partition(w, w.meta["as_of"], {label}, w.meta["world_end"] if {label} else None))
-    del w
-features = pd.concat(feats, ignore_index=True); del feats
-t_data = time.perf_counter() - t0
+t2 = time.perf_counter()
+import pyarrow.parquet as pq
+n = pq.read_table(OUT, columns=["account_id"]).column(0).to_pandas().nunique()
+result = {"step": "rank", "mode": "dask-2w", "accounts": int(n), "partitions": world.n_partitions, "rows": rows,
+          "seconds": round(t2 - t0, 1), "cluster_start_s": round(t1 - t0, 1),
+          "workers_s": round(timings["workers"], 1), "concat_s": round(timings["concat"], 1),
+          "worker_peak_mb": peaks}
 '''
 
 INPROC_RANK = r'''
+from telco_nbo.data.io import load_world
+from telco_nbo.features import build_account_features
 from telco_nbo.nbo.catalog import load_catalog
 from telco_nbo.nbo.rank import rank_batch
-cat = load_catalog()
+from telco_nbo.scoring import ChampionScoreProvider
+t0 = time.perf_counter()
+provider = ChampionScoreProvider(tracking_uri=URI)
+world = load_world(WORLD)
+as_of = pd.Timestamp(world.meta["as_of"])
 t1 = time.perf_counter()
-ranked = rank_batch(features, BenchScores().score(features, cat), cat, None, 3)
-t_rank = time.perf_counter() - t1
-wall = time.perf_counter() - t0
+features = build_account_features(world.tables, as_of)
+del world
+t2 = time.perf_counter()
+cat = load_catalog()
+scores = provider.score(features, cat)
+t3 = time.perf_counter()
+frame = rank_batch(features, scores, cat, None, 3, as_of=as_of)
+t4 = time.perf_counter()
+frame.to_parquet(OUT, index=False)
+t5 = time.perf_counter()
 n = len(features)
-result = {"step": "rank", "mode": "in-process", "accounts": n, "rows": len(ranked), "seconds": round(wall, 1),
-          "rank_s": round(t_rank, 1), "accounts_per_s": round(n / wall)}
+result = {"step": "rank", "mode": "in-process", "accounts": n, "rows": len(frame), "seconds": round(t5 - t0, 1),
+          "load_s": round(t1 - t0, 1), "features_s": round(t2 - t1, 1), "score_s": round(t3 - t2, 1),
+          "rank_s": round(t4 - t3, 1), "write_s": round(t5 - t4, 1)}
+'''
+
+DASK_TRAIN = r'''
+from telco_nbo.scale import dask_client, load_partitioned_world, train_churn_dask
+t0 = time.perf_counter()
+with dask_client("local") as client:
+    world = load_partitioned_world(WORLD, client)
+    res = train_churn_dask(world, client, params=TRAIN_PARAMS, early_stopping_rounds=None, log=False, seed=42)
+    peaks = worker_peaks(client)
+wall = time.perf_counter() - t0
+n = sum(res.n_rows.values())
+result = {"step": "train", "mode": "dask-2w", "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
+          "fit_s": round(res.seconds["fit"], 1), "features_s": round(res.seconds["features"], 1),
+          "train_rows": res.n_rows["train"], "holdout_auc": round(res.holdout_metrics["roc_auc"], 4),
+          "worker_peak_mb": peaks}
 '''
 
 INPROC_TRAIN = r'''
-from telco_nbo.features import to_model_matrix
+from telco_nbo.data.io import load_world
+from telco_nbo.features import build_account_features, make_churn_labels, to_model_matrix
 from telco_nbo.models.churn import make_churn_classifier
-from telco_nbo.scale import split_column
 from telco_nbo.models.metrics import evaluate_classifier
-split = split_column(features["household_id"], 0.25, 0.2, 42)
-X = to_model_matrix(features); y = features["churned"].to_numpy()
+from telco_nbo.scale import split_column
+t0 = time.perf_counter()
+world = load_world(WORLD)
+as_of = pd.Timestamp(world.meta["as_of"])
+features = build_account_features(world.tables, as_of)
+y = make_churn_labels(world.tables, as_of, 90, observed_until=world.meta["world_end"])["churned"].to_numpy()
+del world
 t1 = time.perf_counter()
+split = split_column(features["household_id"], 0.25, 0.2, 42)
+X = to_model_matrix(features)
+t2 = time.perf_counter()
 model = make_churn_classifier(**TRAIN_PARAMS, random_state=42).fit(X[split == 0], y[split == 0])
-t_fit = time.perf_counter() - t1
+t_fit = time.perf_counter() - t2
 auc = evaluate_classifier(y[split == 2], model.predict_proba(X[split == 2])[:, 1]).roc_auc
 wall = time.perf_counter() - t0
 result = {"step": "train", "mode": "in-process", "accounts": len(features), "seconds": round(wall, 1),
-          "fit_s": round(t_fit, 1), "train_rows_per_s_fit": round(int((split == 0).sum()) / t_fit),
+          "fit_s": round(t_fit, 1), "features_s": round(t1 - t0, 1), "train_rows": int((split == 0).sum()),
           "holdout_auc": round(auc, 4)}
 '''
 
+GENERATE = r'''
+from telco_nbo.scale import dask_client, generate_world_dask, write_partitioned_world
+t0 = time.perf_counter()
+with dask_client("local") as client:
+    world = generate_world_dask({n_hh}, {seed}, {n_parts}, client)
+    write_partitioned_world(world, WORLD, client)
+    peaks = worker_peaks(client)
+result = {{"step": "generate", "mode": "dask-2w", "households": {n_hh}, "partitions": {n_parts},
+          "seconds": round(time.perf_counter() - t0, 1), "worker_peak_mb": peaks}}
+'''
 
-def run(accounts: int, step: str, mode: str) -> dict:
+
+def world_dir(workdir: Path, accounts: int) -> Path:
+    """Folder of the world of ``accounts`` target accounts."""
+    return workdir / f"world_{accounts}"
+
+
+def ensure_world(workdir: Path, accounts: int) -> dict | None:
+    """Generate the world once (Dask, partitions written by the workers); ``None`` if it exists."""
+    path = world_dir(workdir, accounts)
+    if (path / "meta.json").exists():
+        return None
     n_hh = int(round(accounts / ACCOUNTS_PER_HOUSEHOLD))
-    head = COMMON.format(hpp=HOUSEHOLDS_PER_PARTITION, n_hh=n_hh, train_params=repr(TRAIN_PARAMS))
-    if mode == "dask":
-        code = head + (DASK_RANK if step == "rank" else DASK_TRAIN)
-    else:
-        label = "90" if step == "train" else "None"
-        code = head + INPROC_FEATURES.format(label=label) + (INPROC_RANK if step == "rank" else INPROC_TRAIN)
-    res = run_measured(code, env={"MPLBACKEND": "Agg"})
-    res["target_accounts"] = accounts
+    n_parts = max(1, round(n_hh / HOUSEHOLDS_PER_PARTITION))
+    head = COMMON.format(world=str(path), uri="", out="", train_params="{}")
+    return run_measured(head + GENERATE.format(n_hh=n_hh, seed=SEED, n_parts=n_parts), timeout=4 * 3600)
+
+
+def ensure_champions(workdir: Path, first_world: Path) -> str:
+    """Train the four champions once on the first partition of ``first_world``; return the store URI."""
+    db = workdir / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    if db.exists():
+        return uri
+    part = first_world / "partitions" / "part-00000"
+    cmd = [str(Path(sys.executable).with_name("telco-nbo")), "train", "all", "--data", str(part), "--trials", "0",
+           "--tracking-uri", uri, "--optuna-storage", f"sqlite:///{workdir / 'optuna.db'}"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=workdir, env={**os.environ, "MPLBACKEND": "Agg"})
+    print(f"champions trained in {time.perf_counter() - t0:.0f} s on {part}", flush=True)
+    return uri
+
+
+# In-process steps run under an address-space cap: on a shared machine a step that outgrows
+# memory must fail with MemoryError (recorded) rather than wake the kernel's OOM killer.
+CAP = r'''
+import resource
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+'''
+
+
+def run(step: str, mode: str, world: Path, uri: str, out: Path, cap_gb: float) -> dict:
+    head = COMMON.format(world=str(world), uri=uri, out=str(out), train_params=repr(TRAIN_PARAMS))
+    if mode == "inproc":
+        head = CAP.format(cap=int(cap_gb * 2**30)) + head
+    body = {("rank", "dask"): DASK_RANK, ("rank", "inproc"): INPROC_RANK,
+            ("train", "dask"): DASK_TRAIN, ("train", "inproc"): INPROC_TRAIN}[(step, mode)]
+    t0 = time.perf_counter()
+    try:
+        res = run_measured(head + body, env={"MPLBACKEND": "Agg"}, timeout=4 * 3600)
+    except RuntimeError as exc:  # the step's own failure (e.g. MemoryError under the cap): recorded
+        last = [line for line in str(exc).splitlines() if line.strip()][-1]
+        res = {"step": step, "mode": "in-process" if mode == "inproc" else "dask-2w", "failed": last,
+               "seconds": round(time.perf_counter() - t0, 1), "cap_gb": cap_gb}
+    finally:
+        out.unlink(missing_ok=True)
     return res
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| step | mode | accounts | wall s | accounts/s | parts of the wall time (s) | peak RSS MB | holdout AUC |",
+             "|---|---|---:|---:|---:|---|---|---:|"]
+    for r in rows:
+        if r["step"] == "generate":
+            continue
+        if "failed" in r:
+            lines.append(f"| {r['step']} | {r['mode']} | {r['target_accounts']:,} (target) | {r['seconds']} | – | "
+                         f"failed under a {r['cap_gb']} GB address-space cap: {r['failed']} | – | |")
+            continue
+        keys = [k for k in ("cluster_start_s", "workers_s", "concat_s", "load_s", "features_s", "score_s", "rank_s",
+                            "write_s", "fit_s") if k in r]
+        parts = ", ".join(f"{k[:-2]} {r[k]}" for k in keys)
+        peak = (f"workers {' / '.join(map(str, r['worker_peak_mb']))}; client {r['peak_rss_mb']:.0f}"
+                if "worker_peak_mb" in r else f"{r['peak_rss_mb']:.0f}")
+        lines.append(f"| {r['step']} | {r['mode']} | {r['accounts']:,} | {r['seconds']} | "
+                     f"{round(r['accounts'] / r['seconds']):,} | {parts} | {peak} | {r.get('holdout_auc', '')} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -154,34 +244,39 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, action="append", help="Target active accounts (repeatable).")
     ap.add_argument("--steps", default="rank,train")
     ap.add_argument("--modes", default="dask,inproc")
-    ap.add_argument("--inproc-rank-max", type=int, default=250_000,
-                    help="Largest size ranked in-process (its output frame is ~13 kB per account).")
-    ap.add_argument("--inproc-train-max", type=int, default=1_000_000)
+    ap.add_argument("--inproc-max", type=int, default=1_000_000,
+                    help="Largest world run in-process (in-process peak memory grows with the world: see RESULTS.md).")
+    ap.add_argument("--inproc-cap-gb", type=float, default=18.0,
+                    help="Address-space cap of in-process steps (fail with MemoryError instead of the OOM killer).")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/telco_nbo_bench_scale"))
     ap.add_argument("--json", type=Path, default=Path(__file__).with_name("bench_scale.json"))
     ap.add_argument("--results", type=Path, default=None, help="Also write a section of this RESULTS.md.")
     args = ap.parse_args()
     sizes = args.accounts or [1_000_000]
-    rows = []
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(args.json.read_text())["runs"] if args.json.exists() and os.environ.get("BENCH_SCALE_APPEND") else []
+
+    def record(res: dict) -> None:
+        rows.append(res)
+        print(json.dumps(res), flush=True)
+        args.json.write_text(json.dumps({"machine": machine_line(), "runs": rows}, indent=1))
+
+    for n in sizes:
+        gen = ensure_world(args.workdir, n)
+        if gen:
+            record({**gen, "target_accounts": n})
+    uri = ensure_champions(args.workdir, world_dir(args.workdir, sizes[0]))
     for n in sizes:
         for step in args.steps.split(","):
             for mode in args.modes.split(","):
-                limit = args.inproc_rank_max if step == "rank" else args.inproc_train_max
-                size = min(n, limit) if mode == "inproc" else n
-                if mode == "inproc" and any(r["step"] == step and r["mode"] == "in-process" and r["target_accounts"] == size for r in rows):
+                if mode == "inproc" and n > args.inproc_max:
+                    print(f"skip {step} in-process at {n:,} accounts (> --inproc-max)", flush=True)
                     continue
-                res = run(size, step, mode)
-                rows.append(res)
-                print(json.dumps(res), flush=True)
-                args.json.write_text(json.dumps({"machine": machine_line(), "runs": rows}, indent=1))
+                res = run(step, mode, world_dir(args.workdir, n), uri, args.workdir / f"ranking_{n}_{mode}.parquet",
+                          args.inproc_cap_gb)
+                record({**res, "target_accounts": n})
     if args.results:
-        lines = [f"Machine: {machine_line()}", "", "| step | mode | accounts | wall s | accounts/s | step s | peak RSS MB (process or per worker) |",
-                 "|---|---|---:|---:|---:|---:|---|"]
-        for r in rows:
-            step_s = r.get("rank_s", r.get("fit_s", ""))
-            peak = r.get("worker_peak_mb", r.get("peak_rss_mb"))
-            lines.append(f"| {r['step']} | {r['mode']} | {r['accounts']:,} | {r['seconds']} | "
-                         f"{r.get('accounts_per_s', round(r['accounts'] / r['seconds']))} | {step_s} | {peak} |")
-        write_section(args.results, "Scale-out (Dask)", "\n".join(lines))
+        write_section(args.results, "Scale-out on Dask", f"Machine: {machine_line()}\n\n{table(rows)}")
 
 
 if __name__ == "__main__":
