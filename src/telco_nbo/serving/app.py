@@ -112,13 +112,31 @@ class _Loaded:
 
 @dataclass
 class _Prepared:
-    """One /rank request ready to rank: its position in the batch, columns, rows to answer, request id."""
+    """One /rank request, checked and ready to rank.
+
+    Attributes:
+        index: Position in the batch.
+        rows: Folder rows to rank (requests by id; the requested accounts' whole households).
+        accounts: Payload accounts to rank (requests with features).
+        keep: Which of the ranked rows to answer (None: all).
+        request_id: For the prediction log.
+        log: Whether to log the decisions.
+        cols: Columns given directly (the warm-up), instead of rows / accounts.
+    """
 
     index: int
-    cols: dict[str, np.ndarray]
+    rows: np.ndarray | None
+    accounts: list | None
     keep: list[int] | None
     request_id: str | None
     log: bool = True
+    cols: dict[str, np.ndarray] | None = None
+
+    @property
+    def size(self) -> int:
+        if self.cols is not None:
+            return len(next(iter(self.cols.values())))
+        return len(self.rows) if self.rows is not None else len(self.accounts)
 
 
 _KINDS = ("rank", "score", "explain")
@@ -137,6 +155,38 @@ def _request_size(item: tuple[str, Any, str | None]) -> int:
     if getattr(req, "accounts", None) is not None:
         return len(req.accounts)
     return 1
+
+
+def _payload_columns(accounts: list) -> dict[str, np.ndarray]:
+    """Feature columns of payload accounts (already validated by the request schema).
+
+    Optional fields no account gives are left out (rules and signals skip or default them); an
+    optional number some accounts leave out is NaN, as in the feature builder's own rows (e.g. no
+    contract end for a month-to-month account). Requests are checked beforehand (``_select``) so
+    that optional yes/no and count fields are given by all of a request's accounts or none.
+    """
+    from telco_nbo.serving.schemas import OPTIONAL_KINDS, REQUIRED_KINDS
+
+    cols: dict[str, np.ndarray] = {}
+    for name, kind in REQUIRED_KINDS.items():
+        vals = [getattr(a, name) for a in accounts]
+        if kind == "float_nan":
+            cols[name] = np.array([np.nan if v is None else v for v in vals], dtype=float)
+        elif kind == "bool":
+            cols[name] = np.array(vals, dtype=bool)
+        elif kind == "count":
+            cols[name] = np.array(vals, dtype=np.int64)
+        else:
+            cols[name] = np.array(vals, dtype=object)
+    for name, kind in OPTIONAL_KINDS.items():
+        vals = [getattr(a, name) for a in accounts]
+        if all(v is None for v in vals):
+            continue
+        if kind == "float_nan":
+            cols[name] = np.array([np.nan if v is None else v for v in vals], dtype=float)
+        else:
+            cols[name] = np.array(vals, dtype=bool if kind == "bool" else np.int64)
+    return cols
 
 
 class NboApp:
@@ -218,7 +268,7 @@ class NboApp:
         # Warm up every path once so the first request does not pay for lazy initialisation.
         if loaded.folder_columns:
             one = {k: v[:1] for k, v in loaded.folder_columns.items()}
-            self._rank_group(loaded, [_Prepared(0, one, None, None, log=False)], 3, False, [None], [])
+            self._rank_group(loaded, [_Prepared(0, None, None, None, None, log=False, cols=one)], 3, False, [None], [])
         self._loaded = loaded
         self.load_seconds = time.perf_counter() - t0
         log.info("NBO service ready in %.1f s: %s", self.load_seconds, loaded.versions)
@@ -290,7 +340,19 @@ class NboApp:
 
     def _columns(self, loaded: _Loaded, req: Any) -> dict[str, np.ndarray]:
         """Feature columns of the accounts a request names (ids looked up, or the payload)."""
-        from telco_nbo.serving.schemas import OPTIONAL_KINDS, REQUIRED_KINDS
+        rows, accounts = self._select(loaded, req)
+        if rows is not None:
+            return {k: v[rows] for k, v in loaded.folder_columns.items()}
+        return _payload_columns(accounts)
+
+    def _select(self, loaded: _Loaded, req: Any) -> tuple[np.ndarray | None, list | None]:
+        """Check which accounts a request names: their folder rows (by id) or its payload accounts.
+
+        Raises:
+            ServingError: Unknown or duplicate ids, no data folder, duplicate payload ids, an
+                optional yes/no or count field given for some accounts of the request but not all.
+        """
+        from telco_nbo.serving.schemas import OPTIONAL_KINDS
 
         if req.account_id is not None or req.account_ids is not None:
             ids = [req.account_id] if req.account_id is not None else list(req.account_ids)
@@ -301,40 +363,23 @@ class NboApp:
             if unknown:
                 raise ServingError(404, f"unknown account_id: {unknown[:10]}",
                                    [f"account {a} is not an active account of the data folder" for a in unknown[:10]])
-            dup = sorted({a for a in ids if ids.count(a) > 1})
-            if dup:
+            if len(set(ids)) != len(ids):
+                dup = sorted({a for a in ids if ids.count(a) > 1})
                 raise ServingError(400, f"duplicate account_id in account_ids: {dup[:10]}")
-            rows = np.fromiter((loaded.index[a] for a in ids), dtype=np.int64, count=len(ids))
-            return {k: v[rows] for k, v in loaded.folder_columns.items()}
+            return np.fromiter((loaded.index[a] for a in ids), dtype=np.int64, count=len(ids)), None
         accounts = [req.account] if req.account is not None else list(req.accounts)
         ids = [a.account_id for a in accounts]
         if len(set(ids)) != len(ids):
             dup = sorted({a for a in ids if ids.count(a) > 1})
             raise ServingError(400, f"duplicate account_id in accounts: {dup[:10]}")
-        cols: dict[str, np.ndarray] = {}
-        for name, kind in REQUIRED_KINDS.items():
-            vals = [getattr(a, name) for a in accounts]
-            if kind == "float_nan":
-                cols[name] = np.array([np.nan if v is None else v for v in vals], dtype=float)
-            elif kind == "bool":
-                cols[name] = np.array(vals, dtype=bool)
-            elif kind == "count":
-                cols[name] = np.array(vals, dtype=np.int64)
-            else:
-                cols[name] = np.array(vals, dtype=object)
-        for name, kind in OPTIONAL_KINDS.items():
-            vals = [getattr(a, name) for a in accounts]
-            if all(v is None for v in vals):
-                continue  # absent: rules and signals skip or default it
-            if kind == "float_nan":
-                # A missing number is NaN, as in the feature builder's own rows (e.g. no contract
-                # end for a month-to-month account), so mixed batches are fine.
-                cols[name] = np.array([np.nan if v is None else v for v in vals], dtype=float)
-                continue
-            if any(v is None for v in vals):
-                raise ServingError(400, f"field {name} is given for some accounts of the batch but not all")
-            cols[name] = np.array(vals, dtype=float if kind == "float_nan" else (bool if kind == "bool" else np.int64))
-        return cols
+        if len(accounts) > 1:
+            for name, kind in OPTIONAL_KINDS.items():
+                if kind == "float_nan":
+                    continue  # a missing number is NaN (see _payload_columns)
+                given = [getattr(a, name) is not None for a in accounts]
+                if any(given) and not all(given):
+                    raise ServingError(400, f"field {name} is given for some accounts of the batch but not all")
+        return None, accounts
 
     def _check_offers(self, loaded: _Loaded, offer_ids: list[str] | None) -> list[int]:
         ids = loaded.policy.offers.ids.tolist()
@@ -473,22 +518,25 @@ class NboApp:
             return [exc] * len(items)
         from telco_nbo.serving.schemas import OPTIONAL_KINDS
 
-        optional_floats = {c for c, k in OPTIONAL_KINDS.items() if k == "float_nan"}
+        optional_other = [c for c, k in OPTIONAL_KINDS.items() if k != "float_nan"]
         results: list[dict[str, Any] | ServingError | None] = [None] * len(items)
         groups: dict[tuple, list[_Prepared]] = {}
         for k, (req, request_id) in enumerate(items):
             try:
-                cols, keep = self._rank_inputs(loaded, req)
+                prep = self._prepare(loaded, k, req, request_id)
             except ServingError as exc:
                 results[k] = exc
                 continue
             mr = bool(getattr(req, "model_reasons", False))
-            # Requests share a call when their columns line up: same names and dtypes, except the
-            # optional numeric columns, which are NaN where absent (see _columns). The dtypes are
-            # fixed per source (folder rows or payload kinds), so the source stands for them.
-            by_id = req.account_id is not None or req.account_ids is not None
-            key = (req.top_k, mr, by_id, frozenset(c for c in cols if c not in optional_floats))
-            groups.setdefault(key, []).append(_Prepared(k, cols, keep, request_id))
+            # Requests share a call when their columns line up: the source (folder rows or payload
+            # kinds fixes the dtypes) and the optional yes/no and count fields given; optional
+            # numbers are NaN where absent, so they do not split groups.
+            if prep.rows is not None:
+                key = (req.top_k, mr, True, frozenset())
+            else:
+                first = prep.accounts[0]
+                key = (req.top_k, mr, False, frozenset(c for c in optional_other if getattr(first, c) is not None))
+            groups.setdefault(key, []).append(prep)
         records: list[dict] = []
         for (top_k, mr, _, _), members in groups.items():
             if len(members) > 1:
@@ -506,18 +554,18 @@ class NboApp:
             loaded.log.append(records)
         return results  # type: ignore[return-value]
 
-    def _rank_inputs(self, loaded: _Loaded, req: Any) -> tuple[dict[str, np.ndarray], list[int] | None]:
-        """The columns to rank for a request, and which of their rows to answer (None: all)."""
-        cols = self._columns(loaded, req)
+    def _prepare(self, loaded: _Loaded, index: int, req: Any, request_id: str | None) -> _Prepared:
+        """Check a /rank request and work out what to rank: ids widen to their whole households."""
+        rows, accounts = self._select(loaded, req)
         keep = None
-        if (req.account_id is not None or req.account_ids is not None) and loaded.household_rows:
-            wanted = np.asarray(cols["account_id"]).astype(str).tolist()
-            rows = np.unique(np.concatenate([loaded.household_rows[str(h)] for h in set(np.asarray(cols["household_id"]).tolist())]))
-            if len(rows) > len(wanted):
-                cols = {k: v[rows] for k, v in loaded.folder_columns.items()}
-                pos = {a: i for i, a in enumerate(np.asarray(cols["account_id"]).astype(str).tolist())}
-                keep = [pos[a] for a in wanted]
-        return cols, keep
+        if rows is not None and loaded.household_rows:
+            hh = loaded.folder_columns["household_id"][rows]
+            wide = np.unique(np.concatenate([loaded.household_rows[str(h)] for h in set(hh.tolist())]))
+            if len(wide) > len(rows):
+                pos = {int(r): i for i, r in enumerate(wide.tolist())}
+                keep = [pos[int(r)] for r in rows.tolist()]
+                rows = wide
+        return _Prepared(index, rows, accounts, keep, request_id)
 
     def _rank_group(self, loaded: _Loaded, members: list[_Prepared], top_k: int, model_reasons: bool,
                     results: list, records: list[dict]) -> None:
@@ -525,14 +573,17 @@ class NboApp:
         from telco_nbo.nbo.rank import core_decisions, rank_core
         from telco_nbo.serving.predlog import decision_records
 
-        sizes = [len(next(iter(p.cols.values()))) for p in members]
+        sizes = [p.size for p in members]
         offsets = np.r_[0, np.cumsum(sizes)]
-        if len(members) == 1:
-            cols, group_keys = members[0].cols, None
+        if members[0].cols is not None:
+            cols = members[0].cols
+        elif members[0].rows is not None:
+            rows = members[0].rows if len(members) == 1 else np.concatenate([p.rows for p in members])
+            cols = {k: v[rows] for k, v in loaded.folder_columns.items()}
         else:
-            names = list(members[0].cols) + sorted({c for p in members for c in p.cols} - set(members[0].cols))
-            cols = {c: np.concatenate([p.cols[c] if c in p.cols else np.full(n, np.nan)
-                                       for p, n in zip(members, sizes, strict=True)]) for c in names}
+            cols = _payload_columns([a for p in members for a in p.accounts])
+        group_keys = None
+        if len(members) > 1:
             hh = np.asarray(cols["household_id"]).astype(str).tolist()
             owner = np.repeat(np.arange(len(members)), sizes).tolist()
             group_keys = np.array([f"{o}\x1f{h}" for o, h in zip(owner, hh, strict=True)], dtype=object)
@@ -542,17 +593,20 @@ class NboApp:
         except TelcoNboError as exc:
             raise ServingError(422, str(exc), list(getattr(exc, "problems", []) or [])) from None
         decisions = core_decisions(core, loaded.as_of)
-        offer_ids = loaded.policy.offers.ids.tolist()
+        log_rows: list[int] = []
+        log_ids: list[str | None] = []
         for p, a, b in zip(members, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
-            rows = np.arange(a, b) if p.keep is None else a + np.asarray(p.keep, dtype=np.int64)
-            mine = [decisions[i] for i in rows.tolist()]
+            rows_p = list(range(a, b)) if p.keep is None else [a + k for k in p.keep]
+            mine = [decisions[i] for i in rows_p]
             results[p.index] = {"decisions": mine, "model_versions": loaded.versions}
             if p.log:
-                records.extend(decision_records(
-                    mine, {k: np.asarray(v)[rows] for k, v in cols.items()}, loaded.scorer.logged_features,
-                    {"churn_probability": aligned.churn[rows], "clv": aligned.clv[rows],
-                     "retention_uplift": aligned.retention_uplift[rows]},
-                    aligned.propensity[rows], offer_ids, p.request_id))
+                log_rows += rows_p
+                log_ids += [p.request_id] * len(rows_p)
+        if log_rows:
+            records.extend(decision_records(
+                decisions, cols, loaded.scorer.logged_features,
+                {"churn_probability": aligned.churn, "clv": aligned.clv, "retention_uplift": aligned.retention_uplift},
+                aligned.propensity, loaded.policy.offers.ids.tolist(), log_ids, rows=log_rows))
 
     def score(self, req: Any) -> dict[str, Any]:
         """Answer ``/score``: churn, CLV, retention uplift and propensity per offer."""

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,8 @@ class PredictionLog:
 
 def decision_records(decisions: list[dict], features: Mapping[str, np.ndarray], feature_names: list[str],
                      scores: Mapping[str, np.ndarray], propensity: np.ndarray, offer_ids: list[str],
-                     request_id: str | None = None) -> list[dict]:
+                     request_id: str | None | Sequence[str | None] = None,
+                     rows: Sequence[int] | None = None) -> list[dict]:
     """Build one log record per decision (features used and scores included).
 
     Args:
@@ -81,22 +82,34 @@ def decision_records(decisions: list[dict], features: Mapping[str, np.ndarray], 
         scores: ``churn_probability``, ``clv``, ``retention_uplift`` arrays.
         propensity: ``(n, m)`` propensities.
         offer_ids: Catalog order of ``propensity``'s columns.
-        request_id: Optional request id.
+        request_id: Optional request id, or one per logged row.
+        rows: Which rows to log (default: all), in this order.
     """
     ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    cols = {c: np.asarray(features[c]).tolist() for c in feature_names if c in features}
+    which = list(range(len(decisions))) if rows is None else list(rows)
+    if request_id is None or isinstance(request_id, str):
+        request_ids = [request_id] * len(which)
+    else:
+        request_ids = list(request_id)
+        if len(request_ids) != len(which):
+            raise ValueError(f"{len(request_ids)} request ids for {len(which)} rows")
+    idx = np.asarray(which, dtype=np.int64)
+    cols = {c: np.asarray(features[c])[idx].tolist() for c in feature_names if c in features}
+    scores_l = {k: np.asarray(v, dtype=float)[idx].tolist() for k, v in scores.items()}
+    prop_l = np.asarray(propensity)[idx].tolist()
     out = []
-    for i, d in enumerate(decisions):
+    for k, (i, rid) in enumerate(zip(which, request_ids, strict=True)):
+        d = decisions[i]
         out.append({
             "timestamp": ts,
-            "request_id": request_id,
+            "request_id": rid,
             "account_id": d["account_id"],
             "household_id": d["household_id"],
             "as_of": d["as_of"],
-            "features": {c: _clean(v[i]) for c, v in cols.items()},
+            "features": {c: _clean(v[k]) for c, v in cols.items()},
             "scores": {
-                **{k: _clean(float(v[i])) for k, v in scores.items()},
-                "propensity": {o: _clean(float(p)) for o, p in zip(offer_ids, propensity[i].tolist(), strict=True)},
+                **{name: _clean(v[k]) for name, v in scores_l.items()},
+                "propensity": {o: _clean(p) for o, p in zip(offer_ids, prop_l[k], strict=True)},
             },
             "offers": [{"offer_id": o["offer_id"], "rank": o["rank"], "channel": o["channel"],
                         "expected_value": o["expected_value"], "kind": o["kind"]} for o in d["offers"]],
