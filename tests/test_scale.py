@@ -214,7 +214,11 @@ def test_ranking_on_dask_equals_in_process(pworld, features, client, tmp_path):
     regrouped = rank_batch_dask(by_household(by_rows), scores, catalog, None, 3, as_of=as_of).compute()
     pd.testing.assert_frame_equal(_sorted(regrouped, keys), _sorted(expected, keys))
     out = tmp_path / "ranking.parquet"
-    assert write_ranking(ranked, out, client) == len(expected)
+    summary: dict = {}
+    assert write_ranking(ranked, out, client, summary=summary) == len(expected)
+    chosen = expected.loc[expected["selected"], "offer_id"]
+    assert summary["accounts"] == expected["account_id"].nunique() and summary["selected"] == len(chosen)
+    assert summary["by_offer"] == chosen.value_counts().to_dict()
     pd.testing.assert_frame_equal(_sorted(pd.read_parquet(out), keys), _sorted(expected, keys))
 
 
@@ -237,11 +241,18 @@ def test_rank_cli_on_dask_with_real_champions_equals_in_process(champions, clien
     runner = CliRunner()
     local, dist = tmp_path / "in_process.parquet", tmp_path / "dask.parquet"
     common = ["rank", "--data", str(data), "--tracking-uri", champions["uri"], "--top-k", "3"]
-    r = runner.invoke(app, [*common, "--out", str(local)])
-    assert r.exit_code == 0, r.output
+    r_local = runner.invoke(app, [*common, "--out", str(local)])
+    assert r_local.exit_code == 0, r_local.output
     r = runner.invoke(app, [*common, "--out", str(dist), "--scheduler", client.scheduler.address])
     assert r.exit_code == 0, r.output
     assert "on Dask" in r.output
+    # the summary line (counted by the workers, the file is not read back) says what in-process says
+    import re
+
+    def counts(text: str) -> list[str]:
+        return re.search(r"ranked ([\d,]+) accounts.*?: ([\d,]+) offers, ([\d,]+) suppressed", " ".join(text.split())).groups()
+
+    assert counts(r.output) == counts(r_local.output)
     keys = ["account_id", "offer_id"]
     expected, got = _sorted(pd.read_parquet(local), keys), _sorted(pd.read_parquet(dist), keys)
     pd.testing.assert_frame_equal(got, expected)

@@ -259,14 +259,17 @@ def _by_household(features: dd.DataFrame, n: int, household_partition: Any) -> d
         lambda f: f.sort_values("account_id", kind="stable").reset_index(drop=True), meta=features._meta)
 
 
-def _write_part(frame: pd.DataFrame, folder: str, index: int) -> int:
+def _write_part(frame: pd.DataFrame, folder: str, index: int) -> dict[str, Any]:
     path = Path(folder) / f"part-{index:05d}.parquet"
     frame.to_parquet(path, index=False)
-    return int(len(frame))
+    # The summary is counted here, on the worker: the client never reads the ranking back.
+    chosen = frame.loc[frame["selected"].astype(bool), "offer_id"] if len(frame) else pd.Series(dtype=object)
+    return {"rows": int(len(frame)), "accounts": int(frame["account_id"].nunique()) if len(frame) else 0,
+            "selected": int(len(chosen)), "by_offer": chosen.astype(str).value_counts().to_dict()}
 
 
 def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client: Client, *,
-                  timings: dict[str, float] | None = None) -> int:
+                  timings: dict[str, float] | None = None, summary: dict[str, Any] | None = None) -> int:
     """Write a Dask ranking to ONE Parquet file, atomically, streaming partition by partition.
 
     Workers write one Parquet file per partition into a temporary folder beside ``out_file``
@@ -279,6 +282,8 @@ def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client
         client: Dask client.
         timings: Filled with the seconds of ``workers`` (score, rank, write partitions) and
             ``concat`` (the client's pass) when given.
+        summary: Filled with ``rows``, ``accounts``, ``selected`` and ``by_offer`` (selected
+            rows per offer), counted by the workers, when given.
 
     Returns:
         Rows written.
@@ -301,7 +306,7 @@ def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client
         parts = ranked.to_delayed()
         write = delayed(_write_part, pure=False)
         t0 = time.perf_counter()
-        client.compute([write(p, str(tmp), i) for i, p in enumerate(parts)], sync=True)
+        stats = client.compute([write(p, str(tmp), i) for i, p in enumerate(parts)], sync=True)
         t1 = time.perf_counter()
         files = sorted(tmp.glob("part-*.parquet"))
         schema = None
@@ -325,6 +330,14 @@ def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client
         tmp_file.replace(out)
         if timings is not None:
             timings.update(workers=t1 - t0, concat=time.perf_counter() - t1)
+        if summary is not None:
+            by_offer: dict[str, int] = {}
+            for st in stats:
+                for k, v in st["by_offer"].items():
+                    by_offer[k] = by_offer.get(k, 0) + int(v)
+            summary.update(rows=total, accounts=sum(st["accounts"] for st in stats),
+                           selected=sum(st["selected"] for st in stats),
+                           by_offer=dict(sorted(by_offer.items(), key=lambda kv: -kv[1])))
         return total
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
