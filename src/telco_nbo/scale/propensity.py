@@ -173,13 +173,12 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     from telco_nbo.models.metrics import evaluate_classifier
     from telco_nbo.models.propensity import auc_by_offer
     from telco_nbo.scale.train import (
-        LOGGED_TRAIN_ROWS,
         SPLIT_COLUMN,
         TAG_SCALE,
         DaskTrainResult,
-        _sample,
-        _tune_on_sample,
-        fit_classifier_dask,
+        _fit_on_splits,
+        _logged_sample,
+        _split_sizes,
     )
 
     as_of = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
@@ -191,38 +190,15 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     frame = dd.from_delayed([fn(p, as_of, dates, holdout_fraction, valid_fraction, seed) for p in world.parts],
                             meta=meta, verify_meta=False)
     frame = client.persist(frame)  # built once; the splits, tuning sample and holdout read the same blocks
-    counts = frame.groupby(SPLIT_COLUMN)[LABEL].agg(["size", "sum"]).compute()
+    n_rows = _split_sizes(frame, LABEL, "contacts", "contacts", "acceptances")
     secs["features"] = time.perf_counter() - t0
-    n_rows, problems = {}, []
-    for code, name in {0: "train", 1: "valid", 2: "holdout"}.items():
-        size, pos = int(counts["size"].get(code, 0)), int(counts["sum"].get(code, 0))
-        n_rows[name] = size
-        if size == 0 or pos in (0, size):
-            problems.append(f"the {name} split has {size} contacts and {pos} acceptances: it needs both classes")
-    if problems:
-        raise DataValidationError("contacts", problems + ["use more households or other split fractions"])
     cols = [c for c in meta.columns if c not in (LABEL, "household_id", "contact_id", SPLIT_COLUMN)]
-    tr, va = frame[frame[SPLIT_COLUMN] == 0], frame[frame[SPLIT_COLUMN] == 1]
-    base = {**(params or {}), "random_state": seed}
-    if trials > 0:
-        t0 = time.perf_counter()
-        tuned = _tune_on_sample(client, frame, cols, n_rows, trials, seed, optuna_storage,
-                                study_name or f"telco-propensity-dask-{seed}", fixed=dict(params or {}),
-                                early_stopping_rounds=early_stopping_rounds, label=LABEL)
-        base.update(tuned)
-        secs["tuning"] = time.perf_counter() - t0
-    if early_stopping_rounds:
-        base["early_stopping_rounds"] = early_stopping_rounds
+    fit = _fit_on_splits(client, frame, cols, LABEL, n_rows, params=params, seed=seed, trials=trials,
+                         optuna_storage=optuna_storage, study_name=study_name or f"telco-propensity-dask-{seed}",
+                         early_stopping_rounds=early_stopping_rounds, secs=secs)
+    model, base, X_ho, y_ho, p_ho = fit.model, fit.params, fit.X_holdout, fit.y_holdout, fit.p_holdout
     t0 = time.perf_counter()
-    model = fit_classifier_dask(client, tr[cols], tr[LABEL], va[cols], va[LABEL], **base)
-    secs["fit"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    ho = frame[frame[SPLIT_COLUMN] == 2].compute()
-    X_ho, y_ho = ho[cols].reset_index(drop=True), ho[LABEL].to_numpy(np.int8)
-    p_ho = model.predict_proba(X_ho)[:, 1]
-    evaluation = evaluate_classifier(y_ho, p_ho)
-    metrics = evaluation.headline()
+    metrics = evaluate_classifier(y_ho, p_ho).headline()
     per_offer = auc_by_offer(y_ho, p_ho, X_ho["offer_id"].astype(str).to_numpy(), min_per_class=5)
     for offer_id, row in per_offer.iterrows():
         if offer_id != "__all__" and np.isfinite(row["roc_auc"]):
@@ -230,15 +206,14 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     ok = per_offer.drop(index="__all__")["roc_auc"].dropna()
     if len(ok):
         metrics["auc_per_offer_mean"] = float(ok.mean())
-    secs["evaluate"] = time.perf_counter() - t0
+    secs["evaluate"] += time.perf_counter() - t0
     result = DaskTrainResult(model=model, holdout_metrics=metrics, n_rows=n_rows, seconds=secs)
     if log:
         t0 = time.perf_counter()
         from telco_nbo.tracking import log_training_run
         from telco_nbo.training.pipeline import OFFERS_ARTIFACT, _log_extra
 
-        share = min(1.0, LOGGED_TRAIN_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
-        tr_pd = _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "mlflow-sample").compute()
+        tr_pd, share = _logged_sample(frame, n_rows, seed)
         offers = client.compute(delayed(lambda w: w.tables["offers"])(world.parts[0]), sync=True)
         run = log_training_run(
             "propensity", model,

@@ -202,6 +202,70 @@ class DaskTrainResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+
+@dataclass
+class _SplitFit:
+    """What :func:`_fit_on_splits` returns: the model, the parameters it was fitted with, the holdout."""
+
+    model: Any
+    params: dict[str, Any]
+    X_holdout: pd.DataFrame
+    y_holdout: np.ndarray
+    p_holdout: np.ndarray
+
+
+def _split_sizes(frame: dd.DataFrame, label: str, table: str, rows: str, positives: str) -> dict[str, int]:
+    """Rows per split of a persisted frame with :data:`SPLIT_COLUMN`; each split must hold both classes.
+
+    Raises:
+        DataValidationError: A split is empty or has one class (``table``, ``rows`` and
+            ``positives`` name them in the message, e.g. "accounts", "rows", "churners").
+    """
+    counts = frame.groupby(SPLIT_COLUMN)[label].agg(["size", "sum"]).compute()
+    n_rows, problems = {}, []
+    for code, name in {0: "train", 1: "valid", 2: "holdout"}.items():
+        size, pos = int(counts["size"].get(code, 0)), int(counts["sum"].get(code, 0))
+        n_rows[name] = size
+        if size == 0 or pos in (0, size):
+            problems.append(f"the {name} split has {size} {rows} and {pos} {positives}: it needs both classes")
+    if problems:
+        raise DataValidationError(table, problems + ["use more households or other split fractions"])
+    return n_rows
+
+
+def _fit_on_splits(client: Client, frame: dd.DataFrame, cols: list[str], label: str, n_rows: dict[str, int], *,
+                   params: dict[str, Any] | None, seed: int, trials: int, optuna_storage: str | None,
+                   study_name: str | None, early_stopping_rounds: int | None, secs: dict[str, float]) -> _SplitFit:
+    """Tune (optionally) on a sample, fit with ``xgboost.dask`` on train / valid, predict the holdout.
+
+    The shared skeleton of the Dask trainers; ``secs`` gets ``tuning``, ``fit`` and ``evaluate``.
+    """
+    tr, va = frame[frame[SPLIT_COLUMN] == 0], frame[frame[SPLIT_COLUMN] == 1]
+    base = {**(params or {}), "random_state": seed}
+    if trials > 0:
+        t0 = time.perf_counter()
+        base.update(_tune_on_sample(client, frame, cols, n_rows, trials, seed, optuna_storage, study_name,
+                                    fixed=dict(params or {}), early_stopping_rounds=early_stopping_rounds, label=label))
+        secs["tuning"] = time.perf_counter() - t0
+    if early_stopping_rounds:
+        base["early_stopping_rounds"] = early_stopping_rounds
+    t0 = time.perf_counter()
+    model = fit_classifier_dask(client, tr[cols], tr[label], va[cols], va[label], **base)
+    secs["fit"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ho = frame[frame[SPLIT_COLUMN] == 2].compute()
+    X_ho, y_ho = ho[cols].reset_index(drop=True), ho[label].to_numpy(np.int8)
+    p_ho = model.predict_proba(X_ho)[:, 1]
+    secs["evaluate"] = time.perf_counter() - t0
+    return _SplitFit(model, base, X_ho, y_ho, p_ho)
+
+
+def _logged_sample(frame: dd.DataFrame, n_rows: dict[str, int], seed: int) -> tuple[pd.DataFrame, float]:
+    """The train + valid rows logged with the run (at most :data:`LOGGED_TRAIN_ROWS`) and their share."""
+    share = min(1.0, LOGGED_TRAIN_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
+    return _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "mlflow-sample").compute(), share
+
+
 def train_churn_dask(
     world: PartitionedWorld,
     client: Client,
@@ -283,51 +347,22 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                             "household_id": feats["household_id"]})
     # Persist once: features are built a single time and the three splits read the same blocks.
     frame = client.persist(frame)
-    counts = frame.groupby(SPLIT_COLUMN)[LABEL_COLUMN].agg(["size", "sum"]).compute()
+    n_rows = _split_sizes(frame, LABEL_COLUMN, "accounts", "rows", "churners")
     secs["features"] = time.perf_counter() - t0
-    names = {0: "train", 1: "valid", 2: "holdout"}
-    problems = []
-    n_rows = {}
-    for code, name in names.items():
-        size = int(counts["size"].get(code, 0))
-        pos = int(counts["sum"].get(code, 0))
-        n_rows[name] = size
-        if size == 0 or pos in (0, size):
-            problems.append(f"the {name} split has {size} rows and {pos} churners: it needs both classes")
-    if problems:
-        raise DataValidationError("accounts", problems + ["use more households or other split fractions"])
     cols = list(X_all.columns)
-
-    def part(code: int) -> dd.DataFrame:
-        return frame[frame[SPLIT_COLUMN] == code]
-
-    tr, va = part(0), part(1)
-    base = {**(params or {}), "random_state": seed}
-    if trials > 0:
-        t0 = time.perf_counter()
-        base.update(_tune_on_sample(client, frame, cols, n_rows, trials, seed, optuna_storage, study_name,
-                                    fixed=dict(params or {}), early_stopping_rounds=early_stopping_rounds))
-        secs["tuning"] = time.perf_counter() - t0
-    if early_stopping_rounds:
-        base["early_stopping_rounds"] = early_stopping_rounds
+    fit = _fit_on_splits(client, frame, cols, LABEL_COLUMN, n_rows, params=params, seed=seed, trials=trials,
+                         optuna_storage=optuna_storage, study_name=study_name,
+                         early_stopping_rounds=early_stopping_rounds, secs=secs)
+    model, base, X_ho, y_ho = fit.model, fit.params, fit.X_holdout, fit.y_holdout
     t0 = time.perf_counter()
-    model = fit_classifier_dask(client, tr[cols], tr[LABEL_COLUMN], va[cols], va[LABEL_COLUMN], **base)
-    secs["fit"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    ho = part(2).compute()
-    X_ho, y_ho = ho[cols].reset_index(drop=True), ho[LABEL_COLUMN].to_numpy(np.int8)
-    p_ho = model.predict_proba(X_ho)[:, 1]
-    evaluation = evaluate_classifier(y_ho, p_ho)
-    metrics = evaluation.headline()
-    secs["evaluate"] = time.perf_counter() - t0
+    metrics = evaluate_classifier(y_ho, fit.p_holdout).headline()
+    secs["evaluate"] += time.perf_counter() - t0
     result = DaskTrainResult(model=model, holdout_metrics=metrics, n_rows=n_rows, seconds=secs)
     if log:
         t0 = time.perf_counter()
         from telco_nbo.tracking import log_training_run
 
-        share = min(1.0, LOGGED_TRAIN_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
-        tr_pd = _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "mlflow-sample").compute()
+        tr_pd, share = _logged_sample(frame, n_rows, seed)
         run = log_training_run(
             "churn", model,
             X_train=tr_pd[cols].reset_index(drop=True), y_train=tr_pd[LABEL_COLUMN].to_numpy(np.int8),
