@@ -412,10 +412,13 @@ class NboApp:
         """Queue a ``rank`` / ``score`` / ``explain`` request; the future holds ``(http_status, json_bytes)``.
 
         Requests are answered by the micro-batcher (:mod:`telco_nbo.serving.batching`): /rank
-        requests waiting together are ranked in one call, here or in the engine process.
+        requests waiting together are ranked in one call, in this process. With the engine
+        process, use :meth:`answer_async` (one driver per engine pipe).
         """
         if kind not in _KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
+        if self._engine is not None:
+            raise RuntimeError("with the engine process, answer requests with answer_async")
         if not self.ready:
             fut: Future = Future()
             try:
@@ -428,7 +431,7 @@ class NboApp:
                 if self._batcher is None:
                     from telco_nbo.serving.batching import MicroBatcher
 
-                    self._batcher = MicroBatcher(self._answer_batch, max_items=64, size=_request_size,
+                    self._batcher = MicroBatcher(self.answer, max_items=64, size=_request_size,
                                                  max_weight=512, name="nbo-batcher")
         return self._batcher.submit((kind, req, request_id))
 
@@ -454,25 +457,14 @@ class NboApp:
         try:
             return await self._engine.answer((kind, req, request_id), _request_size((kind, req, request_id)))
         except EngineStopped as exc:
-            return self._engine_stopped(exc, 1)[0]
+            return self._engine_stopped(exc)
 
-    def _engine_stopped(self, exc: Exception, n: int) -> list[tuple[int, bytes]]:
+    def _engine_stopped(self, exc: Exception) -> tuple[int, bytes]:
         # Not ready from now on: /readyz says 503 and an orchestrator restarts the worker.
         if self.load_error is None:
             log.error("%s", exc)
         self.load_error = str(exc)
-        body = _encode(ServingError(503, f"service not ready ({exc})").body())
-        return [(503, body)] * n
-
-    def _answer_batch(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
-        if self._engine is None:
-            return self.answer(items)
-        from telco_nbo.serving.engine import EngineStopped
-
-        try:
-            return self._engine.call(items)
-        except EngineStopped as exc:
-            return self._engine_stopped(exc, len(items))
+        return 503, _encode(ServingError(503, f"service not ready ({exc})").body())
 
     def answer(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
         """Answer requests: ``(kind, request, request_id)`` -> ``(http_status, json_bytes)``, in order.

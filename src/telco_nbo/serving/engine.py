@@ -27,7 +27,6 @@ import json
 import logging
 import multiprocessing
 import os
-import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -72,7 +71,6 @@ class EngineProcess:
         self._config_json = json.dumps(asdict(config))
         self._conn: Any = None
         self._proc: Any = None
-        self._lock = threading.Lock()
         self.status: dict[str, Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[tuple[Any, int, asyncio.Future]] = []
@@ -110,23 +108,6 @@ class EngineProcess:
             raise EngineStopped(payload)
         self.status = payload
         return payload
-
-    def call(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
-        """Answer a batch in the engine.
-
-        Raises:
-            EngineStopped: The engine is gone.
-        """
-        with self._lock:
-            if self._conn is None:
-                raise EngineStopped("the decision engine is not running")
-            try:
-                self._conn.send(items)
-                return self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError):
-                code = self._proc.exitcode if self._proc is not None else None
-                self._conn = None
-                raise EngineStopped(f"the decision engine stopped (exit code {code})") from None
 
     async def answer(self, item: tuple[str, Any, str | None], weight: int = 1) -> tuple[int, bytes]:
         """Answer one request on the running event loop, batched with the requests waiting beside it.
@@ -213,15 +194,14 @@ class EngineProcess:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the pipe (the engine exits) and reap the process."""
-        with self._lock:
-            if self._conn is not None:
-                if self._loop is not None and not self._loop.is_closed():
-                    try:
-                        self._loop.remove_reader(self._conn.fileno())
-                    except RuntimeError:  # pragma: no cover - called from another thread at shutdown
-                        pass
-                self._conn.close()
-                self._conn = None
+        if self._conn is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                try:
+                    self._loop.remove_reader(self._conn.fileno())
+                except RuntimeError:  # pragma: no cover - called from another thread at shutdown
+                    pass
+            self._conn.close()
+            self._conn = None
         if self._proc is not None:
             self._proc.join(timeout)
             if self._proc.is_alive():
