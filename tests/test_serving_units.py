@@ -155,3 +155,32 @@ def test_serve_cli_refuses_bad_input_before_starting(tmp_path, monkeypatch: pyte
     assert res.exit_code == 2 and "no champion model registered for telco-churn" in " ".join(res.output.split())
     res = run(app, ["serve", "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}", "--export-models", str(tmp_path / "x")])
     assert res.exit_code == 2 and "telco-churn" in res.output and not (tmp_path / "x" / "versions.json").exists()
+
+
+def test_direct_predict_equals_xgboost_inplace_predict() -> None:
+    # CompiledBooster.predict calls XGBoost's C API directly (see _DirectPredict); it must give
+    # exactly what Booster.inplace_predict gives, with missing values, the best-iteration range
+    # of an early-stopped model, one row or many, and raise XGBoost's error on a bad shape.
+    import xgboost as xgb
+
+    from telco_nbo.serving.scoring import CompiledBooster, _DirectPredict
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(600, 5)), columns=[f"f{i}" for i in range(5)])
+    X.iloc[rng.random(600) < 0.1, 2] = np.nan
+    y = (X["f0"].fillna(0) + rng.normal(size=600) > 0).astype(int)
+    model = xgb.XGBClassifier(n_estimators=60, max_depth=3, early_stopping_rounds=5, n_jobs=1)
+    model.fit(X.iloc[:400], y.iloc[:400], eval_set=[(X.iloc[400:], y.iloc[400:])], verbose=False)
+    b = CompiledBooster.compile(model)
+    assert b.iteration_range[1] < 60  # early stopping happened: the range matters
+    cols = {c: X[c].to_numpy() for c in X.columns}
+    for n in (1, 7, 600):
+        M = b.matrix({c: v[:n] for c, v in cols.items()}, n)
+        got = b.predict(M)
+        want = b.booster.inplace_predict(M, iteration_range=b.iteration_range)
+        assert got.dtype == np.float64 and got.shape == (n,)
+        np.testing.assert_array_equal(got, np.asarray(want, dtype=float))
+        np.testing.assert_allclose(got, model.predict_proba(X.iloc[:n])[:, 1], rtol=1e-6)
+    assert isinstance(b._direct, _DirectPredict)
+    with pytest.raises(xgb.core.XGBoostError):
+        b.predict(np.zeros((2, 3), dtype=np.float32))

@@ -140,11 +140,12 @@ class _Prepared:
 
 
 _KINDS = ("rank", "score", "explain")
-_JSON_SEPARATORS = (",", ":")
 
 
 def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=_JSON_SEPARATORS, allow_nan=False).encode()
+    from telco_nbo.serving.predlog import encode_json
+
+    return encode_json(body)
 
 
 def _request_size(item: tuple[str, Any, str | None]) -> int:
