@@ -9,10 +9,11 @@ data folder) into an MLflow SQLite store in ``--workdir``.
 
 Steps, each in a fresh process (benchmarks/_harness.py) so peak memories never mix:
 
-- ``rank`` on Dask: what ``telco-nbo rank --scheduler local`` runs: the partitioned folder read
-  by the workers, features per partition, the four real champions scored through
+- ``rank`` on Dask: what ``telco-nbo rank --scheduler local`` runs
+  (:func:`~telco_nbo.scale.rank_world_to_parquet`): one task per partition that reads it,
+  builds its features, scores it with the four real champions through
   :class:`~telco_nbo.scale.ChampionRanking` (the service's fast scorer, compiled once per worker),
-  ranked, each partition written by its worker, then concatenated into one Parquet file;
+  ranks it and writes it; then the parts are concatenated into one Parquet file;
 - ``rank`` in-process: what ``telco-nbo rank`` runs: ``load_world`` of the union,
   ``build_account_features``, ``ChampionScoreProvider`` scores, ``rank_batch``, one Parquet file;
 - ``train`` on Dask: ``train_churn_dask`` (features + labels per partition, ``xgboost.dask``
@@ -61,8 +62,7 @@ def worker_peaks(client):
 '''
 
 DASK_RANK = r'''
-from telco_nbo.scale import ChampionRanking, dask_client, load_partitioned_world, build_account_features_dask, rank_batch_dask
-from telco_nbo.scale.rank import write_ranking
+from telco_nbo.scale import ChampionRanking, dask_client, load_partitioned_world, rank_world_to_parquet
 from telco_nbo.serving.scoring import ChampionModels
 t0 = time.perf_counter()
 ranking = ChampionRanking(ChampionModels.load(URI))
@@ -70,9 +70,8 @@ with dask_client("local") as client:
     t1 = time.perf_counter()
     world = load_partitioned_world(WORLD, client)
     as_of = pd.Timestamp(world.meta["as_of"])
-    ranked = rank_batch_dask(build_account_features_dask(world, as_of), ranking, top_k=3, as_of=as_of)
     timings, summary = {}, {}
-    rows = write_ranking(ranked, OUT, client, timings=timings, summary=summary)
+    rows = rank_world_to_parquet(world, ranking, OUT, client, top_k=3, as_of=as_of, timings=timings, summary=summary)
     peaks = worker_peaks(client)
 t2 = time.perf_counter()
 n = summary["accounts"]  # counted by the workers: re-reading 12 rows per account would inflate the client's peak

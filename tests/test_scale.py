@@ -31,6 +31,7 @@ from telco_nbo.scale import (
     load_partitioned_world,
     partition_world,
     rank_batch_dask,
+    rank_world_to_parquet,
     scatter_partitions,
     shared_storage_url,
     split_column,
@@ -220,6 +221,12 @@ def test_ranking_on_dask_equals_in_process(pworld, features, client, tmp_path):
     assert summary["accounts"] == expected["account_id"].nunique() and summary["selected"] == len(chosen)
     assert summary["by_offer"] == chosen.value_counts().to_dict()
     pd.testing.assert_frame_equal(_sorted(pd.read_parquet(out), keys), _sorted(expected, keys))
+    # one task per partition (read, features, rank, write): the same rows and counts
+    fused, fused_summary = tmp_path / "fused.parquet", {}
+    assert rank_world_to_parquet(pworld, scores, fused, client, catalog=catalog, top_k=3, as_of=as_of,
+                                 summary=fused_summary) == len(expected)
+    assert fused_summary == summary
+    pd.testing.assert_frame_equal(_sorted(pd.read_parquet(fused), keys), _sorted(expected, keys))
 
 
 @pytest.fixture(scope="module")

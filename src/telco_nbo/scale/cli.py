@@ -27,19 +27,14 @@ def rank_on_dask(
 
     The four champions are loaded once here and shipped to the workers once; each worker
     compiles them once into the service's fast scorer (:class:`~telco_nbo.scale.ChampionRanking`)
-    and scores, ranks and writes its partitions, which are then streamed into ``out_file``.
+    and reads, scores, ranks and writes its partitions, one task per partition
+    (:func:`~telco_nbo.scale.rank.rank_world_to_parquet`: a worker's memory is one partition's),
+    which are then streamed into ``out_file``.
     """
     import pandas as pd
 
     from telco_nbo.cli._common import console, out
-    from telco_nbo.scale import (
-        ChampionRanking,
-        build_account_features_dask,
-        dask_client,
-        load_partitioned_world,
-        rank_batch_dask,
-    )
-    from telco_nbo.scale.rank import write_ranking
+    from telco_nbo.scale import ChampionRanking, dask_client, load_partitioned_world, rank_world_to_parquet
     from telco_nbo.serving.scoring import ChampionModels
 
     ranking = ChampionRanking(ChampionModels.load(tracking_uri), catalog, config, timing_rule)
@@ -53,10 +48,8 @@ def rank_on_dask(
         except (ValueError, TypeError):
             raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
         console.print(f"ranking {world.n_partitions} partitions on {client.scheduler.address} ...", highlight=False)
-        features = build_account_features_dask(world, when_ts)
-        ranked = rank_batch_dask(features, ranking, top_k=top_k, as_of=when_ts)
         summary: dict[str, Any] = {}
-        write_ranking(ranked, out_file, client, summary=summary)
+        rank_world_to_parquet(world, ranking, out_file, client, top_k=top_k, as_of=when_ts, summary=summary)
     # Counted by the workers as they wrote: the client never reads the ranking back (at 5M
     # accounts the file has 60M rows).
     out.print(f"ranked {summary['accounts']:,} accounts on Dask: {summary['selected']:,} offers, "

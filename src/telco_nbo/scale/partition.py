@@ -253,10 +253,14 @@ class PartitionedWorld:
         parts: One :class:`dask.delayed.Delayed` or :class:`distributed.Future` per partition,
             each resolving to a :class:`~telco_nbo.data.world.World`.
         meta: Whole-world metadata (``as_of``, ``world_end``, ``seed``, ``n_households``, ...).
+        sources: For a world opened from a partitioned folder, the folder of each partition (what
+            ``parts`` load); lets a job read a partition *inside* its own task (see
+            :func:`~telco_nbo.scale.rank.rank_world_to_parquet`). ``None`` otherwise.
     """
 
     parts: list[Any]
     meta: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] | None = None
 
     @property
     def n_partitions(self) -> int:
@@ -487,7 +491,8 @@ def load_partitioned_world(path: str | os.PathLike[str], client: Client, n_parti
         from dask import delayed
 
         load = delayed(load_world, pure=True)
-        return PartitionedWorld(parts=[load(str(d), dask_key_name=f"telco-load-{d}") for d in part_dirs], meta=meta)
+        return PartitionedWorld(parts=[load(str(d), dask_key_name=f"telco-load-{d}") for d in part_dirs], meta=meta,
+                                sources=[str(d) for d in part_dirs])
     from telco_nbo.scale.cluster import n_workers
 
     world = load_world(folder)
