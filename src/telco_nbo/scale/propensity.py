@@ -176,9 +176,10 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
         SPLIT_COLUMN,
         TAG_SCALE,
         DaskTrainResult,
+        _compact_dask,
         _fit_on_splits,
         _logged_sample,
-        _split_sizes,
+        _persist_splits,
     )
 
     as_of = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
@@ -189,11 +190,13 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     fn = delayed(offer_rows_partition, pure=True)
     frame = dd.from_delayed([fn(p, as_of, dates, holdout_fraction, valid_fraction, seed) for p in world.parts],
                             meta=meta, verify_meta=False)
-    frame = client.persist(frame)  # built once; the splits, tuning sample and holdout read the same blocks
-    n_rows = _split_sizes(frame, LABEL, "contacts", "contacts", "acceptances")
-    secs["features"] = time.perf_counter() - t0
     cols = [c for c in meta.columns if c not in (LABEL, "household_id", "contact_id", SPLIT_COLUMN)]
-    fit = _fit_on_splits(client, frame, cols, LABEL, n_rows, params=params, seed=seed, trials=trials,
+    # Built once; only the compact train / valid / holdout pieces are persisted (see _persist_splits).
+    splits = _persist_splits(client, _compact_dask(frame, cols, LABEL, seed), cols, LABEL, "contacts", "contacts",
+                             "acceptances")
+    n_rows = splits.n_rows
+    secs["features"] = time.perf_counter() - t0
+    fit = _fit_on_splits(client, splits, cols, LABEL, params=params, seed=seed, trials=trials,
                          optuna_storage=optuna_storage, study_name=study_name or f"telco-propensity-dask-{seed}",
                          early_stopping_rounds=early_stopping_rounds, secs=secs)
     model, base, X_ho, y_ho, p_ho = fit.model, fit.params, fit.X_holdout, fit.y_holdout, fit.p_holdout
@@ -213,7 +216,7 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
         from telco_nbo.tracking import log_training_run
         from telco_nbo.training.pipeline import OFFERS_ARTIFACT, _log_extra
 
-        tr_pd, share = _logged_sample(frame, n_rows, seed)
+        tr_pd, share = _logged_sample(splits, LABEL, seed)
         offers = client.compute(delayed(lambda w: w.tables["offers"])(world.parts[0]), sync=True)
         run = log_training_run(
             "propensity", model,
@@ -240,5 +243,5 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
         secs["log"] = time.perf_counter() - t0
         result.run_id, result.model_name = run.run_id, run.model_name
         result.model_version, result.aliases = run.model_version, run.aliases
-    del frame
+    del splits
     return result

@@ -87,7 +87,7 @@ def fit_classifier_dask(
     Args:
         client: Dask client (the data's partitions live on its workers).
         X_train: Model matrix (``to_model_matrix`` per partition: fixed-category ``category``
-            columns and float64).
+            columns, numerics float64 or float32 — XGBoost reads both as float32).
         y_train: 0/1 target, partitioned like ``X_train``.
         X_valid: Optional eval set (early stopping when ``early_stopping_rounds`` is given).
         y_valid: Its target.
@@ -115,18 +115,104 @@ TUNING_ROWS = 200_000
 """Cap on the training + validation rows the Optuna trials of :func:`train_churn_dask` see."""
 
 
-def _sample(frame: dd.DataFrame, share: float, seed: int, salt: str) -> dd.DataFrame:
-    if share >= 1.0:
-        return frame
-    from telco_nbo.training.data import household_split
-
-    keep = frame["household_id"].map_partitions(
-        lambda s: pd.Series(household_split(s.to_numpy(dtype=object), share, seed, salt), index=s.index),
-        meta=("household_id", bool))
-    return frame[keep]
+SAMPLE_KEYS = {"tuning": "_share_tuning", "logged": "_share_logged"}
+"""Per-row sampling keys kept by the Dask trainers (:func:`~telco_nbo.training.data.household_share`
+of the row's household with the salts ``tuning-sample`` / ``mlflow-sample``)."""
 
 
-def _tune_on_sample(client: Client, frame: dd.DataFrame, cols: list[str], n_rows: dict[str, int], trials: int,
+def _compact_rows(part: pd.DataFrame, cols: list[str], label: str, seed: int) -> pd.DataFrame:
+    """What the Dask trainers keep of a partition's rows: float32 features, label, split, sample keys.
+
+    Why: ``xgboost.dask`` keeps every training row in worker memory until the model is fitted.
+    XGBoost reads features as float32 whatever it is given (so float32 changes no split and no
+    prediction), and the household id (a Python string per row) is only needed to draw the
+    tuning and logging samples, which its hash values decide as well.
+    """
+    from telco_nbo.training.data import household_share
+
+    ids = part["household_id"].to_numpy(dtype=object)
+    out = {c: part[c] if isinstance(part[c].dtype, pd.CategoricalDtype) else part[c].astype(np.float32) for c in cols}
+    out[label] = part[label].astype(np.int8)
+    out[SPLIT_COLUMN] = part[SPLIT_COLUMN].astype(np.int8)
+    for what, col in SAMPLE_KEYS.items():
+        out[col] = household_share(ids, seed, f"{'mlflow' if what == 'logged' else what}-sample")
+    return pd.DataFrame(out, index=part.index)
+
+
+def _as_float64(frame: pd.DataFrame) -> pd.DataFrame:
+    """Back to the in-process model matrix dtypes (float64 numerics) for rows gathered on the client."""
+    return frame.astype({c: np.float64 for c, t in frame.dtypes.items() if t == np.float32})
+
+
+@dataclass
+class _Splits:
+    """The persisted pieces a Dask trainer reads (train / valid / holdout), and their sizes."""
+
+    X: dict[str, dd.DataFrame]
+    y: dict[str, dd.Series]
+    keys: dict[str, dd.DataFrame]
+    holdout: dd.DataFrame
+    n_rows: dict[str, int]
+
+
+def _persist_splits(client: Client, rows: dd.DataFrame, cols: list[str], label: str, table: str, what: str,
+                    positives: str) -> _Splits:
+    """Persist exactly what training reads, in ONE call, from the compact rows; check the splits.
+
+    ``rows`` is the lazy output of :func:`_compact_rows` per partition (each partition one graph
+    key, so it is built once). Persisting the train / valid features and labels themselves (not a
+    whole frame from which ``xgboost.dask`` would then persist filtered copies) keeps one copy of
+    each row in the cluster; the big frame is never persisted.
+
+    Raises:
+        DataValidationError: A split is empty or has one class (``table``, ``what`` and
+            ``positives`` name them in the message, e.g. "accounts", "rows", "churners").
+    """
+    sel = {name: rows[rows[SPLIT_COLUMN] == code] for code, name in enumerate(("train", "valid", "holdout"))}
+    keys = list(SAMPLE_KEYS.values())
+    parts = {f"X_{n}": sel[n][cols] for n in ("train", "valid")}
+    parts.update({f"y_{n}": sel[n][label] for n in ("train", "valid")})
+    parts.update({f"k_{n}": sel[n][keys] for n in ("train", "valid")})
+    parts["holdout"] = sel["holdout"][[*cols, label]]
+    done = dict(zip(parts, client.persist(list(parts.values())), strict=True))
+    counts = client.compute([done[f"y_{n}"].size for n in ("train", "valid")] + [done["holdout"][label].size]
+                            + [done[f"y_{n}"].sum() for n in ("train", "valid")] + [done["holdout"][label].sum()],
+                            sync=True)
+    n_rows, problems = {}, []
+    for i, name in enumerate(("train", "valid", "holdout")):
+        size, pos = int(counts[i]), int(counts[3 + i])
+        n_rows[name] = size
+        if size == 0 or pos in (0, size):
+            problems.append(f"the {name} split has {size} {what} and {pos} {positives}: it needs both classes")
+    if problems:
+        raise DataValidationError(table, problems + ["use more households or other split fractions"])
+    return _Splits(X={n: done[f"X_{n}"] for n in ("train", "valid")}, y={n: done[f"y_{n}"] for n in ("train", "valid")},
+                   keys={n: done[f"k_{n}"] for n in ("train", "valid")}, holdout=done["holdout"], n_rows=n_rows)
+
+
+def _sample(splits: _Splits, share: float, what: str, label: str) -> pd.DataFrame:
+    """The train + valid rows whose household falls in ``share`` (key ``what``), gathered, float64.
+
+    Columns: the features, ``label`` and :data:`SPLIT_COLUMN` (0 train, 1 valid).
+    """
+    import dask
+    import dask.dataframe as dd
+
+    key = SAMPLE_KEYS[what]
+
+    def pick(X: pd.DataFrame, y: pd.Series, k: pd.DataFrame, code: int) -> pd.DataFrame:
+        keep = (k[key] < share).to_numpy()
+        return X[keep].assign(**{label: y[keep].to_numpy(), SPLIT_COLUMN: np.int8(code)})
+
+    frames = []
+    for code, name in enumerate(("train", "valid")):
+        X, y, k = splits.X[name], splits.y[name], splits.keys[name]
+        meta = X._meta.assign(**{label: y._meta.to_numpy(), SPLIT_COLUMN: np.int8(code)})
+        frames.append(dd.map_partitions(pick, X, y, k, code, meta=meta, align_dataframes=False))
+    return _as_float64(pd.concat(dask.compute(*frames), ignore_index=True))
+
+
+def _tune_on_sample(client: Client, splits: _Splits, cols: list[str], n_rows: dict[str, int], trials: int,
                     seed: int, storage: str | None, study_name: str | None, *, fixed: dict[str, Any],
                     early_stopping_rounds: int | None, label: str | None = None) -> dict[str, Any]:
     """Run the trials on a household sample; return the best parameters (n_estimators = best round + 1).
@@ -141,7 +227,7 @@ def _tune_on_sample(client: Client, frame: dd.DataFrame, cols: list[str], n_rows
 
     label = label or LABEL_COLUMN
     share = min(1.0, TUNING_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
-    sample = _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "tuning-sample").compute()
+    sample = _sample(splits, share, "tuning", label)
     tr, va = sample[sample[SPLIT_COLUMN] == 0], sample[sample[SPLIT_COLUMN] == 1]
     procs = max(1, min(n_workers(client), trials))
     factory = ChurnModelFactory({"random_state": seed, **fixed,
@@ -214,56 +300,39 @@ class _SplitFit:
     p_holdout: np.ndarray
 
 
-def _split_sizes(frame: dd.DataFrame, label: str, table: str, rows: str, positives: str) -> dict[str, int]:
-    """Rows per split of a persisted frame with :data:`SPLIT_COLUMN`; each split must hold both classes.
-
-    Raises:
-        DataValidationError: A split is empty or has one class (``table``, ``rows`` and
-            ``positives`` name them in the message, e.g. "accounts", "rows", "churners").
-    """
-    counts = frame.groupby(SPLIT_COLUMN)[label].agg(["size", "sum"]).compute()
-    n_rows, problems = {}, []
-    for code, name in {0: "train", 1: "valid", 2: "holdout"}.items():
-        size, pos = int(counts["size"].get(code, 0)), int(counts["sum"].get(code, 0))
-        n_rows[name] = size
-        if size == 0 or pos in (0, size):
-            problems.append(f"the {name} split has {size} {rows} and {pos} {positives}: it needs both classes")
-    if problems:
-        raise DataValidationError(table, problems + ["use more households or other split fractions"])
-    return n_rows
-
-
-def _fit_on_splits(client: Client, frame: dd.DataFrame, cols: list[str], label: str, n_rows: dict[str, int], *,
+def _fit_on_splits(client: Client, splits: _Splits, cols: list[str], label: str, *,
                    params: dict[str, Any] | None, seed: int, trials: int, optuna_storage: str | None,
                    study_name: str | None, early_stopping_rounds: int | None, secs: dict[str, float]) -> _SplitFit:
     """Tune (optionally) on a sample, fit with ``xgboost.dask`` on train / valid, predict the holdout.
 
     The shared skeleton of the Dask trainers; ``secs`` gets ``tuning``, ``fit`` and ``evaluate``.
     """
-    tr, va = frame[frame[SPLIT_COLUMN] == 0], frame[frame[SPLIT_COLUMN] == 1]
+    n_rows = splits.n_rows
     base = {**(params or {}), "random_state": seed}
     if trials > 0:
         t0 = time.perf_counter()
-        base.update(_tune_on_sample(client, frame, cols, n_rows, trials, seed, optuna_storage, study_name,
+        base.update(_tune_on_sample(client, splits, cols, n_rows, trials, seed, optuna_storage, study_name,
                                     fixed=dict(params or {}), early_stopping_rounds=early_stopping_rounds, label=label))
         secs["tuning"] = time.perf_counter() - t0
     if early_stopping_rounds:
         base["early_stopping_rounds"] = early_stopping_rounds
     t0 = time.perf_counter()
-    model = fit_classifier_dask(client, tr[cols], tr[label], va[cols], va[label], **base)
+    model = fit_classifier_dask(client, splits.X["train"], splits.y["train"], splits.X["valid"], splits.y["valid"],
+                                **base)
     secs["fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ho = frame[frame[SPLIT_COLUMN] == 2].compute()
+    ho = _as_float64(splits.holdout.compute())
     X_ho, y_ho = ho[cols].reset_index(drop=True), ho[label].to_numpy(np.int8)
     p_ho = model.predict_proba(X_ho)[:, 1]
     secs["evaluate"] = time.perf_counter() - t0
     return _SplitFit(model, base, X_ho, y_ho, p_ho)
 
 
-def _logged_sample(frame: dd.DataFrame, n_rows: dict[str, int], seed: int) -> tuple[pd.DataFrame, float]:
+def _logged_sample(splits: _Splits, label: str, seed: int) -> tuple[pd.DataFrame, float]:
     """The train + valid rows logged with the run (at most :data:`LOGGED_TRAIN_ROWS`) and their share."""
+    n_rows = splits.n_rows
     share = min(1.0, LOGGED_TRAIN_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
-    return _sample(frame[frame[SPLIT_COLUMN] < 2], share, seed, "mlflow-sample").compute(), share
+    return _sample(splits, share, "logged", label), share
 
 
 def train_churn_dask(
@@ -343,14 +412,13 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
     meta = feats._meta.assign(**{SPLIT_COLUMN: np.int8(0)})
     feats = feats.map_partitions(_with_split, holdout_fraction, valid_fraction, seed, meta=meta)
     X_all = model_matrix_dask(feats)
-    frame = X_all.assign(**{LABEL_COLUMN: feats[LABEL_COLUMN].astype("int8"), SPLIT_COLUMN: feats[SPLIT_COLUMN],
-                            "household_id": feats["household_id"]})
-    # Persist once: features are built a single time and the three splits read the same blocks.
-    frame = client.persist(frame)
-    n_rows = _split_sizes(frame, LABEL_COLUMN, "accounts", "rows", "churners")
-    secs["features"] = time.perf_counter() - t0
     cols = list(X_all.columns)
-    fit = _fit_on_splits(client, frame, cols, LABEL_COLUMN, n_rows, params=params, seed=seed, trials=trials,
+    splits = _persist_splits(client, _compact_dask(X_all.assign(**{
+        LABEL_COLUMN: feats[LABEL_COLUMN], SPLIT_COLUMN: feats[SPLIT_COLUMN], "household_id": feats["household_id"]}),
+        cols, LABEL_COLUMN, seed), cols, LABEL_COLUMN, "accounts", "rows", "churners")
+    n_rows = splits.n_rows
+    secs["features"] = time.perf_counter() - t0
+    fit = _fit_on_splits(client, splits, cols, LABEL_COLUMN, params=params, seed=seed, trials=trials,
                          optuna_storage=optuna_storage, study_name=study_name,
                          early_stopping_rounds=early_stopping_rounds, secs=secs)
     model, base, X_ho, y_ho = fit.model, fit.params, fit.X_holdout, fit.y_holdout
@@ -362,7 +430,7 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
         t0 = time.perf_counter()
         from telco_nbo.tracking import log_training_run
 
-        tr_pd, share = _logged_sample(frame, n_rows, seed)
+        tr_pd, share = _logged_sample(splits, LABEL_COLUMN, seed)
         run = log_training_run(
             "churn", model,
             X_train=tr_pd[cols].reset_index(drop=True), y_train=tr_pd[LABEL_COLUMN].to_numpy(np.int8),
@@ -384,5 +452,22 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
         secs["log"] = time.perf_counter() - t0
         result.run_id, result.model_name = run.run_id, run.model_name
         result.model_version, result.aliases = run.model_version, run.aliases
-    del frame
+    del splits
     return result
+
+
+def _compact_dask(frame: dd.DataFrame, cols: list[str], label: str, seed: int) -> dd.DataFrame:
+    """:func:`_compact_rows` of every partition, each partition ONE graph key (computed once).
+
+    Through ``to_delayed`` so the compaction is not fused into (and repeated by) each of the
+    pieces :func:`_persist_splits` persists from it.
+    """
+    import dask.dataframe as dd
+    from dask import delayed
+
+    from telco_nbo.scale.cluster import same_dtypes
+
+    fn = delayed(_compact_rows, pure=True)
+    meta = _compact_rows(frame._meta.assign(household_id=pd.Series(dtype=object)), cols, label, seed)
+    with same_dtypes():
+        return dd.from_delayed([fn(p, cols, label, seed) for p in frame.to_delayed()], meta=meta, verify_meta=False)

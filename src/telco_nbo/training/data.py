@@ -57,10 +57,19 @@ def household_split(household_ids: np.ndarray | pd.Series, fraction: float, seed
     A seeded 64-bit hash of ``(salt, seed, household_id)`` mapped to [0, 1): stable across row
     orders and subsets (see module docstring).
     """
+    return household_share(household_ids, seed, salt) < fraction
+
+
+def household_share(household_ids: np.ndarray | pd.Series, seed: int, salt: str = "holdout") -> np.ndarray:
+    """The value in [0, 1) that :func:`household_split` compares with its ``fraction``, per row.
+
+    Kept per row instead of the household id when the fraction is decided later (the Dask
+    trainers' samples): 8 bytes instead of a Python string.
+    """
     ids = pd.Series(np.asarray(household_ids, dtype=object)).astype(str)
     key = f"{salt}:{seed}".encode().ljust(16, b"#")[:16].decode()
     h = pd.util.hash_pandas_object(ids, index=False, hash_key=key).to_numpy(dtype=np.uint64)
-    return (h >> np.uint64(11)).astype(np.float64) / float(2**53) < fraction
+    return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
 @dataclass(frozen=True)
