@@ -47,7 +47,7 @@ from telco_nbo.nbo.rules import (
 )
 from telco_nbo.nbo.schemas import AccountDecision, RankedOffer, SuppressedOffer, ValueBreakdown
 from telco_nbo.nbo.scores import AlignedScores, Scores, align_scores
-from telco_nbo.nbo.signals import NeedSignal, default_signals, need_reasons_arrays
+from telco_nbo.nbo.signals import NeedSignal, default_signals, need_reasons_arrays, signal_offer_matrix
 
 VALUE_COLUMNS = (
     "propensity", "margin_months", "acceptance_value", "uplift", "retention_value",
@@ -101,6 +101,7 @@ class Policy:
         conflict: ``(m, m)`` conflict matrix; ``conflict_why`` its texts.
         offer_pos: ``(m,)`` position of each offer in offer-id order.
         product, monthly_price, term_months, message: ``(m,)`` catalog columns.
+        signal_offers: ``(n_signals, m)`` which need signal can explain which offer.
     """
 
     catalog: Catalog
@@ -119,6 +120,7 @@ class Policy:
     monthly_price: np.ndarray
     term_months: np.ndarray
     message: np.ndarray
+    signal_offers: np.ndarray
 
     @classmethod
     def build(
@@ -142,9 +144,10 @@ class Policy:
         m = len(offers)
         pos = np.empty(m, dtype=np.int64)
         pos[np.argsort(offers.ids.astype(str), kind="stable")] = np.arange(m)
+        signals = default_signals() if signals is None else signals
         return cls(
             catalog=catalog, config=config, rules=rules_t, timing_rule=timing_rule,
-            signals=default_signals() if signals is None else signals, offers=offers,
+            signals=signals, offers=offers, signal_offers=signal_offer_matrix(signals, offers.ids, offers.kind),
             rule_reasons=rule_reasons(rules_t, offers),
             rule_ids=np.array([r.rule_id for r in rules_t] + [""], dtype=object),
             rule_layers=np.array([r.layer for r in rules_t] + [""], dtype=object),
@@ -423,11 +426,12 @@ def _reasons(core: RankCore, acc: np.ndarray, off: np.ndarray) -> list[list[str]
         return []
     policy = core.policy
     wanted = {c for s in policy.signals for c in s.columns} & set(core.columns)
-    cols = {c: core.columns[c][acc] for c in wanted}
+    cols = {c: np.asarray(core.columns[c])[acc] for c in wanted}
     cols["churn_probability"] = core.aligned.churn[acc]
     cols["uplift"] = core.parts.uplift[acc, off]
     offer_ids = policy.offers.ids[off]
-    texts = need_reasons_arrays(cols, offer_ids, policy.offers.kind[off], policy.signals)
+    texts = need_reasons_arrays(cols, offer_ids, policy.offers.kind[off], policy.signals,
+                                policy.signal_offers[:, off])
     if core.aligned.reasons:
         for k, (a, oid) in enumerate(zip(acc.tolist(), offer_ids.tolist(), strict=True)):
             extra = core.aligned.reasons.get(int(a))
@@ -457,36 +461,47 @@ def core_decisions(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = 
     terms = policy.term_months.tolist()
     products = policy.product.tolist()
     messages = policy.message.tolist()
-    pos = policy.offer_pos
-    prop = aligned.propensity
+    pos = policy.offer_pos.tolist()
+    # Python lists of the (n, m) arrays, read once: a request has a few accounts, and indexing
+    # numpy element by element would cost more than the values.
+    prop = aligned.propensity.tolist()
+    value_names = ("margin_months", "acceptance_value", "uplift", "retention_value", "kind_weight", "contact_cost",
+                   "expected_value")
+    vals = {k: getattr(parts, k).tolist() for k in value_names}
+    rank = core.selection.rank.tolist()
+    channel = core.channel.tolist()
+    selected = core.selected.tolist()
+    layer, rule_id, reason, also_by = (core.layer.tolist(), core.rule_id.tolist(), core.reason.tolist(),
+                                       core.also_blocked_by.tolist())
+    churn, clv = aligned.churn.tolist(), aligned.clv.tolist()
     out = []
     for i in range(n):
         offers_i, suppressed = [], []
-        row_sel = core.selected[i]
-        for j in np.flatnonzero(row_sel)[np.argsort(core.selection.rank[i, row_sel])].tolist():
+        sel_i = selected[i]
+        for j in sorted((j for j in range(m) if sel_i[j]), key=rank[i].__getitem__):
             value = {
-                "propensity": float(prop[i, j]), "margin_months": float(parts.margin_months[i, j]),
-                "acceptance_value": float(parts.acceptance_value[i, j]), "uplift": float(parts.uplift[i, j]),
-                "clv": float(aligned.clv[i]), "retention_value": float(parts.retention_value[i, j]),
-                "kind_weight": float(parts.kind_weight[i, j]), "contact_cost": float(parts.contact_cost[i, j]),
-                "expected_value": float(parts.expected_value[i, j]),
+                "propensity": float(prop[i][j]), "margin_months": float(vals["margin_months"][i][j]),
+                "acceptance_value": float(vals["acceptance_value"][i][j]), "uplift": float(vals["uplift"][i][j]),
+                "clv": float(clv[i]), "retention_value": float(vals["retention_value"][i][j]),
+                "kind_weight": float(vals["kind_weight"][i][j]), "contact_cost": float(vals["contact_cost"][i][j]),
+                "expected_value": float(vals["expected_value"][i][j]),
             }
             offers_i.append({
-                "rank": int(core.selection.rank[i, j]), "offer_id": ids[j], "kind": kinds[j],
-                "product": products[j], "promotional": promo[j], "channel": CHANNELS[int(core.channel[i, j])],
+                "rank": int(rank[i][j]), "offer_id": ids[j], "kind": kinds[j],
+                "product": products[j], "promotional": promo[j], "channel": CHANNELS[int(channel[i][j])],
                 "score": value["propensity"], "expected_value": value["expected_value"], "value": value,
                 "monthly_price": prices[j], "term_months": terms[j], "message": messages[j],
                 "reasons": reasons_of[(i, j)],
             })
-        for j in np.flatnonzero(~row_sel)[np.argsort(pos[~row_sel], kind="stable")].tolist():
-            also = core.also_blocked_by[i, j]
+        for j in sorted((j for j in range(m) if not sel_i[j]), key=pos.__getitem__):
+            also = also_by[i][j]
             suppressed.append({
-                "offer_id": ids[j], "layer": core.layer[i, j], "rule_id": core.rule_id[i, j],
-                "reason": core.reason[i, j], "also_blocked_by": [x for x in (also or "").split(",") if x],
+                "offer_id": ids[j], "layer": layer[i][j], "rule_id": rule_id[i][j],
+                "reason": reason[i][j], "also_blocked_by": [x for x in (also or "").split(",") if x],
             })
         out.append({
             "account_id": core.account_ids[i], "household_id": core.household_ids[i], "as_of": as_of_s,
-            "churn_probability": float(aligned.churn[i]), "clv": float(aligned.clv[i]),
+            "churn_probability": float(churn[i]), "clv": float(clv[i]),
             "offers": offers_i, "suppressed": suppressed, "model_versions": versions,
         })
     return out

@@ -127,9 +127,20 @@ def default_signals() -> list[NeedSignal]:
     ]
 
 
+def signal_offer_matrix(signals: list[NeedSignal], offer_id: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """``(n_signals, k)`` bool: which signal explains which row's offer (computed once per catalog)."""
+    offer_id = np.asarray(offer_id, dtype=object)
+    kind = np.asarray(kind, dtype=object)
+    out = np.zeros((len(signals), len(offer_id)), dtype=bool)
+    for s, sig in enumerate(signals):
+        for sel in sig.offers:
+            out[s] |= (kind == sel[5:]) if sel.startswith("kind:") else (offer_id == sel)
+    return out
+
+
 def need_reasons_arrays(
     columns: Mapping[str, np.ndarray], offer_id: np.ndarray, kind: np.ndarray,
-    signals: list[NeedSignal] | None = None,
+    signals: list[NeedSignal] | None = None, applies: np.ndarray | None = None,
 ) -> list[list[str]]:
     """Return the need-signal texts for each row (one row = one returned account x offer).
 
@@ -138,6 +149,8 @@ def need_reasons_arrays(
         offer_id: ``(k,)`` offer id per row.
         kind: ``(k,)`` offer kind per row.
         signals: Signals to use; :func:`default_signals` if ``None``.
+        applies: ``(n_signals, k)`` :func:`signal_offer_matrix` of the rows if the caller has it
+            (the ranking takes it from the catalog's matrix); computed here otherwise.
 
     Returns:
         One list of strings per row, in signal order.
@@ -147,26 +160,28 @@ def need_reasons_arrays(
     out: list[list[str]] = [[] for _ in range(k)]
     if k == 0:
         return out
-    offer_id = np.asarray(offer_id, dtype=object)
-    kind = np.asarray(kind, dtype=object)
+    if applies is None:
+        applies = signal_offer_matrix(signals, offer_id, kind)
     hit_rows: list[np.ndarray] = []
     hit_texts: list[np.ndarray] = []
-    for sig in signals:
+    arrays: dict[str, np.ndarray] = {}
+    for s in np.flatnonzero(applies.any(axis=1)).tolist():
+        sig = signals[s]
         if any(c not in columns for c in sig.columns):
             continue
-        applies = np.zeros(k, dtype=bool)
-        for sel in sig.offers:
-            applies |= (kind == sel[5:]) if sel.startswith("kind:") else (offer_id == sel)
-        rows = np.flatnonzero(applies)
-        if len(rows) == 0:
-            continue
-        sub = SimpleNamespace(**{c: np.asarray(columns[c])[rows] for c in sig.columns})
+        rows = np.flatnonzero(applies[s])
+        for c in sig.columns:
+            if c not in arrays:
+                arrays[c] = np.asarray(columns[c])
+        sub = SimpleNamespace(**{c: arrays[c][rows] for c in sig.columns})
         with np.errstate(invalid="ignore"):
             hit = np.asarray(sig.when(sub), dtype=bool)
         if not hit.any():
             continue
-        sub = SimpleNamespace(**{c: v[hit] for c, v in vars(sub).items()})
-        hit_rows.append(rows[hit])
+        if not hit.all():
+            sub = SimpleNamespace(**{c: v[hit] for c, v in vars(sub).items()})
+            rows = rows[hit]
+        hit_rows.append(rows)
         hit_texts.append(np.asarray(sig.text(sub)).astype(object))
     if not hit_rows:
         return out
