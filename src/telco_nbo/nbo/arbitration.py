@@ -23,7 +23,9 @@ best candidate of every household at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,24 @@ from telco_nbo.nbo.config import NboConfig
 from telco_nbo.nbo.rules import OfferTable
 
 CHANNEL_ARRAY = np.array(CHANNELS, dtype=object)
+
+
+def _per_catalog(offers: OfferTable, config: NboConfig, name: str, build: Callable[[], Any]) -> Any:
+    """``build()``, computed once per catalog and config (kept in the offer table's cache).
+
+    These vectors depend on the offers and the config only; the API ranks one account per request,
+    where rebuilding them in Python loops would cost more than the arithmetic. The cache holds the
+    config itself, so an entry is only reused for that very (frozen) config object.
+    """
+    key = (name, id(config))
+    hit = offers._where_cache.get(key)
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    value = build()
+    for v in value if isinstance(value, tuple) else (value,):
+        v.flags.writeable = False  # shared between calls: nobody may change it
+    offers._where_cache[key] = (config, value)
+    return value
 
 
 def choose_channels(
@@ -54,12 +74,15 @@ def choose_channels(
     Returns:
         ``(n, m)`` channel index into :data:`CHANNELS`, ``-1`` where no channel is possible.
     """
-    n_ch = len(CHANNELS)
-    # Priority of channel c for offer j: its position in the fallback order (lower = better).
-    prio = np.empty((len(offers), n_ch), dtype=float)
-    for j, cx in enumerate(offers.complexity):
-        order = config.channel_fallback[cx]
-        prio[j] = [order.index(c) for c in CHANNELS]
+    def build_prio() -> np.ndarray:
+        # Priority of channel c for offer j: its position in the fallback order (lower = better).
+        prio = np.empty((len(offers), len(CHANNELS)), dtype=float)
+        for j, cx in enumerate(offers.complexity):
+            order = config.channel_fallback[cx]
+            prio[j] = [order.index(c) for c in CHANNELS]
+        return prio
+
+    prio = _per_catalog(offers, config, "channel_priority", build_prio)
     pref_idx = np.full(len(preference), -1, dtype=np.int64)
     for k, c in enumerate(CHANNELS):
         pref_idx[preference == c] = k
@@ -132,21 +155,24 @@ def value_parts(
     """
     n, m = propensity.shape
     horizon = config.horizon_months
-    term = np.array([o.term_months for o in offers.offers], dtype=float)
-    margin = np.array([o.monthly_margin for o in offers.offers], dtype=float)
+    term, margin, uplift_kind, kind_weight, costs = _per_catalog(offers, config, "value", lambda: (
+        np.array([o.term_months for o in offers.offers], dtype=float),
+        np.array([o.monthly_margin for o in offers.offers], dtype=float),
+        np.isin(offers.kind, list(config.uplift_kinds)),
+        np.array([config.kind_weight(k) for k in offers.kind], dtype=float),
+        np.array([config.contact_costs[c] for c in CHANNELS] + [np.nan]),  # index -1 -> NaN
+    ))
     no_term_months = np.minimum(expected_months(churn, config), config.no_commitment_months)  # (n,)
     months = np.where(term[None, :] > 0, np.minimum(term, horizon)[None, :], no_term_months[:, None])
     acceptance = propensity * margin[None, :] * months
 
-    uplift_kind = np.isin(offers.kind, list(config.uplift_kinds))
     uplift = np.where(
         np.isnan(offer_uplift),
         np.where(uplift_kind[None, :], retention_uplift[:, None], 0.0),
         offer_uplift,
     )
     retention = uplift * clv[:, None]
-    weight = np.broadcast_to(np.array([config.kind_weight(k) for k in offers.kind])[None, :], (n, m))
-    costs = np.array([config.contact_costs[c] for c in CHANNELS] + [np.nan])  # index -1 -> NaN
+    weight = np.broadcast_to(kind_weight[None, :], (n, m))
     cost = costs[channel]
     ev = weight * (acceptance + retention) - cost
     return ValueParts(months, acceptance, uplift, retention, np.array(weight), cost, ev)

@@ -136,25 +136,31 @@ class CompiledBooster:
                 raise ConfigError("a per-offer model needs the offer attributes")
             m = len(next(iter(offers.values())))
         out = np.empty((n, m, len(self.names)), dtype=np.float32)
-        missing = [c for j, c in enumerate(self.names) if j not in self.offer_columns and c not in columns]
-        if missing:
-            raise DataValidationError("features", [f"missing model columns: {', '.join(missing)}"])
         if self._numeric is None:
             self._numeric = [j for j in range(len(self.names)) if j not in self.categories and j not in self.offer_columns]
-        num = [np.asarray(columns[self.names[j]]) for j in self._numeric]
+        try:
+            num = [columns[self.names[j]] for j in self._numeric]
+        except KeyError:
+            missing = [c for j, c in enumerate(self.names) if j not in self.offer_columns and c not in columns]
+            raise DataValidationError("features", [f"missing model columns: {', '.join(missing)}"]) from None
         if num:
-            if any(v.dtype == object for v in num):
-                block = np.stack([self._encode(j, v, self.names[j]) for j, v in zip(self._numeric, num, strict=True)], axis=1)
-            else:
+            try:
                 # One conversion for every numeric column (a request's few rows make the per-column
-                # numpy calls, not the data, the cost).
+                # numpy calls, not the data, the cost); None in an object column becomes NaN.
                 block = np.array(num, dtype=np.float32).T
+            except (TypeError, ValueError):  # a non-numeric value: name its column
+                block = np.stack([self._encode(j, np.asarray(v), self.names[j])
+                                  for j, v in zip(self._numeric, num, strict=True)], axis=1)
             out[:, :, self._numeric] = block[:, None, :]
-        for j, name in enumerate(self.names):
+        for j, attr in self.offer_columns.items():
+            out[:, :, j] = self._encode(j, offers[attr], self.names[j])[None, :]  # type: ignore[index]
+        for j in self.categories:
             if j in self.offer_columns:
-                out[:, :, j] = self._encode(j, offers[self.offer_columns[j]], name)[None, :]  # type: ignore[index]
-            elif j in self.categories:
-                out[:, :, j] = self._encode(j, columns[name], name)[:, None]
+                continue
+            name = self.names[j]
+            if name not in columns:
+                raise DataValidationError("features", [f"missing model columns: {name}"])
+            out[:, :, j] = self._encode(j, columns[name], name)[:, None]
         return out.reshape(n * m, len(self.names))
 
     def _encode(self, j: int, values: np.ndarray, name: str) -> np.ndarray:
@@ -221,8 +227,9 @@ class _DirectPredict:
     def __call__(self, X: np.ndarray) -> np.ndarray:
         ctypes = self._ctypes
         X = np.ascontiguousarray(X, dtype=np.float32)
-        iface = json.dumps({"data": [X.__array_interface__["data"][0], True], "shape": list(X.shape), "strides": None,
-                            "typestr": "<f4", "version": 3}).encode()
+        rows, cols = X.shape
+        iface = (f'{{"data": [{X.__array_interface__["data"][0]}, true], "shape": [{rows}, {cols}], '
+                 f'"strides": null, "typestr": "<f4", "version": 3}}').encode()
         shape = ctypes.POINTER(self._ulong)()
         dims = self._ulong()
         preds = ctypes.POINTER(ctypes.c_float)()
@@ -232,7 +239,9 @@ class _DirectPredict:
         for d in range(dims.value):
             size *= int(shape[d])
         # The result lives in a buffer the booster reuses on its next call: copy it out now.
-        out = np.ctypeslib.as_array(preds, shape=(size,)).astype(float)
+        buf = np.empty(size, dtype=np.float32)
+        ctypes.memmove(buf.__array_interface__["data"][0], preds, 4 * size)
+        out = buf.astype(float)
         return out.reshape(tuple(int(shape[d]) for d in range(dims.value))) if dims.value > 1 else out
 
 
