@@ -18,7 +18,7 @@ What is measured (one run, this machine; results into benchmarks/RESULTS.md, sec
 The world and models are built once into ``--workdir`` (a synthetic world, the real training
 pipeline with default model sizes and no tuning) and reused on the next run.
 
-Usage: ``python benchmarks/bench_serving.py [--workdir DIR] [--accounts 100000] [--seconds 15]``
+Usage: ``python benchmarks/bench_serving.py [--workdir DIR] [--accounts 100000] [--seconds 15] [--http-repeat 3]``
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def mlflow_churn_model(store: dict, workdir: Path) -> Path:
     return path
 
 
-def bench_http(store: dict, workdir: Path, seconds: float) -> dict:
+def bench_http(store: dict, workdir: Path, seconds: float, http_repeat: int = 3) -> dict:
     import pandas as pd
 
     from telco_nbo.data.io import load_world
@@ -261,16 +261,21 @@ def bench_http(store: dict, workdir: Path, seconds: float) -> dict:
             # engine inside the HTTP worker at concurrency 8 for comparison.
             for c in ((1, 8) if engine == "process" else (8,)):
                 suffix = "" if engine == "process" else "_thread"
-                b0 = batching(base)
-                out[f"nbo_rank_features{suffix}_c{c}"] = load(base + "/rank", rank_bodies, c, seconds, proc)
-                b1 = batching(base)
-                out[f"nbo_rank_features{suffix}_c{c}"]["mean_batch"] = (
-                    (b1["requests"] - b0["requests"]) / max(b1["batches"] - b0["batches"], 1))
-                b0 = batching(base)
-                out[f"nbo_rank_id{suffix}_c{c}"] = load(base + "/rank", id_bodies, c, seconds, proc)
-                b1 = batching(base)
-                out[f"nbo_rank_id{suffix}_c{c}"]["mean_batch"] = (
-                    (b1["requests"] - b0["requests"]) / max(b1["batches"] - b0["batches"], 1))
+                # The shipped configuration at concurrency 8 is the aim's figure: measured several
+                # times, so one lucky or unlucky 15 s window does not decide it.
+                repeats = http_repeat if (engine == "process" and c == 8) else 1
+                for key, bodies in ((f"nbo_rank_features{suffix}_c{c}", rank_bodies), (f"nbo_rank_id{suffix}_c{c}", id_bodies)):
+                    runs = []
+                    for _ in range(repeats):
+                        b0 = batching(base)
+                        r = load(base + "/rank", bodies, c, seconds, proc)
+                        b1 = batching(base)
+                        r["mean_batch"] = (b1["requests"] - b0["requests"]) / max(b1["batches"] - b0["batches"], 1)
+                        runs.append(r)
+                    # The row shows the run with the median p99 (a real run, not an average).
+                    out[key] = dict(sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2])
+                    if repeats > 1:
+                        out[key]["runs"] = [{k: r[k] for k in ("req_per_s", "p50_ms", "p99_ms")} for r in runs]
         finally:
             stop(proc)
     # BentoML's floor: the same request schema and settings, no work (bentoml_floor_service.py).
@@ -359,8 +364,16 @@ def render(batch: dict, http: dict, load: float | None = None) -> str:
     lines += ["", f"Targets: batch <= 2x raw predict: {ok(ratio <= 2)} ({ratio:.2f}x). HTTP >= 8x mlflow's req/s: "
               f"{ok(c8['req_per_s'] >= 8 * http['mlflow_churn_c8']['req_per_s'])} "
               f"({c8['req_per_s'] / http['mlflow_churn_c8']['req_per_s']:.1f}x at concurrency 8). "
-              f"p99 <= 25 ms at concurrency 8: {ok(c8['p99_ms'] <= 25)} ({c8['p99_ms']:.0f} ms). "
+              f"p99 <= 25 ms at concurrency 8: {ok(c8['p99_ms'] <= 25)} ({c8['p99_ms']:.0f} ms"
+              + (f", the median of {len(c8['runs'])} runs" if c8.get("runs") else "") + "). "
               + (f"Highest 1-minute load average seen during the run: {load:.1f} on {os.cpu_count()} cores." if load else "")]
+    for key, label in (("nbo_rank_features_c8", "features in the payload"), ("nbo_rank_id_c8", "account id")):
+        runs = http[key].get("runs")
+        if runs:
+            lines += ["", f"Concurrency 8, `/rank` ({label}), all {len(runs)} runs of the shipped configuration "
+                      "(the table shows the run with the median p99): "
+                      + "; ".join(f"{r['req_per_s']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
+                                  for r in runs) + "."]
     lines += ["", "(*) The registered `telco-churn` (XGBoost flavor) cannot be served as it is: its pyfunc passes the "
               "categorical columns to XGBoost as `object` and every request fails (400). The baseline serves the same "
               "booster through a minimal pyfunc that casts them (`benchmarks/mlflow_churn_model.py`).",
@@ -379,6 +392,7 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--http-repeat", type=int, default=3, help="Runs of the shipped service at concurrency 8.")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-batch", action="store_true", help="Reuse the last run's batch figures (HTTP only).")
@@ -397,7 +411,7 @@ def main() -> None:
         batch = bench_batch(store, args.accounts, args.repeat)
     loads.append(os.getloadavg()[0])
     print(json.dumps(batch, indent=1), flush=True)
-    http = {} if args.skip_http else bench_http(store, args.workdir, args.seconds)
+    http = {} if args.skip_http else bench_http(store, args.workdir, args.seconds, args.http_repeat)
     print(json.dumps(http, indent=1), flush=True)
     loads.append(os.getloadavg()[0])
     (args.workdir / "bench_serving.json").write_text(json.dumps({"batch": batch, "http": http, "max_loadavg": max(loads)},
