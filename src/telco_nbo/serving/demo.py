@@ -6,6 +6,7 @@ Called by ``telco-nbo demo`` after the training step (``demo_step(ctx)``; ``ctx`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,113 @@ def true_retention_value(frame: pd.DataFrame, truth: dict[str, pd.DataFrame], ma
     return pd.DataFrame({"account_id": ids.to_numpy(), "segment": seg, "true_effect": effect, "true_value": value})
 
 
+@dataclass
+class RetentionTargeting:
+    """Three retention targetings on the same budget, judged on the generator's truth.
+
+    Attributes:
+        frame: Per account with a known uplift segment: ``account_id``, ``segment``,
+            ``true_effect``, ``true_value`` (see :func:`true_retention_value`).
+        value: ``true_value`` as an array (frame order).
+        chosen: Whether the NBO policy gives the account a retention offer.
+        churn: Predicted churn probability.
+        top: Frame positions by predicted churn, highest first (stable).
+        budget: Retention offers the policy makes among these accounts.
+        decile: Size of the top churn decile.
+        summary: JSON-ready figures (true values, segments of each targeting).
+    """
+
+    frame: pd.DataFrame
+    value: np.ndarray
+    chosen: np.ndarray
+    churn: np.ndarray
+    top: np.ndarray
+    budget: int
+    decile: int
+    summary: dict[str, Any]
+
+
+def retention_targeting(policy: Any, core: Any, aligned: Any, truth: dict[str, pd.DataFrame]) -> RetentionTargeting:
+    """Judge the policy's retention offers against top-churn and random targeting on the truth.
+
+    Args:
+        policy: The :class:`~telco_nbo.nbo.rank.Policy` the ranking used.
+        core: Its :class:`~telco_nbo.nbo.rank.RankCore` over the whole world.
+        aligned: The scores it ranked.
+        truth: The world's ground truth (``load_world(..., with_truth=True).truth``).
+
+    Returns:
+        The comparison (see :func:`demo_step` for the three targetings).
+    """
+    offers = policy.offers
+    j = int(np.flatnonzero(offers.ids == "RETENTION_DISCOUNT")[0])
+    offer = policy.catalog.get("RETENTION_DISCOUNT")
+    costs = np.array([policy.config.contact_costs[c] for c in ("app", "email", "sms", "call_center", "retail")] + [np.nan])
+    cost = costs[core.channel[:, j]]
+    cost = np.where(np.isnan(cost), np.nanmax(costs), cost)
+    months = min(offer.term_months or policy.config.no_commitment_months, policy.config.horizon_months)
+    tv = true_retention_value(pd.DataFrame({"account_id": core.account_ids}), truth, offer.monthly_margin, months, cost)
+    pos = pd.Series(np.arange(len(core.account_ids)), index=core.account_ids.astype(str))
+    rows = pos.reindex(tv["account_id"]).to_numpy()
+    retention_cols = np.isin(offers.kind, RETENTION_KINDS)
+    chosen = core.selected[rows][:, retention_cols].any(axis=1)
+    budget = int(chosen.sum())
+    churn = aligned.churn[rows]
+    value = tv["true_value"].to_numpy()
+    top = np.argsort(-churn, kind="stable")
+    decile = max(1, len(rows) // 10)
+    summary = {
+        "accounts_with_truth": len(rows),
+        "budget": budget,
+        "policy_true_value": float(value[chosen].sum()),
+        "top_churn_true_value": float(value[top[:budget]].sum()),
+        "random_true_value": float(value.mean() * budget),
+        "top_decile_size": decile,
+        "top_decile_true_value": float(value[top[:decile]].sum()),
+        "policy_segments": tv.loc[chosen, "segment"].value_counts().to_dict(),
+        "top_churn_segments": tv.iloc[top[:budget]]["segment"].value_counts().to_dict(),
+    }
+    return RetentionTargeting(tv, value, chosen, churn, top, budget, decile, summary)
+
+
+@dataclass
+class RankedWorld:
+    """A synthetic world (with its truth) ranked by the champions: what the policy comparison reads."""
+
+    world: Any
+    policy: Any
+    scorer: Any
+    columns: dict[str, np.ndarray]
+    aligned: Any
+    core: Any
+
+
+def rank_world(data_dir: Any, tracking_uri: str | None, top_k: int = 3) -> RankedWorld:
+    """Rank every account of a world folder with the ``@champion`` models (the batch fast path).
+
+    Raises:
+        ConfigError: A champion is missing.
+        DataValidationError: The features break the contract.
+    """
+    from telco_nbo.data.io import load_world
+    from telco_nbo.features import build_account_features
+    from telco_nbo.nbo.rank import Policy, rank_core
+    from telco_nbo.nbo.rules import as_columns, validate_features
+    from telco_nbo.serving.scoring import ChampionModels, FastScorer
+
+    world = load_world(data_dir, with_truth=True)
+    feats = build_account_features(world.tables, pd.Timestamp(world.meta["as_of"]))
+    validate_features(feats)
+    policy = Policy.build()
+    scorer = FastScorer(ChampionModels.load(tracking_uri), policy, nthread=0)
+    cols = as_columns(feats)
+    # SHAP reason phrases cost a Python loop per account; the batch needs none of them to rank
+    # (the demo computes them only for the households it shows, whole households, so the
+    # household rules decide exactly as in the full batch).
+    aligned = scorer.score(cols, reasons=False)
+    return RankedWorld(world, policy, scorer, cols, aligned, rank_core(policy, cols, aligned, top_k))
+
+
 def demo_step(ctx: Any) -> dict[str, Any]:
     """Rank the demo world with the champions, print decisions, compare policies on the truth.
 
@@ -75,24 +183,12 @@ def demo_step(ctx: Any) -> dict[str, Any]:
     """
     from rich.table import Table
 
-    from telco_nbo.data.io import load_world
-    from telco_nbo.features import build_account_features
-    from telco_nbo.nbo.rank import Policy, core_decisions, rank_core
-    from telco_nbo.nbo.rules import as_columns, validate_features
-    from telco_nbo.serving.scoring import ChampionModels, FastScorer
+    from telco_nbo.nbo.rank import core_decisions, rank_core
 
-    world = load_world(ctx.data_dir, with_truth=True)
+    ranked = rank_world(ctx.data_dir, ctx.tracking_uri)
+    world, policy, scorer, cols, aligned, core = (ranked.world, ranked.policy, ranked.scorer, ranked.columns,
+                                                  ranked.aligned, ranked.core)
     as_of = pd.Timestamp(world.meta["as_of"])
-    feats = build_account_features(world.tables, as_of)
-    validate_features(feats)
-    policy = Policy.build()
-    scorer = FastScorer(ChampionModels.load(ctx.tracking_uri), policy, nthread=0)
-    cols = as_columns(feats)
-    # SHAP reason phrases cost a Python loop per account; the batch needs none of them to rank,
-    # so they are computed only for the households shown below (whole households, so the
-    # household rules decide exactly as in the full batch).
-    aligned = scorer.score(cols, reasons=False)
-    core = rank_core(policy, cols, aligned, 3)
     decisions = core_decisions(core, as_of)
 
     # ---- a few decisions, with reasons and suppressions ------------------------------------------
@@ -115,38 +211,10 @@ def demo_step(ctx: Any) -> dict[str, Any]:
                                                      for s in d["suppressed"][:4]) + " ...", highlight=False)
 
     # ---- true value of three targetings ----------------------------------------------------------
-    offers = policy.offers
-    j = int(np.flatnonzero(offers.ids == "RETENTION_DISCOUNT")[0])
-    offer = policy.catalog.get("RETENTION_DISCOUNT")
-    costs = np.array([policy.config.contact_costs[c] for c in ("app", "email", "sms", "call_center", "retail")] + [np.nan])
-    cost = costs[core.channel[:, j]]
-    cost = np.where(np.isnan(cost), np.nanmax(costs), cost)
-    months = min(offer.term_months or policy.config.no_commitment_months, policy.config.horizon_months)
-    tv = true_retention_value(pd.DataFrame({"account_id": core.account_ids}), world.truth, offer.monthly_margin,
-                              months, cost)
-    pos = pd.Series(np.arange(len(core.account_ids)), index=core.account_ids.astype(str))
-    rows = pos.reindex(tv["account_id"]).to_numpy()
-    retention_cols = np.isin(offers.kind, RETENTION_KINDS)
-    chosen = core.selected[rows][:, retention_cols].any(axis=1)
-    budget = int(chosen.sum())
-    churn = aligned.churn[rows]
-    value = tv["true_value"].to_numpy()
-    top = np.argsort(-churn, kind="stable")
-    decile = max(1, len(rows) // 10)
-    result = {
-        "accounts_ranked": len(decisions),
-        "offers_made": int(core.selected.sum()),
-        "accounts_with_truth": len(rows),
-        "budget": budget,
-        "policy_true_value": float(value[chosen].sum()),
-        "top_churn_true_value": float(value[top[:budget]].sum()),
-        "random_true_value": float(value.mean() * budget),
-        "top_decile_size": decile,
-        "top_decile_true_value": float(value[top[:decile]].sum()),
-        "policy_segments": tv.loc[chosen, "segment"].value_counts().to_dict(),
-        "top_churn_segments": tv.iloc[top[:budget]]["segment"].value_counts().to_dict(),
-    }
-    t = Table(title=f"True value of retention targeting ({len(rows):,} accounts with known uplift segment, "
+    comp = retention_targeting(policy, core, aligned, world.truth)
+    result = {"accounts_ranked": len(decisions), "offers_made": int(core.selected.sum()), **comp.summary}
+    rows, budget, decile, top, tv = len(comp.value), comp.budget, comp.decile, comp.top, comp.frame
+    t = Table(title=f"True value of retention targeting ({rows:,} accounts with known uplift segment, "
                     f"budget {budget} offers)", title_justify="left")
     for c in ("targeting", "offers", "true value", "per offer", "persuadables / sleeping dogs"):
         t.add_column(c)
