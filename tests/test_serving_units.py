@@ -184,3 +184,9 @@ def test_direct_predict_equals_xgboost_inplace_predict() -> None:
     assert isinstance(b._direct, _DirectPredict)
     with pytest.raises(xgb.core.XGBoostError):
         b.predict(np.zeros((2, 3), dtype=np.float32))
+    # Pickled (e.g. shipped to a Dask worker) after use: the ctypes handle is rebuilt, same numbers.
+    import pickle
+
+    again = pickle.loads(pickle.dumps(b))
+    assert again._direct is None
+    np.testing.assert_array_equal(again.predict(M), b.predict(M))

@@ -119,6 +119,10 @@ class CompiledBooster:
         offer_cols = {j: n for j, n in enumerate(names) if n in OFFER_ATTRIBUTES}
         return cls(model, booster, names, cats, offer_cols, _iteration_range(model))
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The direct-predict handle holds ctypes pointers into this process: rebuilt after unpickling.
+        return {**self.__dict__, "_direct": None}
+
     @property
     def per_offer(self) -> bool:
         """Whether rows are account x offer pairs."""
