@@ -221,12 +221,13 @@ def test_ranking_on_dask_equals_in_process(pworld, features, client, tmp_path):
     assert summary["accounts"] == expected["account_id"].nunique() and summary["selected"] == len(chosen)
     assert summary["by_offer"] == chosen.value_counts().to_dict()
     pd.testing.assert_frame_equal(_sorted(pd.read_parquet(out), keys), _sorted(expected, keys))
-    # one task per partition (read, features, rank, write): the same rows and counts
-    fused, fused_summary = tmp_path / "fused.parquet", {}
-    assert rank_world_to_parquet(pworld, scores, fused, client, catalog=catalog, top_k=3, as_of=as_of,
-                                 summary=fused_summary) == len(expected)
-    assert fused_summary == summary
-    pd.testing.assert_frame_equal(_sorted(pd.read_parquet(fused), keys), _sorted(expected, keys))
+    # one task per partition (read, features, rank and write in chunks of households): the same rows and counts
+    for chunk in (100, 10_000):  # several chunks per partition; one
+        fused, fused_summary = tmp_path / f"fused_{chunk}.parquet", {}
+        assert rank_world_to_parquet(pworld, scores, fused, client, catalog=catalog, top_k=3, as_of=as_of,
+                                     summary=fused_summary, chunk_accounts=chunk) == len(expected)
+        assert fused_summary == summary
+        pd.testing.assert_frame_equal(_sorted(pd.read_parquet(fused), keys), _sorted(expected, keys))
 
 
 @pytest.fixture(scope="module")
@@ -237,11 +238,14 @@ def champions(tmp_path_factory):
     return trained_store(tmp_path_factory.mktemp("scale-champions"), households=1200, seed=5)
 
 
-def test_rank_cli_on_dask_with_real_champions_equals_in_process(champions, client, tmp_path):
+def test_rank_cli_on_dask_with_real_champions_equals_in_process(champions, client, tmp_path, monkeypatch):
     """`rank --scheduler` (fast champion scorer per worker) writes the rows of the in-process `rank`."""
     from typer.testing import CliRunner
 
+    import telco_nbo.scale.rank as scale_rank
     from telco_nbo.cli import app
+
+    monkeypatch.setattr(scale_rank, "RANK_CHUNK_ACCOUNTS", 60)  # several chunks per partition here
 
     # A partitioned folder as `data generate --scheduler` writes it; its top level is a plain data folder.
     data = write_partitioned_world(generate_world_dask(900, 13, 3, client), tmp_path / "world", client)

@@ -259,8 +259,8 @@ def _by_household(features: dd.DataFrame, n: int, household_partition: Any) -> d
         lambda f: f.sort_values("account_id", kind="stable").reset_index(drop=True), meta=features._meta)
 
 
-def _write_part(frame: pd.DataFrame, folder: str, index: int) -> dict[str, Any]:
-    path = Path(folder) / f"part-{index:05d}.parquet"
+def _write_part(frame: pd.DataFrame, folder: str, index: int | str) -> dict[str, Any]:
+    path = Path(folder) / f"part-{index:05d}.parquet" if isinstance(index, int) else Path(folder) / f"part-{index}.parquet"
     frame.to_parquet(path, index=False)
     # The summary is counted here, on the worker: the client never reads the ranking back.
     chosen = frame.loc[frame["selected"].astype(bool), "offer_id"] if len(frame) else pd.Series(dtype=object)
@@ -268,23 +268,42 @@ def _write_part(frame: pd.DataFrame, folder: str, index: int) -> dict[str, Any]:
             "selected": int(len(chosen)), "by_offer": chosen.astype(str).value_counts().to_dict()}
 
 
+RANK_CHUNK_ACCOUNTS = 5_000
+"""Accounts :func:`rank_world_to_parquet` scores, ranks and writes at a time within a partition."""
+
+
 def _rank_and_write_part(part: Any, scores: Scores | ScoreProvider | ChampionRanking, catalog: Catalog | None,
                          config: NboConfig | None, top_k: int | None, as_of: Any, folder: str,
-                         index: int) -> dict[str, Any]:
-    """One partition end to end in ONE task: read it, build its features, score and rank, write.
+                         index: int, chunk_accounts: int = RANK_CHUNK_ACCOUNTS) -> dict[str, Any]:
+    """One partition end to end in ONE task: read it, build its features, then score, rank and write
+    it in chunks of whole households of about ``chunk_accounts`` accounts (one file per chunk).
 
     ``part`` is a partition folder (read here) or an already loaded :class:`World`. Each step's
-    input is dropped before the next step runs, so the worker holds one step's data at a time.
+    input is dropped before the next step runs. Chunks hold whole households (the household
+    hash), so they rank exactly as the whole partition would, as partitions do for the world.
     """
     from telco_nbo.data.io import load_world
     from telco_nbo.scale.features import account_features_partition
+    from telco_nbo.scale.partition import household_partition
 
     world = load_world(part) if isinstance(part, str) else part
     features = account_features_partition(world, as_of)
     del world  # a scattered partition stays in worker memory; a folder's tables are freed here
-    ranked = rank_partition(features, scores, catalog, config, top_k, as_of)
-    del features
-    return _write_part(ranked, folder, index)
+    n_chunks = max(1, -(-len(features) // max(int(chunk_accounts), 1)))
+    chunk_of = household_partition(features["household_id"].to_numpy(dtype=object), n_chunks)
+    total: dict[str, Any] = {"rows": 0, "accounts": 0, "selected": 0, "by_offer": {}}
+    for c in range(n_chunks):
+        rows = np.flatnonzero(chunk_of == c)
+        if len(rows) == 0 and (c > 0 or len(features) > 0):
+            continue  # an empty partition still writes one (empty) file: the output keeps its columns
+        ranked = rank_partition(features.iloc[rows].reset_index(drop=True), scores, catalog, config, top_k, as_of)
+        st = _write_part(ranked, folder, f"{index:05d}-{c:04d}")
+        del ranked
+        for k in ("rows", "accounts", "selected"):
+            total[k] += st[k]
+        for k, v in st["by_offer"].items():
+            total["by_offer"][k] = total["by_offer"].get(k, 0) + v
+    return total
 
 
 def rank_world_to_parquet(
@@ -299,12 +318,14 @@ def rank_world_to_parquet(
     as_of: Any = None,
     timings: dict[str, float] | None = None,
     summary: dict[str, Any] | None = None,
+    chunk_accounts: int | None = None,
 ) -> int:
     """Rank every partition of a partitioned world and write ONE Parquet file (``rank --scheduler``).
 
     The rows are those of ``write_ranking(rank_batch_dask(build_account_features_dask(world),
     ...))`` (the same functions, per partition; tested), but each partition is **one task**
-    (read, features, score + rank, write) instead of a chain of four.
+    (read, features, score + rank, write) instead of a chain of four, and within it the accounts
+    are scored, ranked and written ``chunk_accounts`` at a time (whole households).
 
     Why: a worker with one thread is given up to two root tasks at a time by Dask's root-task
     queuing (``distributed.scheduler.worker-saturation`` 1.1 -> ceil(1.1 x 1 thread) = 2), and
@@ -317,7 +338,12 @@ def rank_world_to_parquet(
     partition's, whatever the number of partitions. (Allocator retention was ruled out by the
     same measurement: ``malloc_trim(0)`` after each partition freed < 10 MB, the Arrow system pool
     instead of mimalloc changed nothing, and the same partition run 16 times in a row peaked at
-    732-853 MB with no upward trend.)
+    732-853 MB with no upward trend.) One task per partition alone still left the 5M peak above
+    the 1M one (907 / 915 MB after 20 minutes against 861 / 895 MB for the whole 1M run): the
+    score / rank / write step of a whole partition (~23k accounts -> 275k audit rows, their
+    Arrow copy while writing) is the task's peak, ~300 MB above the features (one partition
+    profiled by phase). Chunks of ``chunk_accounts`` bound that step by a fixed number of
+    accounts, so the peak is the partition's read + features step.
 
     Args:
         world: A :class:`~telco_nbo.scale.partition.PartitionedWorld`; opened from a partitioned
@@ -332,6 +358,8 @@ def rank_world_to_parquet(
         as_of: Feature date and the date recorded on every row (default the world's ``as_of``).
         timings: As :func:`write_ranking`.
         summary: As :func:`write_ranking`.
+        chunk_accounts: Accounts scored, ranked and written at a time within a partition
+            (default :data:`RANK_CHUNK_ACCOUNTS`).
 
     Returns:
         Rows written.
@@ -350,9 +378,11 @@ def rank_world_to_parquet(
     score_arg = delayed(scores, pure=True, traverse=False)  # shipped once, one graph key
     sources = world.sources if world.sources is not None else world.parts
     task = delayed(_rank_and_write_part, pure=False)
+    chunk_accounts = chunk_accounts or RANK_CHUNK_ACCOUNTS
 
     def tasks(folder: str) -> list[Any]:
-        return [task(src, score_arg, catalog, config, top_k, as_of, folder, i) for i, src in enumerate(sources)]
+        return [task(src, score_arg, catalog, config, top_k, as_of, folder, i, chunk_accounts)
+                for i, src in enumerate(sources)]
 
     return _write_parts_to_one_file(tasks, out_file, client, timings, summary)
 
