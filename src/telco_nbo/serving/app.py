@@ -10,6 +10,7 @@ JSON-ready dict, or raises :class:`ServingError` with the HTTP status and the pr
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -166,14 +167,11 @@ def _payload_columns(accounts: list) -> dict[str, np.ndarray]:
     contract end for a month-to-month account). Requests are checked beforehand (``_select``) so
     that optional yes/no and count fields are given by all of a request's accounts or none.
     """
-    from telco_nbo.serving.schemas import OPTIONAL_KINDS, REQUIRED_KINDS
+    from telco_nbo.serving.schemas import OPTIONAL_KINDS
 
     # One array per field kind rather than one per field: a request has a few accounts, so the
     # numpy calls, not the values, are the cost. Columns are the (strided) columns of these arrays.
-    groups = _KIND_GROUPS.get("required")
-    if groups is None:
-        groups = _KIND_GROUPS["required"] = {
-            kind: [n for n, k in REQUIRED_KINDS.items() if k == kind] for kind in set(REQUIRED_KINDS.values())}
+    groups = _required_by_kind()
     cols: dict[str, np.ndarray] = {}
     rows = [a.__dict__ for a in accounts]
     for kind, names in groups.items():
@@ -191,7 +189,14 @@ def _payload_columns(accounts: list) -> dict[str, np.ndarray]:
 
 
 _KIND_DTYPES: dict[str, Any] = {"float_nan": float, "bool": bool, "count": np.int64}
-_KIND_GROUPS: dict[str, dict[str, list[str]]] = {}
+
+
+@functools.cache
+def _required_by_kind() -> dict[str, list[str]]:
+    """Required request fields grouped by kind (float, bool, count, category, id)."""
+    from telco_nbo.serving.schemas import REQUIRED_KINDS
+
+    return {kind: [n for n, k in REQUIRED_KINDS.items() if k == kind] for kind in dict.fromkeys(REQUIRED_KINDS.values())}
 
 
 class NboApp:
