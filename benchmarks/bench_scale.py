@@ -18,6 +18,8 @@ Steps, each in a fresh process (benchmarks/_harness.py) so peak memories never m
   ``build_account_features``, ``ChampionScoreProvider`` scores, ``rank_batch``, one Parquet file;
 - ``train`` on Dask: ``train_churn_dask`` (features + labels per partition, ``xgboost.dask``
   fit, holdout AUC; no tuning, no MLflow logging);
+- ``train`` on Dask with ``--modes dask-extmem``: the same with ``external_memory=True``
+  (rows written as Parquet shards, ``ExtMemQuantileDMatrix`` per worker on XGBoost's collective);
 - ``train`` in-process: ``load_world``, features + labels, ``XGBClassifier.fit`` on the same
   split and parameters.
 
@@ -113,11 +115,12 @@ from telco_nbo.scale import dask_client, load_partitioned_world, train_churn_das
 t0 = time.perf_counter()
 with dask_client("local") as client:
     world = load_partitioned_world(WORLD, client)
-    res = train_churn_dask(world, client, params=TRAIN_PARAMS, early_stopping_rounds=None, log=False, seed=42)
+    res = train_churn_dask(world, client, params=TRAIN_PARAMS, early_stopping_rounds=None, log=False, seed=42,
+                           external_memory=EXTMEM)
     peaks = worker_peaks(client)
 wall = time.perf_counter() - t0
 n = sum(res.n_rows.values())
-result = {"step": "train", "mode": "dask-2w", "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
+result = {"step": "train", "mode": "dask-2w external memory" if EXTMEM else "dask-2w", "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
           "fit_s": round(res.seconds["fit"], 1), "features_s": round(res.seconds["features"], 1),
           "train_rows": res.n_rows["train"], "holdout_auc": round(res.holdout_metrics["roc_auc"], 4),
           "worker_peak_mb": peaks}
@@ -204,13 +207,15 @@ def run(step: str, mode: str, world: Path, uri: str, out: Path, cap_gb: float) -
     if mode == "inproc":
         head = CAP.format(cap=int(cap_gb * 2**30)) + head
     body = {("rank", "dask"): DASK_RANK, ("rank", "inproc"): INPROC_RANK,
-            ("train", "dask"): DASK_TRAIN, ("train", "inproc"): INPROC_TRAIN}[(step, mode)]
+            ("train", "dask"): "EXTMEM = False\n" + DASK_TRAIN, ("train", "inproc"): INPROC_TRAIN,
+            ("train", "dask-extmem"): "EXTMEM = True\n" + DASK_TRAIN}[(step, mode)]
     t0 = time.perf_counter()
     try:
         res = run_measured(head + body, env={"MPLBACKEND": "Agg"}, timeout=4 * 3600)
     except RuntimeError as exc:  # the step's own failure (e.g. MemoryError under the cap): recorded
         last = [line for line in str(exc).splitlines() if line.strip()][-1]
-        res = {"step": step, "mode": "in-process" if mode == "inproc" else "dask-2w", "failed": last,
+        res = {"step": step, "mode": {"inproc": "in-process", "dask-extmem": "dask-2w external memory"}.get(mode, "dask-2w"),
+               "failed": last,
                "seconds": round(time.perf_counter() - t0, 1), "cap_gb": cap_gb}
     finally:
         out.unlink(missing_ok=True)
@@ -241,7 +246,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accounts", type=int, action="append", help="Target active accounts (repeatable).")
     ap.add_argument("--steps", default="rank,train")
-    ap.add_argument("--modes", default="dask,inproc")
+    ap.add_argument("--modes", default="dask,inproc",
+                    help="Comma list of dask, dask-extmem (train only: external-memory fit), inproc.")
     ap.add_argument("--inproc-max", type=int, default=1_000_000,
                     help="Largest world run in-process (in-process peak memory grows with the world: see RESULTS.md).")
     ap.add_argument("--inproc-cap-gb", type=float, default=18.0,

@@ -366,3 +366,43 @@ def test_dask_propensity_training_matches_in_process_and_serves(pworld, world, c
     path = MlflowClient(tracking_uri).download_artifacts(info.run_id, OFFERS_ARTIFACT, str(tmp_path))
     stored = pd.DataFrame(json.loads(open(path).read()))
     assert stored["offer_id"].tolist() == world.tables["offers"]["offer_id"].tolist()
+
+
+def test_external_memory_training_matches_in_process_and_leaves_no_shards(pworld, world, features, client,
+                                                                          tracking_uri, tmp_path):
+    """The external-memory fit (shards on disk, ExtMemQuantileDMatrix per worker) trains the same model."""
+    import mlflow
+
+    from telco_nbo.scale.extmem import deal
+
+    shard_parent = tmp_path / "shards"
+    result = train_churn_dask(pworld, client, params=MODEL_PARAMS, early_stopping_rounds=None, seed=3,
+                              tracking_uri=tracking_uri, external_memory=True, shard_dir=str(shard_parent))
+    labels = make_churn_labels(world.tables, world.meta["as_of"], 90)["churned"].to_numpy()
+    split = split_column(features["household_id"], 0.25, 0.2, 3)
+    X = to_model_matrix(features)
+    local = make_churn_classifier(**MODEL_PARAMS, random_state=3).fit(X[split == 0], labels[split == 0])
+    auc_local = roc_auc_score(labels[split == 2], local.predict_proba(X[split == 2])[:, 1])
+    assert result.n_rows == {"train": int((split == 0).sum()), "valid": int((split == 1).sum()),
+                             "holdout": int((split == 2).sum())}
+    assert result.model.get_booster().num_boosted_rounds() == MODEL_PARAMS["n_estimators"]
+    in_memory = train_churn_dask(pworld, client, params=MODEL_PARAMS, early_stopping_rounds=None, seed=3, log=False)
+    auc_ext, auc_dask = result.holdout_metrics["roc_auc"], in_memory.holdout_metrics["roc_auc"]
+    print(f"holdout AUC external memory={auc_ext:.4f} xgboost.dask={auc_dask:.4f} in-process={auc_local:.4f}")
+    # Against the xgboost.dask model it replaces: the same distributed training, data on disk. (On
+    # this 3,000-household world the quantile sketches of 4 small partitions depend on which
+    # worker holds which; on 20,000 households the two gave identical predictions. Against
+    # in-process the gap here is ~0.016 on ~700 holdout rows, an AUC standard error's worth.)
+    assert abs(auc_ext - auc_dask) <= AUC_TOLERANCE
+    assert auc_ext > 0.7 and abs(auc_ext - auc_local) <= 2 * AUC_TOLERANCE
+    # the shards are temporary: nothing is left in the folder given
+    assert shard_parent.exists() and not any(shard_parent.iterdir())
+    run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
+    assert run.data.tags["telco_nbo.scale.trained_on"] == "xgboost.collective+external-memory"
+    # early stopping on the validation shards keeps the best round, as the wrapper reports it
+    stopped = train_churn_dask(pworld, client, params={**MODEL_PARAMS, "n_estimators": 400, "learning_rate": 0.3},
+                               early_stopping_rounds=5, seed=3, log=False, external_memory=True)
+    best = stopped.model.best_iteration
+    assert 0 < best < 399 and stopped.model.get_booster().num_boosted_rounds() <= best + 6
+    # shards are dealt largest first to the least loaded worker
+    assert deal([("a", 5), ("b", 4), ("c", 3), ("d", 2)], 2) == [["a", "d"], ["b", "c"]]

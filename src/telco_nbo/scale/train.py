@@ -13,6 +13,8 @@ ROC AUC of the two within :data:`AUC_TOLERANCE`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +25,15 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.scale.extmem import (
+    SPLIT_COLUMN,
+    ShardSplits,
+    fit_classifier_extmem,
+    read_holdout,
+    sample_shards,
+    shard_folder,
+    shard_world,
+)
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -34,7 +45,6 @@ if TYPE_CHECKING:
 AUC_TOLERANCE = 0.01
 """Largest holdout ROC AUC difference accepted between Dask and in-process training (tested)."""
 
-SPLIT_COLUMN = "_split"
 TAG_SCALE = "telco_nbo.scale."
 LOGGED_TRAIN_ROWS = 200_000
 """Training rows sent to MLflow with the model (digest, signature, monitoring reference): a
@@ -178,19 +188,23 @@ def _persist_splits(client: Client, rows: dd.DataFrame, cols: list[str], label: 
     counts = client.compute([done[f"y_{n}"].size for n in ("train", "valid")] + [done["holdout"][label].size]
                             + [done[f"y_{n}"].sum() for n in ("train", "valid")] + [done["holdout"][label].sum()],
                             sync=True)
-    n_rows, problems = {}, []
-    for i, name in enumerate(("train", "valid", "holdout")):
-        size, pos = int(counts[i]), int(counts[3 + i])
-        n_rows[name] = size
-        if size == 0 or pos in (0, size):
-            problems.append(f"the {name} split has {size} {what} and {pos} {positives}: it needs both classes")
-    if problems:
-        raise DataValidationError(table, problems + ["use more households or other split fractions"])
+    names = ("train", "valid", "holdout")
+    n_rows = {name: int(counts[i]) for i, name in enumerate(names)}
+    _check_splits(n_rows, {name: int(counts[3 + i]) for i, name in enumerate(names)}, table, what, positives)
     return _Splits(X={n: done[f"X_{n}"] for n in ("train", "valid")}, y={n: done[f"y_{n}"] for n in ("train", "valid")},
                    keys={n: done[f"k_{n}"] for n in ("train", "valid")}, holdout=done["holdout"], n_rows=n_rows)
 
 
-def _sample(splits: _Splits, share: float, what: str, label: str) -> pd.DataFrame:
+def _check_splits(n_rows: dict[str, int], positives: dict[str, int], table: str, what: str, positive: str) -> None:
+    """Refuse a split that is empty or has one class (``table`` / ``what`` / ``positive`` word the message)."""
+    problems = [f"the {name} split has {n_rows[name]} {what} and {positives[name]} {positive}: it needs both classes"
+                for name in ("train", "valid", "holdout")
+                if n_rows[name] == 0 or positives[name] in (0, n_rows[name])]
+    if problems:
+        raise DataValidationError(table, problems + ["use more households or other split fractions"])
+
+
+def _sample(splits: _Splits | ShardSplits, share: float, what: str, label: str) -> pd.DataFrame:
     """The train + valid rows whose household falls in ``share`` (key ``what``), gathered, float64.
 
     Columns: the features, ``label`` and :data:`SPLIT_COLUMN` (0 train, 1 valid).
@@ -199,6 +213,10 @@ def _sample(splits: _Splits, share: float, what: str, label: str) -> pd.DataFram
     import dask.dataframe as dd
 
     key = SAMPLE_KEYS[what]
+    if isinstance(splits, ShardSplits):
+        from distributed import get_client
+
+        return _as_float64(sample_shards(get_client(), splits, key, share))
 
     def pick(X: pd.DataFrame, y: pd.Series, k: pd.DataFrame, code: int) -> pd.DataFrame:
         keep = (k[key] < share).to_numpy()
@@ -212,7 +230,7 @@ def _sample(splits: _Splits, share: float, what: str, label: str) -> pd.DataFram
     return _as_float64(pd.concat(dask.compute(*frames), ignore_index=True))
 
 
-def _tune_on_sample(client: Client, splits: _Splits, cols: list[str], n_rows: dict[str, int], trials: int,
+def _tune_on_sample(client: Client, splits: _Splits | ShardSplits, cols: list[str], n_rows: dict[str, int], trials: int,
                     seed: int, storage: str | None, study_name: str | None, *, fixed: dict[str, Any],
                     early_stopping_rounds: int | None, label: str | None = None) -> dict[str, Any]:
     """Run the trials on a household sample; return the best parameters (n_estimators = best round + 1).
@@ -300,7 +318,7 @@ class _SplitFit:
     p_holdout: np.ndarray
 
 
-def _fit_on_splits(client: Client, splits: _Splits, cols: list[str], label: str, *,
+def _fit_on_splits(client: Client, splits: _Splits | ShardSplits, cols: list[str], label: str, *,
                    params: dict[str, Any] | None, seed: int, trials: int, optuna_storage: str | None,
                    study_name: str | None, early_stopping_rounds: int | None, secs: dict[str, float]) -> _SplitFit:
     """Tune (optionally) on a sample, fit with ``xgboost.dask`` on train / valid, predict the holdout.
@@ -317,18 +335,26 @@ def _fit_on_splits(client: Client, splits: _Splits, cols: list[str], label: str,
     if early_stopping_rounds:
         base["early_stopping_rounds"] = early_stopping_rounds
     t0 = time.perf_counter()
-    model = fit_classifier_dask(client, splits.X["train"], splits.y["train"], splits.X["valid"], splits.y["valid"],
-                                **base)
+    if isinstance(splits, ShardSplits):
+        model = fit_classifier_extmem(client, splits, **base)
+    else:
+        model = fit_classifier_dask(client, splits.X["train"], splits.y["train"], splits.X["valid"],
+                                    splits.y["valid"], **base)
     secs["fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ho = _as_float64(splits.holdout.compute())
+    ho = _as_float64(read_holdout(splits) if isinstance(splits, ShardSplits) else splits.holdout.compute())
     X_ho, y_ho = ho[cols].reset_index(drop=True), ho[label].to_numpy(np.int8)
     p_ho = model.predict_proba(X_ho)[:, 1]
     secs["evaluate"] = time.perf_counter() - t0
     return _SplitFit(model, base, X_ho, y_ho, p_ho)
 
 
-def _logged_sample(splits: _Splits, label: str, seed: int) -> tuple[pd.DataFrame, float]:
+def trained_on(splits: _Splits | ShardSplits) -> str:
+    """The ``telco_nbo.scale.trained_on`` tag of a run: which distributed fit made the model."""
+    return "xgboost.collective+external-memory" if isinstance(splits, ShardSplits) else "xgboost.dask"
+
+
+def _logged_sample(splits: _Splits | ShardSplits, label: str, seed: int) -> tuple[pd.DataFrame, float]:
     """The train + valid rows logged with the run (at most :data:`LOGGED_TRAIN_ROWS`) and their share."""
     n_rows = splits.n_rows
     share = min(1.0, LOGGED_TRAIN_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
@@ -353,6 +379,8 @@ def train_churn_dask(
     trials: int = 0,
     optuna_storage: str | None = None,
     study_name: str | None = None,
+    external_memory: bool = False,
+    shard_dir: str | None = None,
 ) -> DaskTrainResult:
     """Build features and labels per partition, train with ``xgboost.dask``, evaluate, log.
 
@@ -382,6 +410,14 @@ def train_churn_dask(
             gathered on the client; the best parameters then train on all rows.
         optuna_storage: Shared Optuna storage URL (default from settings).
         study_name: Study name (default ``telco-churn-dask-<seed>-<rows>``).
+        external_memory: Keep no training row in worker memory: write the rows as Parquet shards
+            and fit with XGBoost's external memory on the same collective as ``xgboost.dask``
+            (:mod:`telco_nbo.scale.extmem`). Same parameters, same splits; a worker's peak then
+            no longer holds its share of the data.
+        shard_dir: Parent folder of the (temporary, removed at the end) shards with
+            ``external_memory``; every worker and the client must see it. Default: inside the
+            world's folder when it was opened from one (the workers read it already), else the
+            system temporary folder (a local cluster).
 
     Returns:
         The :class:`DaskTrainResult`.
@@ -393,16 +429,47 @@ def train_churn_dask(
     from telco_nbo.scale.cluster import same_dtypes
 
     with same_dtypes():
-        return _train_churn_dask(world, client, as_of, label_horizon_days, holdout_fraction, valid_fraction, seed,
-                                 params, early_stopping_rounds, log, register, tracking_uri, data_dir,
-                                 trials, optuna_storage, study_name)
+        with contextlib.ExitStack() as stack:
+            return _train_churn_dask(world, client, as_of, label_horizon_days, holdout_fraction, valid_fraction,
+                                     seed, params, early_stopping_rounds, log, register, tracking_uri, data_dir,
+                                     trials, optuna_storage, study_name,
+                                     stack.enter_context(shard_folder(_shard_parent(world, shard_dir)))
+                                     if external_memory else None)
+
+
+def _shard_parent(world: PartitionedWorld, shard_dir: str | None) -> str | None:
+    """Where the external-memory shards go: ``shard_dir``, else the world's folder, else system temp."""
+    if shard_dir is not None:
+        return shard_dir
+    if world.sources:
+        return str(Path(world.sources[0]).parent)
+    return None
+
+
+def churn_rows_partition(world: Any, as_of: Any, label_horizon_days: int, observed_until: Any,
+                         holdout_fraction: float, valid_fraction: float, seed: int, cols: list[str]) -> pd.DataFrame:
+    """One partition's compact churn rows (:func:`_compact_rows`): features, label, split, keys.
+
+    The external-memory path's per-partition function: the same steps as the in-memory graph
+    (:func:`~telco_nbo.scale.features.account_features_partition`, :func:`_with_split`,
+    :func:`~telco_nbo.features.to_model_matrix`, :func:`_compact_rows`), in one call.
+    """
+    from telco_nbo.features import to_model_matrix
+    from telco_nbo.scale.features import LABEL_COLUMN, account_features_partition
+
+    feats = _with_split(account_features_partition(world, as_of, label_horizon_days, observed_until),
+                        holdout_fraction, valid_fraction, seed)
+    frame = to_model_matrix(feats).assign(**{LABEL_COLUMN: feats[LABEL_COLUMN].to_numpy(),
+                                             SPLIT_COLUMN: feats[SPLIT_COLUMN].to_numpy(),
+                                             "household_id": feats["household_id"].to_numpy(dtype=object)})
+    return _compact_rows(frame, cols, LABEL_COLUMN, seed)
 
 
 def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label_horizon_days: int,
                       holdout_fraction: float, valid_fraction: float, seed: int, params: dict[str, Any] | None,
                       early_stopping_rounds: int | None, log: bool, register: bool, tracking_uri: str | None,
                       data_dir: str | None, trials: int, optuna_storage: str | None,
-                      study_name: str | None) -> DaskTrainResult:
+                      study_name: str | None, shards: str | None) -> DaskTrainResult:
     from telco_nbo.models.metrics import evaluate_classifier
     from telco_nbo.scale.features import LABEL_COLUMN, build_account_features_dask, model_matrix_dask
 
@@ -413,9 +480,20 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
     feats = feats.map_partitions(_with_split, holdout_fraction, valid_fraction, seed, meta=meta)
     X_all = model_matrix_dask(feats)
     cols = list(X_all.columns)
-    splits = _persist_splits(client, _compact_dask(X_all.assign(**{
-        LABEL_COLUMN: feats[LABEL_COLUMN], SPLIT_COLUMN: feats[SPLIT_COLUMN], "household_id": feats["household_id"]}),
-        cols, LABEL_COLUMN, seed), cols, LABEL_COLUMN, "accounts", "rows", "churners")
+    splits: _Splits | ShardSplits
+    if shards is not None:
+        as_of_ts = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
+        build = functools.partial(churn_rows_partition, as_of=as_of_ts, label_horizon_days=label_horizon_days,
+                                  observed_until=world.meta.get("world_end"), holdout_fraction=holdout_fraction,
+                                  valid_fraction=valid_fraction, seed=seed, cols=cols)
+        splits = shard_world(client, world.sources or world.parts, build, shards, cols, LABEL_COLUMN,
+                             list(SAMPLE_KEYS.values()))
+        _check_splits(splits.n_rows, splits.positives, "accounts", "rows", "churners")
+    else:
+        splits = _persist_splits(client, _compact_dask(X_all.assign(**{
+            LABEL_COLUMN: feats[LABEL_COLUMN], SPLIT_COLUMN: feats[SPLIT_COLUMN],
+            "household_id": feats["household_id"]}), cols, LABEL_COLUMN, seed), cols, LABEL_COLUMN, "accounts",
+            "rows", "churners")
     n_rows = splits.n_rows
     secs["features"] = time.perf_counter() - t0
     fit = _fit_on_splits(client, splits, cols, LABEL_COLUMN, params=params, seed=seed, trials=trials,
@@ -444,8 +522,9 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
             config={"kind": "churn", "data_dir": data_dir, "as_of": str(as_of or world.meta.get("as_of")),
                     "seed": seed, "holdout_fraction": holdout_fraction, "valid_fraction": valid_fraction,
                     "label_horizon_days": label_horizon_days, "model_params": base,
-                    "scheduler": str(client.scheduler.address), "n_partitions": world.n_partitions},
-            tags={TAG_SCALE + "trained_on": "xgboost.dask", TAG_SCALE + "n_partitions": str(world.n_partitions),
+                    "scheduler": str(client.scheduler.address), "n_partitions": world.n_partitions,
+                    "external_memory": isinstance(splits, ShardSplits)},
+            tags={TAG_SCALE + "trained_on": trained_on(splits), TAG_SCALE + "n_partitions": str(world.n_partitions),
                   TAG_SCALE + "logged_train_share": f"{share:.6f}"},
             run_name=f"churn-dask-{world.meta.get('as_of')}", register=register, tracking_uri=tracking_uri,
         )
