@@ -115,15 +115,37 @@ from telco_nbo.scale import dask_client, load_partitioned_world, train_churn_das
 t0 = time.perf_counter()
 with dask_client("local") as client:
     world = load_partitioned_world(WORLD, client)
+    # Which phase holds a worker's peak: its RSS sampled every 2 s while the trainer runs.
+    import threading
+    samples, stop = [], threading.Event()
+
+    def _rss():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+
+    def _sample():
+        while not stop.wait(2.0):
+            try:
+                samples.append((time.perf_counter(), max(client.run(_rss).values())))
+            except Exception:  # the cluster closing at the end
+                return
+
+    threading.Thread(target=_sample, daemon=True).start()
+    t_call = time.perf_counter()
     res = train_churn_dask(world, client, params=TRAIN_PARAMS, early_stopping_rounds=None, log=False, seed=42,
                            external_memory=EXTMEM)
+    stop.set()
     peaks = worker_peaks(client)
 wall = time.perf_counter() - t0
 n = sum(res.n_rows.values())
+t_fit = t_call + res.seconds["features"]
+phase_rss = {"features": max([m for t, m in samples if t <= t_fit], default=None),
+             "fit": max([m for t, m in samples if t_fit < t <= t_fit + res.seconds["fit"]], default=None)}
 result = {"step": "train", "mode": "dask-2w external memory" if EXTMEM else "dask-2w", "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
           "fit_s": round(res.seconds["fit"], 1), "features_s": round(res.seconds["features"], 1),
           "train_rows": res.n_rows["train"], "holdout_auc": round(res.holdout_metrics["roc_auc"], 4),
-          "worker_peak_mb": peaks}
+          "worker_peak_mb": peaks, "sampled_worker_rss_mb_by_phase": phase_rss}
 '''
 
 INPROC_TRAIN = r'''

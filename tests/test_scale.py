@@ -406,3 +406,26 @@ def test_external_memory_training_matches_in_process_and_leaves_no_shards(pworld
     assert 0 < best < 399 and stopped.model.get_booster().num_boosted_rounds() <= best + 6
     # shards are dealt largest first to the least loaded worker
     assert deal([("a", 5), ("b", 4), ("c", 3), ("d", 2)], 2) == [["a", "d"], ["b", "c"]]
+
+
+def test_train_cli_external_memory_tunes_logs_and_cleans_up(client, tmp_path, tracking_uri):
+    """`train propensity --scheduler ... --external-memory`: tuning on a shard sample, a registered model,
+    no shard left in the data folder; the flag alone (no scheduler) is refused before anything runs."""
+    from typer.testing import CliRunner
+
+    from telco_nbo.cli import app
+    from telco_nbo.tracking import load_champion
+
+    data = write_partitioned_world(generate_world_dask(900, 13, 3, client), tmp_path / "world", client)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    runner = CliRunner()
+    common = ["train", "propensity", "--data", str(data), "--tracking-uri", tracking_uri, "--trials", "2",
+              "--optuna-storage", f"sqlite:///{tmp_path / 'optuna.db'}"]
+    r = runner.invoke(app, [*common, "--external-memory"])
+    assert r.exit_code == 2 and "add --scheduler" in " ".join(r.output.split())
+    r = runner.invoke(app, [*common, "--scheduler", client.scheduler.address, "--external-memory"])
+    assert r.exit_code == 0, r.output
+    assert "external memory" in r.output
+    model, info = load_champion("propensity", tracking_uri)
+    assert type(model).__name__ == "XGBClassifier" and info.feature_names
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before  # shards removed

@@ -31,6 +31,12 @@ def register(app: typer.Typer) -> None:
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="Dask scheduler address or 'local': train churn or propensity with xgboost.dask (see docs/scaling_out.md)."
         ),
+        external_memory: bool = typer.Option(
+            False, "--external-memory", help="With --scheduler: keep no training row in worker memory (Parquet shards + XGBoost external memory)."
+        ),
+        shard_dir: Path | None = typer.Option(
+            None, "--shard-dir", help="With --external-memory: parent folder of the temporary shards, seen by every worker (default: the data folder)."
+        ),
     ) -> None:
         """Train MODEL on a data folder: Optuna tuning, holdout evaluation, MLflow run, new registry version."""
         with user_errors():
@@ -47,10 +53,13 @@ def register(app: typer.Typer) -> None:
             overrides = {"trials": trials, "tracking_uri": tracking_uri, "optuna_storage": optuna_storage,
                          "as_of": as_of, "seed": seed}
             configs = {k: load_config(k, _param_file(k, params, model == "all"), **overrides) for k in kinds}
+            if scheduler is None and (external_memory or shard_dir is not None):
+                raise ConfigError("--external-memory and --shard-dir apply to Dask training: add --scheduler")
             if scheduler is not None:
                 from telco_nbo.scale.cli import train_on_dask
 
-                train_on_dask(model, data, configs, scheduler, promote_after)
+                train_on_dask(model, data, configs, scheduler, promote_after, external_memory,
+                              None if shard_dir is None else str(shard_dir))
                 return
             console.print(f"training {', '.join(kinds)} on {data} ...", highlight=False)
 

@@ -69,8 +69,12 @@ NOT_ON_DASK = {
 """Why the other models train in-process only (shown by ``train --scheduler``)."""
 
 
-def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler: str, promote_after: bool) -> None:
+def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler: str, promote_after: bool,
+                  external_memory: bool = False, shard_dir: str | None = None) -> None:
     """Train ``churn`` or ``propensity`` with ``xgboost.dask`` from the training config; register it.
+
+    With ``external_memory`` the rows go to Parquet shards (under ``shard_dir``, default the data
+    folder) and the fit reads them from disk (:mod:`telco_nbo.scale.extmem`).
 
     Raises:
         ConfigError: ``model`` is not one of :data:`ON_DASK` (the message says why and what to
@@ -92,7 +96,8 @@ def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler:
     common = dict(holdout_fraction=cfg.holdout_fraction, valid_fraction=cfg.valid_fraction, seed=cfg.seed,
                   params=dict(cfg.params), early_stopping_rounds=cfg.early_stopping_rounds,
                   register=getattr(cfg, "register_model", True), tracking_uri=cfg.tracking_uri, data_dir=str(data),
-                  trials=cfg.trials, optuna_storage=cfg.optuna_storage, study_name=cfg.study_name)
+                  trials=cfg.trials, optuna_storage=cfg.optuna_storage, study_name=cfg.study_name,
+                  external_memory=external_memory, shard_dir=shard_dir)
     with dask_client(scheduler) as client:
         world = load_partitioned_world(data, client)
         console.print(f"training {model} on {world.n_partitions} partitions on {client.scheduler.address} ...",
@@ -105,7 +110,8 @@ def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler:
     h = ", ".join(f"{k}={v:.4g}" for k, v in list(result.holdout_metrics.items())[:6])
     version = f"v{result.model_version} ({', '.join(result.aliases)})" if result.model_version else "not registered"
     rows = ", ".join(f"{k} {v:,}" for k, v in result.n_rows.items())
-    out.print(f"[bold]{model}[/] (xgboost.dask): {version} run {result.run_id} - rows {rows} - holdout {h}",
+    how = "xgboost collective, external memory" if external_memory else "xgboost.dask"
+    out.print(f"[bold]{model}[/] ({how}): {version} run {result.run_id} - rows {rows} - holdout {h}",
               highlight=False, soft_wrap=True)
     if promote_after:
         from telco_nbo.training.pipeline import promote_all

@@ -127,6 +127,11 @@ def shard_world(client: Client, sources: list[Any], build: Callable[[Any], pd.Da
     task = delayed(_build_and_write, pure=False)
     stats = client.compute([task(build, src, folder, i, cols, label, keys) for i, src in enumerate(sources)],
                            sync=True)
+    unseen = [st[s][0] for st in stats for s in SPLITS if st[s][0] is not None and not Path(st[s][0]).exists()]
+    if unseen:
+        raise ConfigError(f"the workers wrote {len(unseen)} training shard(s) (e.g. {unseen[0]}) that this client "
+                          f"cannot see: give a shard folder on a file system shared by the client and every "
+                          f"worker (--shard-dir)")
     files: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     n_rows = dict.fromkeys(SPLITS, 0)
     positives = dict.fromkeys(SPLITS, 0)

@@ -22,6 +22,7 @@ The union of the partitions' rows equals the in-process rows (tested); the trees
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,8 @@ def train_propensity_dask(
     trials: int = 0,
     optuna_storage: str | None = None,
     study_name: str | None = None,
+    external_memory: bool = False,
+    shard_dir: str | None = None,
 ) -> DaskTrainResult:
     """Train (and log / register) the offer-propensity model on a partitioned world with ``xgboost.dask``.
 
@@ -149,6 +152,9 @@ def train_propensity_dask(
         trials: Optuna trials on a household sample before the fit (0: none).
         optuna_storage: Optuna storage URL shared by the workers.
         study_name: Optuna study name.
+        external_memory: Fit with XGBoost's external memory instead of holding the rows in worker
+            memory (as :func:`~telco_nbo.scale.train.train_churn_dask`).
+        shard_dir: Parent folder of the temporary shards (as ``train_churn_dask``).
 
     Returns:
         The :class:`~telco_nbo.scale.train.DaskTrainResult` (holdout metrics include AUC per offer).
@@ -158,15 +164,28 @@ def train_propensity_dask(
     """
     from telco_nbo.scale.cluster import same_dtypes
 
-    with same_dtypes():
+    from telco_nbo.scale.extmem import shard_folder
+    from telco_nbo.scale.train import _shard_parent
+
+    with same_dtypes(), contextlib.ExitStack() as stack:
+        shards = stack.enter_context(shard_folder(_shard_parent(world, shard_dir))) if external_memory else None
         return _train(world, client, as_of, holdout_fraction, valid_fraction, seed, params, early_stopping_rounds,
-                      log, register, tracking_uri, data_dir, trials, optuna_storage, study_name)
+                      log, register, tracking_uri, data_dir, trials, optuna_storage, study_name, shards)
+
+
+def offer_rows_compact(world: World, as_of: Any, dates: list[pd.Timestamp], holdout_fraction: float,
+                       valid_fraction: float, seed: int, cols: list[str]) -> pd.DataFrame:
+    """:func:`offer_rows_partition` then the trainers' compaction, in one call (the external-memory task)."""
+    from telco_nbo.scale.train import _compact_rows
+
+    return _compact_rows(offer_rows_partition(world, as_of, dates, holdout_fraction, valid_fraction, seed),
+                         cols, LABEL, seed)
 
 
 def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction: float, valid_fraction: float,
            seed: int, params: dict[str, Any] | None, early_stopping_rounds: int | None, log: bool, register: bool,
            tracking_uri: str | None, data_dir: str | None, trials: int, optuna_storage: str | None,
-           study_name: str | None) -> DaskTrainResult:
+           study_name: str | None, shards: str | None) -> DaskTrainResult:
     import dask.dataframe as dd
     from dask import delayed
 
@@ -175,12 +194,16 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     from telco_nbo.scale.train import (
         SPLIT_COLUMN,
         TAG_SCALE,
+        SAMPLE_KEYS,
         DaskTrainResult,
+        _check_splits,
         _compact_dask,
         _fit_on_splits,
         _logged_sample,
         _persist_splits,
+        trained_on,
     )
+    from telco_nbo.scale.extmem import shard_world
 
     as_of = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
     secs: dict[str, float] = {}
@@ -191,9 +214,16 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     frame = dd.from_delayed([fn(p, as_of, dates, holdout_fraction, valid_fraction, seed) for p in world.parts],
                             meta=meta, verify_meta=False)
     cols = [c for c in meta.columns if c not in (LABEL, "household_id", "contact_id", SPLIT_COLUMN)]
-    # Built once; only the compact train / valid / holdout pieces are persisted (see _persist_splits).
-    splits = _persist_splits(client, _compact_dask(frame, cols, LABEL, seed), cols, LABEL, "contacts", "contacts",
-                             "acceptances")
+    if shards is not None:
+        build = functools.partial(offer_rows_compact, as_of=as_of, dates=dates, holdout_fraction=holdout_fraction,
+                                  valid_fraction=valid_fraction, seed=seed, cols=cols)
+        splits = shard_world(client, world.sources or world.parts, build, shards, cols, LABEL,
+                             list(SAMPLE_KEYS.values()))
+        _check_splits(splits.n_rows, splits.positives, "contacts", "contacts", "acceptances")
+    else:
+        # Built once; only the compact train / valid / holdout pieces are persisted (see _persist_splits).
+        splits = _persist_splits(client, _compact_dask(frame, cols, LABEL, seed), cols, LABEL, "contacts",
+                                 "contacts", "acceptances")
     n_rows = splits.n_rows
     secs["features"] = time.perf_counter() - t0
     fit = _fit_on_splits(client, splits, cols, LABEL, params=params, seed=seed, trials=trials,
@@ -230,8 +260,8 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
             config={"kind": "propensity", "data_dir": data_dir, "as_of": str(as_of.date()), "seed": seed,
                     "holdout_fraction": holdout_fraction, "valid_fraction": valid_fraction, "model_params": base,
                     "snapshots": [str(d.date()) for d in dates], "scheduler": str(client.scheduler.address),
-                    "n_partitions": world.n_partitions},
-            tags={TAG_SCALE + "trained_on": "xgboost.dask", TAG_SCALE + "n_partitions": str(world.n_partitions),
+                    "n_partitions": world.n_partitions, "external_memory": shards is not None},
+            tags={TAG_SCALE + "trained_on": trained_on(splits), TAG_SCALE + "n_partitions": str(world.n_partitions),
                   TAG_SCALE + "logged_train_share": f"{share:.6f}"},
             run_name=f"propensity-dask-{as_of.date()}", register=register, tracking_uri=tracking_uri,
         )
