@@ -134,18 +134,23 @@ with dask_client("local") as client:
     threading.Thread(target=_sample, daemon=True).start()
     t_call = time.perf_counter()
     res = train_churn_dask(world, client, params=TRAIN_PARAMS, early_stopping_rounds=None, log=False, seed=42,
-                           external_memory=EXTMEM)
+                           external_memory=EXTMEM, restart_workers=EXTMEM)
     stop.set()
     peaks = worker_peaks(client)
 wall = time.perf_counter() - t0
 n = sum(res.n_rows.values())
-t_fit = t_call + res.seconds["features"]
+t_fit = t_call + res.seconds["features"] + res.seconds.get("restart", 0.0)
 phase_rss = {"features": max([m for t, m in samples if t <= t_fit], default=None),
              "fit": max([m for t, m in samples if t_fit < t <= t_fit + res.seconds["fit"]], default=None)}
 result = {"step": "train", "mode": "dask-2w external memory" if EXTMEM else "dask-2w", "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
           "fit_s": round(res.seconds["fit"], 1), "features_s": round(res.seconds["features"], 1),
           "train_rows": res.n_rows["train"], "holdout_auc": round(res.holdout_metrics["roc_auc"], 4),
-          "worker_peak_mb": peaks, "sampled_worker_rss_mb_by_phase": phase_rss}
+          "worker_peak_mb": peaks, "sampled_worker_rss_mb_by_phase": phase_rss,
+          "restart_s": round(res.seconds.get("restart", 0.0), 1),
+          # external memory: peaks of the shard step's processes and of the (restarted) fit's
+          "worker_peak_mb_by_step": res.worker_peak_mb}
+if res.worker_peak_mb:
+    result["worker_peak_mb"] = [max(a, b) for a, b in zip(res.worker_peak_mb["shards"], res.worker_peak_mb["fit"])]
 '''
 
 INPROC_TRAIN = r'''

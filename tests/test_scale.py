@@ -423,7 +423,8 @@ def test_train_cli_external_memory_tunes_logs_and_cleans_up(client, tmp_path, tr
               "--optuna-storage", f"sqlite:///{tmp_path / 'optuna.db'}"]
     r = runner.invoke(app, [*common, "--external-memory"])
     assert r.exit_code == 2 and "add --scheduler" in " ".join(r.output.split())
-    r = runner.invoke(app, [*common, "--scheduler", client.scheduler.address, "--external-memory"])
+    # `local`: the command's own LocalCluster, whose workers it restarts between shards and fit
+    r = runner.invoke(app, [*common, "--scheduler", "local", "--external-memory"])
     assert r.exit_code == 0, r.output
     assert "external memory" in r.output
     model, info = load_champion("propensity", tracking_uri)

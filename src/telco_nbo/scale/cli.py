@@ -97,7 +97,9 @@ def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler:
                   params=dict(cfg.params), early_stopping_rounds=cfg.early_stopping_rounds,
                   register=getattr(cfg, "register_model", True), tracking_uri=cfg.tracking_uri, data_dir=str(data),
                   trials=cfg.trials, optuna_storage=cfg.optuna_storage, study_name=cfg.study_name,
-                  external_memory=external_memory, shard_dir=shard_dir)
+                  external_memory=external_memory, shard_dir=shard_dir,
+                  # fresh workers for the fit, only on the cluster this command starts and owns
+                  restart_workers=scheduler.strip() == "local")
     with dask_client(scheduler) as client:
         world = load_partitioned_world(data, client)
         console.print(f"training {model} on {world.n_partitions} partitions on {client.scheduler.address} ...",

@@ -202,6 +202,17 @@ def deal(files: list[tuple[str, int]], n: int) -> list[list[str]]:
     return [sorted(b) for b in bins]
 
 
+def _own_peak_mb() -> int:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def worker_peak_mb(client: Client) -> list[int]:
+    """Each worker process's peak resident memory over its life so far (MB, ascending)."""
+    return sorted(client.run(_own_peak_mb).values())
+
+
 def _start_tracker(n_workers: int, dask_scheduler: Any = None) -> dict[str, Any]:
     """Start XGBoost's Rabit tracker in the scheduler process (as ``xgboost.dask`` does); its worker args."""
     from distributed.comm import get_address_host

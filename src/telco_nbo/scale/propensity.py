@@ -133,6 +133,7 @@ def train_propensity_dask(
     study_name: str | None = None,
     external_memory: bool = False,
     shard_dir: str | None = None,
+    restart_workers: bool = False,
 ) -> DaskTrainResult:
     """Train (and log / register) the offer-propensity model on a partitioned world with ``xgboost.dask``.
 
@@ -155,6 +156,7 @@ def train_propensity_dask(
         external_memory: Fit with XGBoost's external memory instead of holding the rows in worker
             memory (as :func:`~telco_nbo.scale.train.train_churn_dask`).
         shard_dir: Parent folder of the temporary shards (as ``train_churn_dask``).
+        restart_workers: Restart the workers between the shards and the fit (as ``train_churn_dask``).
 
     Returns:
         The :class:`~telco_nbo.scale.train.DaskTrainResult` (holdout metrics include AUC per offer).
@@ -170,7 +172,8 @@ def train_propensity_dask(
     with same_dtypes(), contextlib.ExitStack() as stack:
         shards = stack.enter_context(shard_folder(_shard_parent(world, shard_dir))) if external_memory else None
         return _train(world, client, as_of, holdout_fraction, valid_fraction, seed, params, early_stopping_rounds,
-                      log, register, tracking_uri, data_dir, trials, optuna_storage, study_name, shards)
+                      log, register, tracking_uri, data_dir, trials, optuna_storage, study_name, shards,
+                      restart_workers)
 
 
 def offer_rows_compact(world: World, as_of: Any, dates: list[pd.Timestamp], holdout_fraction: float,
@@ -185,7 +188,7 @@ def offer_rows_compact(world: World, as_of: Any, dates: list[pd.Timestamp], hold
 def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction: float, valid_fraction: float,
            seed: int, params: dict[str, Any] | None, early_stopping_rounds: int | None, log: bool, register: bool,
            tracking_uri: str | None, data_dir: str | None, trials: int, optuna_storage: str | None,
-           study_name: str | None, shards: str | None) -> DaskTrainResult:
+           study_name: str | None, shards: str | None, restart_workers: bool = False) -> DaskTrainResult:
     import dask.dataframe as dd
     from dask import delayed
 
@@ -201,9 +204,10 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
         _fit_on_splits,
         _logged_sample,
         _persist_splits,
+        after_shards,
         trained_on,
     )
-    from telco_nbo.scale.extmem import shard_world
+    from telco_nbo.scale.extmem import shard_world, worker_peak_mb
 
     as_of = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
     secs: dict[str, float] = {}
@@ -220,12 +224,13 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
         splits = shard_world(client, world.sources or world.parts, build, shards, cols, LABEL,
                              list(SAMPLE_KEYS.values()))
         _check_splits(splits.n_rows, splits.positives, "contacts", "contacts", "acceptances")
+        memory = after_shards(client, world, restart_workers, secs)
     else:
         # Built once; only the compact train / valid / holdout pieces are persisted (see _persist_splits).
         splits = _persist_splits(client, _compact_dask(frame, cols, LABEL, seed), cols, LABEL, "contacts",
                                  "contacts", "acceptances")
     n_rows = splits.n_rows
-    secs["features"] = time.perf_counter() - t0
+    secs["features"] = time.perf_counter() - t0 - secs.get("restart", 0.0)
     fit = _fit_on_splits(client, splits, cols, LABEL, params=params, seed=seed, trials=trials,
                          optuna_storage=optuna_storage, study_name=study_name or f"telco-propensity-dask-{seed}",
                          early_stopping_rounds=early_stopping_rounds, secs=secs)
@@ -240,7 +245,10 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     if len(ok):
         metrics["auc_per_offer_mean"] = float(ok.mean())
     secs["evaluate"] += time.perf_counter() - t0
-    result = DaskTrainResult(model=model, holdout_metrics=metrics, n_rows=n_rows, seconds=secs)
+    if shards is not None:
+        memory["fit"] = worker_peak_mb(client)
+    result = DaskTrainResult(model=model, holdout_metrics=metrics, n_rows=n_rows, seconds=secs,
+                             worker_peak_mb=memory if shards is not None else {})
     if log:
         t0 = time.perf_counter()
         from telco_nbo.tracking import log_training_run
@@ -255,6 +263,7 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
             params={"as_of": str(as_of.date()), "n_snapshots": len(dates), "use_channel": False, "trained_on": "dask"},
             metrics={"n_contacts": float(sum(n_rows.values())), "n_train_rows": float(n_rows["train"]),
                      "fit_seconds": secs["fit"], "features_seconds": secs["features"],
+                     **{f"worker_peak_mb_{k}": float(max(v)) for k, v in result.worker_peak_mb.items()},
                      "n_trees": float(model.get_booster().num_boosted_rounds())},
             holdout_metrics=metrics,
             config={"kind": "propensity", "data_dir": data_dir, "as_of": str(as_of.date()), "seed": seed,

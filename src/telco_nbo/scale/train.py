@@ -33,6 +33,7 @@ from telco_nbo.scale.extmem import (
     sample_shards,
     shard_folder,
     shard_world,
+    worker_peak_mb,
 )
 
 if TYPE_CHECKING:
@@ -293,7 +294,10 @@ class DaskTrainResult:
         model_name: Registered name (``None`` when not registered).
         model_version: Registry version.
         aliases: Aliases the new version holds.
-        seconds: Wall time per step (``features``, ``fit``, ``evaluate``, ``log``).
+        seconds: Wall time per step (``features``, ``fit``, ``evaluate``, ``log``; ``restart``).
+        worker_peak_mb: External-memory path: each worker's peak resident memory (MB) after
+            writing the shards (``shards``) and after the fit (``fit``; of the fresh processes
+            when the workers were restarted in between), also logged as run metrics.
     """
 
     model: Any
@@ -304,6 +308,7 @@ class DaskTrainResult:
     model_version: int | None = None
     aliases: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
+    worker_peak_mb: dict[str, list[int]] = field(default_factory=dict)
 
 
 
@@ -381,6 +386,7 @@ def train_churn_dask(
     study_name: str | None = None,
     external_memory: bool = False,
     shard_dir: str | None = None,
+    restart_workers: bool = False,
 ) -> DaskTrainResult:
     """Build features and labels per partition, train with ``xgboost.dask``, evaluate, log.
 
@@ -418,6 +424,11 @@ def train_churn_dask(
             ``external_memory``; every worker and the client must see it. Default: inside the
             world's folder when it was opened from one (the workers read it already), else the
             system temporary folder (a local cluster).
+        restart_workers: With ``external_memory``, restart the worker processes once the shards
+            are written, so the fit starts from fresh processes rather than ones whose heap the
+            feature step has grown (see :func:`restart_after_shards`). Only for a cluster this
+            caller owns (``train --scheduler local`` sets it); ignored for a world scattered
+            into worker memory.
 
     Returns:
         The :class:`DaskTrainResult`.
@@ -434,7 +445,34 @@ def train_churn_dask(
                                      seed, params, early_stopping_rounds, log, register, tracking_uri, data_dir,
                                      trials, optuna_storage, study_name,
                                      stack.enter_context(shard_folder(_shard_parent(world, shard_dir)))
-                                     if external_memory else None)
+                                     if external_memory else None, restart_workers)
+
+
+def after_shards(client: Client, world: PartitionedWorld, restart: bool, secs: dict[str, float]) -> dict[str, list[int]]:
+    """Record the workers' peak memory of the shard step, then (maybe) restart them; ``secs["restart"]`` set if so."""
+    memory = {"shards": worker_peak_mb(client)}
+    t0 = time.perf_counter()
+    if restart_after_shards(client, world, restart):
+        secs["restart"] = time.perf_counter() - t0
+    return memory
+
+
+def restart_after_shards(client: Client, world: PartitionedWorld, restart: bool) -> bool:
+    """Restart the worker processes between writing the shards and the external-memory fit.
+
+    Why: a worker's resident memory after building hundreds of partitions' features stays above
+    what it started with (heap the allocator keeps, measured in benchmarks/RESULTS.md), and the
+    fit would add its own on top. Workers hold nothing the fit needs (the shards are on disk),
+    so fresh processes lose nothing. Skipped for a world whose partitions live in worker memory
+    (scattered futures): a restart would drop them.
+
+    Returns:
+        Whether the workers were restarted.
+    """
+    if not restart or world.sources is None:
+        return False
+    client.restart()
+    return True
 
 
 def _shard_parent(world: PartitionedWorld, shard_dir: str | None) -> str | None:
@@ -469,7 +507,7 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                       holdout_fraction: float, valid_fraction: float, seed: int, params: dict[str, Any] | None,
                       early_stopping_rounds: int | None, log: bool, register: bool, tracking_uri: str | None,
                       data_dir: str | None, trials: int, optuna_storage: str | None,
-                      study_name: str | None, shards: str | None) -> DaskTrainResult:
+                      study_name: str | None, shards: str | None, restart_workers: bool = False) -> DaskTrainResult:
     from telco_nbo.models.metrics import evaluate_classifier
     from telco_nbo.scale.features import LABEL_COLUMN, build_account_features_dask, model_matrix_dask
 
@@ -489,13 +527,14 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
         splits = shard_world(client, world.sources or world.parts, build, shards, cols, LABEL_COLUMN,
                              list(SAMPLE_KEYS.values()))
         _check_splits(splits.n_rows, splits.positives, "accounts", "rows", "churners")
+        memory = after_shards(client, world, restart_workers, secs)
     else:
         splits = _persist_splits(client, _compact_dask(X_all.assign(**{
             LABEL_COLUMN: feats[LABEL_COLUMN], SPLIT_COLUMN: feats[SPLIT_COLUMN],
             "household_id": feats["household_id"]}), cols, LABEL_COLUMN, seed), cols, LABEL_COLUMN, "accounts",
             "rows", "churners")
     n_rows = splits.n_rows
-    secs["features"] = time.perf_counter() - t0
+    secs["features"] = time.perf_counter() - t0 - secs.get("restart", 0.0)
     fit = _fit_on_splits(client, splits, cols, LABEL_COLUMN, params=params, seed=seed, trials=trials,
                          optuna_storage=optuna_storage, study_name=study_name,
                          early_stopping_rounds=early_stopping_rounds, secs=secs)
@@ -503,7 +542,10 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
     t0 = time.perf_counter()
     metrics = evaluate_classifier(y_ho, fit.p_holdout).headline()
     secs["evaluate"] += time.perf_counter() - t0
-    result = DaskTrainResult(model=model, holdout_metrics=metrics, n_rows=n_rows, seconds=secs)
+    if shards is not None:
+        memory["fit"] = worker_peak_mb(client)
+    result = DaskTrainResult(model=model, holdout_metrics=metrics, n_rows=n_rows, seconds=secs,
+                             worker_peak_mb=memory if shards is not None else {})
     if log:
         t0 = time.perf_counter()
         from telco_nbo.tracking import log_training_run
@@ -517,6 +559,7 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                     "label_horizon_days": label_horizon_days, "trained_on": "dask"},
             metrics={"n_train_rows": float(n_rows["train"]), "n_valid_rows": float(n_rows["valid"]),
                      "fit_seconds": secs["fit"], "features_seconds": secs["features"],
+                     **{f"worker_peak_mb_{k}": float(max(v)) for k, v in result.worker_peak_mb.items()},
                      "n_trees": float(model.get_booster().num_boosted_rounds())},
             holdout_metrics=metrics,
             config={"kind": "churn", "data_dir": data_dir, "as_of": str(as_of or world.meta.get("as_of")),
