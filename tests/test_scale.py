@@ -40,6 +40,7 @@ from telco_nbo.scale import (
     write_partitioned_world,
     write_ranking,
 )
+from telco_nbo.scale.cluster import LOCAL_WORKER_CONFIG
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -72,6 +73,32 @@ def pworld(world, client):
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def test_local_cluster_workers_keep_no_lifetime_history(client):
+    # A worker's profiler history grows with its lifetime (one call tree per second, 2 x 1,000
+    # kept), which made a long ranking run's worker peak higher than a short one's: the local
+    # cluster's workers run without it, restarted workers too, and the caller's config is untouched.
+    import time
+
+    import dask
+
+    def state(dask_worker):
+        return (dask.config.get("distributed.worker.profile.enabled"),
+                tuple(sorted(k for k in dask_worker.periodic_callbacks if k.startswith("profile"))),
+                len(dask_worker.profile_history), dask_worker.monitor.maxlen)
+
+    def run_a_while(c):
+        # A task longer than a profile cycle (1 s): with the profiler on, its history has an entry.
+        c.gather([c.submit(time.sleep, 1.5, workers=[w], pure=False) for w in c.run(lambda: 0)])
+        return set(c.run(state).values())
+
+    expected = (False, (), 0, LOCAL_WORKER_CONFIG["distributed.admin.system-monitor.log-length"])
+    assert run_a_while(client) == {expected}
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+    with dask_client("local", n_workers=1) as one:
+        one.restart()
+        assert run_a_while(one) == {expected}
 
 
 def test_partitions_hold_whole_households(world):
