@@ -343,7 +343,12 @@ def rank_world_to_parquet(
     score / rank / write step of a whole partition (~23k accounts -> 275k audit rows, their
     Arrow copy while writing) is the task's peak, ~300 MB above the features (one partition
     profiled by phase). Chunks of ``chunk_accounts`` bound that step by a fixed number of
-    accounts, so the peak is the partition's read + features step.
+    accounts, so the peak is the partition's read + features step. What was left of the growth
+    (~1.5 MB per partition processed) was not this code: in one process, 40 partitions in a row
+    left the heap, Python's allocated blocks and gc objects flat (glibc ``uordblks`` 81-83 MB,
+    blocks within +0.1%), but a Dask worker gained ~20k blocks per partition from its own
+    statistical profiler's history (one call tree per second, 2 x 1,000 kept); workers of
+    ``dask_client("local")`` run without it (:data:`~telco_nbo.scale.cluster.LOCAL_WORKER_CONFIG`).
 
     Args:
         world: A :class:`~telco_nbo.scale.partition.PartitionedWorld`; opened from a partitioned
