@@ -197,17 +197,15 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     from telco_nbo.scale.train import (
         SPLIT_COLUMN,
         TAG_SCALE,
-        SAMPLE_KEYS,
         DaskTrainResult,
-        _check_splits,
         _compact_dask,
         _fit_on_splits,
         _logged_sample,
         _persist_splits,
-        after_shards,
+        shard_splits,
         trained_on,
     )
-    from telco_nbo.scale.extmem import shard_world, worker_peak_mb
+    from telco_nbo.scale.extmem import worker_peak_mb
 
     as_of = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
     secs: dict[str, float] = {}
@@ -221,10 +219,8 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     if shards is not None:
         build = functools.partial(offer_rows_compact, as_of=as_of, dates=dates, holdout_fraction=holdout_fraction,
                                   valid_fraction=valid_fraction, seed=seed, cols=cols)
-        splits = shard_world(client, world.sources or world.parts, build, shards, cols, LABEL,
-                             list(SAMPLE_KEYS.values()))
-        _check_splits(splits.n_rows, splits.positives, "contacts", "contacts", "acceptances")
-        memory = after_shards(client, world, restart_workers, secs)
+        splits, memory = shard_splits(client, world, build, shards, cols, LABEL, restart_workers, secs,
+                                      ("contacts", "contacts", "acceptances"))
     else:
         # Built once; only the compact train / valid / holdout pieces are persisted (see _persist_splits).
         splits = _persist_splits(client, _compact_dask(frame, cols, LABEL, seed), cols, LABEL, "contacts",

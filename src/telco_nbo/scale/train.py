@@ -426,7 +426,7 @@ def train_churn_dask(
             system temporary folder (a local cluster).
         restart_workers: With ``external_memory``, restart the worker processes once the shards
             are written, so the fit starts from fresh processes rather than ones whose heap the
-            feature step has grown (see :func:`restart_after_shards`). Only for a cluster this
+            feature step has grown (see :func:`shard_splits`). Only for a cluster this
             caller owns (``train --scheduler local`` sets it); ignored for a world scattered
             into worker memory.
 
@@ -448,31 +448,28 @@ def train_churn_dask(
                                      if external_memory else None, restart_workers)
 
 
-def after_shards(client: Client, world: PartitionedWorld, restart: bool, secs: dict[str, float]) -> dict[str, list[int]]:
-    """Record the workers' peak memory of the shard step, then (maybe) restart them; ``secs["restart"]`` set if so."""
-    memory = {"shards": worker_peak_mb(client)}
-    t0 = time.perf_counter()
-    if restart_after_shards(client, world, restart):
-        secs["restart"] = time.perf_counter() - t0
-    return memory
+def shard_splits(client: Client, world: PartitionedWorld, build: Any, folder: str, cols: list[str], label: str,
+                 restart: bool, secs: dict[str, float], words: tuple[str, str, str]) -> tuple[ShardSplits, dict[str, list[int]]]:
+    """The external-memory trainers' first step: write the shards, check the splits, then restart the workers.
 
+    ``build`` turns one partition into its compact rows; ``words`` are the ``table``, ``what`` and
+    ``positives`` of :func:`_check_splits`' message. Returns the shards and the workers' peak
+    memory of the shard step (``{"shards": [...]}``); ``secs["restart"]`` is set when restarted.
 
-def restart_after_shards(client: Client, world: PartitionedWorld, restart: bool) -> bool:
-    """Restart the worker processes between writing the shards and the external-memory fit.
-
-    Why: a worker's resident memory after building hundreds of partitions' features stays above
-    what it started with (heap the allocator keeps, measured in benchmarks/RESULTS.md), and the
-    fit would add its own on top. Workers hold nothing the fit needs (the shards are on disk),
-    so fresh processes lose nothing. Skipped for a world whose partitions live in worker memory
-    (scattered futures): a restart would drop them.
-
-    Returns:
-        Whether the workers were restarted.
+    Why restart: a worker's resident memory after building hundreds of partitions' rows stays
+    above what it started with (heap the allocator keeps, measured in benchmarks/RESULTS.md), and
+    the fit would add its own on top. Workers hold nothing the fit needs (the shards are on
+    disk), so fresh processes lose nothing. Skipped for a world whose partitions live in worker
+    memory (scattered futures): a restart would drop them.
     """
-    if not restart or world.sources is None:
-        return False
-    client.restart()
-    return True
+    splits = shard_world(client, world.sources or world.parts, build, folder, cols, label, list(SAMPLE_KEYS.values()))
+    _check_splits(splits.n_rows, splits.positives, *words)
+    memory = {"shards": worker_peak_mb(client)}
+    if restart and world.sources is not None:
+        t0 = time.perf_counter()
+        client.restart()
+        secs["restart"] = time.perf_counter() - t0
+    return splits, memory
 
 
 def _shard_parent(world: PartitionedWorld, shard_dir: str | None) -> str | None:
@@ -524,10 +521,8 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
         build = functools.partial(churn_rows_partition, as_of=as_of_ts, label_horizon_days=label_horizon_days,
                                   observed_until=world.meta.get("world_end"), holdout_fraction=holdout_fraction,
                                   valid_fraction=valid_fraction, seed=seed, cols=cols)
-        splits = shard_world(client, world.sources or world.parts, build, shards, cols, LABEL_COLUMN,
-                             list(SAMPLE_KEYS.values()))
-        _check_splits(splits.n_rows, splits.positives, "accounts", "rows", "churners")
-        memory = after_shards(client, world, restart_workers, secs)
+        splits, memory = shard_splits(client, world, build, shards, cols, LABEL_COLUMN, restart_workers, secs,
+                                      ("accounts", "rows", "churners"))
     else:
         splits = _persist_splits(client, _compact_dask(X_all.assign(**{
             LABEL_COLUMN: feats[LABEL_COLUMN], SPLIT_COLUMN: feats[SPLIT_COLUMN],
