@@ -46,8 +46,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 N_HOUSEHOLDS = 3_000
 N_PARTITIONS = 4
-# Fixed trees, no early stopping: the two paths then differ only by the distributed sketch.
-MODEL_PARAMS = {"n_estimators": 120, "learning_rate": 0.08, "max_depth": 3}
+# Fixed trees, no early stopping, no row subsampling. With subsample < 1 every XGBoost worker draws
+# its own rows, so a distributed model depends on which worker holds which partition (CI once saw
+# xgboost.dask 0.719 against external memory 0.741 on these ~700 holdout rows, where this machine
+# gave 0.732). Without it, in-process, xgboost.dask and external-memory training build the same
+# trees (the merged quantile sketch equals the single-process one here), so the tests compare
+# predictions, not only AUCs. The default subsample (0.8) is compared at 1M accounts in
+# benchmarks/RESULTS.md, where the holdout is large enough for the AUC to say something.
+MODEL_PARAMS = {"n_estimators": 120, "learning_rate": 0.08, "max_depth": 3, "subsample": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +170,8 @@ def test_dask_training_matches_in_process_and_serves(pworld, world, features, cl
     assert auc_dask > 0.7
     print(f"holdout AUC dask={auc_dask:.4f} in-process={auc_local:.4f}")
     assert abs(auc_dask - auc_local) <= AUC_TOLERANCE, (auc_dask, auc_local)
+    np.testing.assert_allclose(result.model.predict_proba(X[split == 2])[:, 1],
+                               local.predict_proba(X[split == 2])[:, 1], atol=1e-6)
     # registered like any model, and the champion loads as a plain XGBClassifier
     assert result.model_version == 1 and "champion" in result.aliases
     champion, info = load_champion("churn", tracking_uri)
@@ -377,6 +385,8 @@ def test_dask_propensity_training_matches_in_process_and_serves(pworld, world, c
     auc_dask = result.holdout_metrics["roc_auc"]
     print(f"propensity holdout AUC dask={auc_dask:.4f} in-process={auc_local:.4f}")
     assert auc_dask > 0.7 and abs(auc_dask - auc_local) <= AUC_TOLERANCE, (auc_dask, auc_local)
+    np.testing.assert_allclose(result.model.predict_proba(X[split == 2])[:, 1],
+                               local.predict_proba(X[split == 2])[:, 1], atol=1e-6)
     assert any(k.startswith("auc_") and k != "auc_per_offer_mean" for k in result.holdout_metrics)
     # registered like the in-process model, with the offers table the scorers read
     assert result.model_version == 1 and "champion" in result.aliases
@@ -416,12 +426,13 @@ def test_external_memory_training_matches_in_process_and_leaves_no_shards(pworld
     in_memory = train_churn_dask(pworld, client, params=MODEL_PARAMS, early_stopping_rounds=None, seed=3, log=False)
     auc_ext, auc_dask = result.holdout_metrics["roc_auc"], in_memory.holdout_metrics["roc_auc"]
     print(f"holdout AUC external memory={auc_ext:.4f} xgboost.dask={auc_dask:.4f} in-process={auc_local:.4f}")
-    # Against the xgboost.dask model it replaces: the same distributed training, data on disk. (On
-    # this 3,000-household world the quantile sketches of 4 small partitions depend on which
-    # worker holds which; on 20,000 households the two gave identical predictions. Against
-    # in-process the gap here is ~0.016 on ~700 holdout rows, an AUC standard error's worth.)
-    assert abs(auc_ext - auc_dask) <= AUC_TOLERANCE
-    assert auc_ext > 0.7 and abs(auc_ext - auc_local) <= 2 * AUC_TOLERANCE
+    # The same trees as the xgboost.dask model it replaces and as in-process training: the data on
+    # disk changes where rows live, not what is learnt (see MODEL_PARAMS for why subsample is 1).
+    holdout = X[split == 2]
+    p_ext = result.model.predict_proba(holdout)[:, 1]
+    np.testing.assert_allclose(p_ext, in_memory.model.predict_proba(holdout)[:, 1], atol=1e-6)
+    np.testing.assert_allclose(p_ext, local.predict_proba(holdout)[:, 1], atol=1e-6)
+    assert auc_ext > 0.7 and abs(auc_ext - auc_dask) <= AUC_TOLERANCE and abs(auc_ext - auc_local) <= AUC_TOLERANCE
     # the shards are temporary: nothing is left in the folder given
     assert shard_parent.exists() and not any(shard_parent.iterdir())
     run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)

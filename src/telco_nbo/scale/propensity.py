@@ -15,9 +15,9 @@ the contact; the snapshot dates come from the busiest contact days of the **whol
    client (ROC AUC overall and per offer) and the model is logged and registered as
    ``telco-propensity`` with the offers table artifact the scorers need.
 
-The union of the partitions' rows equals the in-process rows (tested); the trees differ slightly
-(distributed quantile sketches), so the tests hold the holdout AUC within
-:data:`~telco_nbo.scale.train.AUC_TOLERANCE`.
+The union of the partitions' rows equals the in-process rows (tested); without row subsampling
+the trees are the same as in-process (tested), with it they differ by each worker's own sample
+(see :mod:`telco_nbo.scale.train`).
 """
 
 from __future__ import annotations

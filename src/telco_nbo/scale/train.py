@@ -6,9 +6,11 @@ same parameters as :func:`telco_nbo.models.churn.make_churn_classifier`. Its boo
 into a plain :class:`xgboost.XGBClassifier`: the registry holds a normal XGBoost model, so
 :func:`telco_nbo.tracking.load_champion`, the service and promotion treat it like any other.
 
-Parity: distributed ``hist`` training builds its quantile sketches per worker and merges them,
-so trees differ slightly from in-process training on the same rows. The tests hold the holdout
-ROC AUC of the two within :data:`AUC_TOLERANCE`.
+Parity: with row subsampling off (``subsample=1``) distributed and in-process ``hist`` training
+on the same rows build the same trees (tested: identical holdout predictions). With
+``subsample < 1`` every worker draws its own subsample, so the model depends on which worker
+holds which partition; the holdout ROC AUC then differs by sampling noise, which
+:data:`AUC_TOLERANCE` bounds on large holdouts (benchmarks/RESULTS.md, 1M accounts).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ if TYPE_CHECKING:
     from telco_nbo.scale.partition import PartitionedWorld
 
 AUC_TOLERANCE = 0.01
-"""Largest holdout ROC AUC difference accepted between Dask and in-process training (tested)."""
+"""Largest holdout ROC AUC difference accepted between Dask and in-process training with row
+subsampling (benchmarked at 1M accounts; without subsampling the tests require identical
+predictions)."""
 
 TAG_SCALE = "telco_nbo.scale."
 LOGGED_TRAIN_ROWS = 200_000
