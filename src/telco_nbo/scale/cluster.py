@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,20 @@ start) or ``Client.profile``. The system monitor keeps 7,200 samples (1 hour at 
 default; 120 (one minute) is enough for the scheduler's heartbeats and bounds it too.
 """
 
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+LOCAL_ARROW_POOL = "system"
+"""Arrow memory pool of the local cluster's workers (unless the caller's environment names one).
+
+Why: a partition task reads Parquet and builds frames through Arrow, whose default pool here is
+mimalloc. mimalloc keeps freed pages for reuse, and how much it keeps varies from one run to the
+next: the same 5M-world partition (~23k accounts) ranked 6 times in one process (2026-11-22,
+``/proc/self/clear_refs`` before each) peaked at 585-667 MB with mimalloc and 500-507 MB with the
+system allocator, at the same speed (~13 s each). A worker's peak is the maximum over the
+partitions it runs, so with mimalloc a worker that runs more partitions (a larger world) reached
+a higher peak (ranking: 613 MB at 1M, 631 MB at 5M). glibc malloc returns freed memory at once
+under Dask's ``MALLOC_TRIM_THRESHOLD_``, so each partition's peak is its own.
+"""
+
 
 @contextlib.contextmanager
 def dask_client(
@@ -55,8 +70,9 @@ def dask_client(
             each, on 127.0.0.1, no dashboard, closed on exit), or a scheduler address such as
             ``tcp://10.0.0.5:8786`` (the cluster is left running on exit; only the client closes).
             The local cluster's workers run with :data:`LOCAL_WORKER_CONFIG` (no statistical
-            profiler, a short system-monitor history), so their memory does not grow with their
-            lifetime; a remote cluster's workers are left as their operator configured them (see
+            profiler, a short system-monitor history) and Arrow's system memory pool
+            (:data:`LOCAL_ARROW_POOL`), so their memory does not grow with their lifetime or the
+            number of partitions they run; a remote cluster's workers are left as their operator configured them (see
             docs/scaling_out.md for the settings to give them).
         n_workers: Workers of the local cluster.
         memory_limit: Per-worker memory limit of the local cluster (Dask syntax, e.g. ``"4GB"``);
@@ -89,6 +105,9 @@ def dask_client(
             host="127.0.0.1",
             memory_limit=memory_limit,
             config=local_worker_config(),
+            # In the worker process's environment before it starts (restarts included), not in
+            # ours: Arrow reads it once, when the pool is first used.
+            env={ARROW_POOL_ENV: os.environ.get(ARROW_POOL_ENV, LOCAL_ARROW_POOL)},
         ) as cluster, Client(cluster) as client:
             yield client
         return
