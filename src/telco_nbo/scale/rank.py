@@ -335,10 +335,10 @@ def rank_world_to_parquet(
     one partition at a time. Which partitions met, and when, varied, so the peak over a run rose
     with the number of partitions a worker processed (1.04-1.12 GB at 1M accounts, 1.18-1.20 GB
     at 5M). As one task a queued partition holds nothing until it runs: the peak is one
-    partition's, whatever the number of partitions. (Allocator retention was ruled out by the
-    same measurement: ``malloc_trim(0)`` after each partition freed < 10 MB, the Arrow system pool
+    partition's, whatever the number of partitions. (With the chain, allocator retention was not
+    the cause: ``malloc_trim(0)`` after each partition freed < 10 MB, the Arrow system pool
     instead of mimalloc changed nothing, and the same partition run 16 times in a row peaked at
-    732-853 MB with no upward trend.) One task per partition alone still left the 5M peak above
+    732-853 MB with no upward trend. With the code below it is what was left: see the end.) One task per partition alone still left the 5M peak above
     the 1M one (907 / 915 MB after 20 minutes against 861 / 895 MB for the whole 1M run): the
     score / rank / write step of a whole partition (~23k accounts -> 275k audit rows, their
     Arrow copy while writing) is the task's peak, ~300 MB above the features (one partition
@@ -349,6 +349,10 @@ def rank_world_to_parquet(
     blocks within +0.1%), but a Dask worker gained ~20k blocks per partition from its own
     statistical profiler's history (one call tree per second, 2 x 1,000 kept); workers of
     ``dask_client("local")`` run without it (:data:`~telco_nbo.scale.cluster.LOCAL_WORKER_CONFIG`).
+    The last 3% (5M above 1M) was the spread of one partition's peak, the maximum of which grows
+    with the partitions a worker runs: Arrow's default pool (mimalloc) keeps a varying amount of
+    freed memory (the same partition: 585-667 MB); on the system allocator 500-507 MB, which the
+    local cluster's workers now use (:data:`~telco_nbo.scale.cluster.LOCAL_ARROW_POOL`).
 
     Args:
         world: A :class:`~telco_nbo.scale.partition.PartitionedWorld`; opened from a partitioned
