@@ -118,6 +118,35 @@ def test_local_cluster_workers_keep_no_lifetime_history(client):
         assert run_a_while(one) == {expected}
 
 
+def test_local_workers_use_the_system_arrow_pool_even_when_spawned_from_a_script(tmp_path):
+    # A worker spawned from a script re-imports the script's imports (here pandas, hence pyarrow)
+    # before the nanny's environment applies, and Arrow picks its pool when loaded: the plugin
+    # must still switch it, also after a restart. An unknown pool name is refused.
+    import subprocess
+    import sys
+
+    script = tmp_path / "uses_a_cluster.py"
+    script.write_text(
+        "import pandas  # loads pyarrow at import, as a notebook or script would\n"
+        "from telco_nbo.scale import dask_client\n\n"
+        "def pool():\n"
+        "    import pyarrow\n"
+        "    return pyarrow.default_memory_pool().backend_name\n\n"
+        "if __name__ == '__main__':\n"
+        "    with dask_client('local', n_workers=1) as c:\n"
+        "        before = set(c.run(pool).values())\n"
+        "        c.restart()\n"
+        "        print(sorted(before), sorted(set(c.run(pool).values())))\n")
+    env = {k: v for k, v in os.environ.items() if k != ARROW_POOL_ENV}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['system'] ['system']"
+    from telco_nbo.scale.arrow_pool import ArrowPoolPlugin
+
+    with pytest.raises(ConfigError, match="unknown Arrow memory pool 'tcmalloc'"):
+        ArrowPoolPlugin("tcmalloc")
+
+
 def test_partitions_hold_whole_households(world):
     parts = partition_world(world, N_PARTITIONS)
     assert sum(len(p.tables["households"]) for p in parts) == N_HOUSEHOLDS

@@ -52,6 +52,11 @@ system allocator, at the same speed (~13 s each). A worker's peak is the maximum
 partitions it runs, so with mimalloc a worker that runs more partitions (a larger world) reached
 a higher peak (ranking: 613 MB at 1M, 631 MB at 5M). glibc malloc returns freed memory at once
 under Dask's ``MALLOC_TRIM_THRESHOLD_``, so each partition's peak is its own.
+
+How: Arrow picks its pool from the environment when it is first loaded, and a worker process
+spawned from a script re-imports the script's imports (pandas, hence pyarrow) before the nanny's
+environment applies, so the environment alone is not enough: a worker plugin
+(:class:`telco_nbo.scale.arrow_pool.ArrowPoolPlugin`) sets the pool in every worker, restarted ones included.
 """
 
 
@@ -95,6 +100,7 @@ def dask_client(
     if scheduler == LOCAL:
         if n_workers < 1:
             raise ConfigError(f"a local cluster needs at least 1 worker, got {n_workers}")
+        pool = os.environ.get(ARROW_POOL_ENV, LOCAL_ARROW_POOL)  # the caller's choice wins
         # Worker processes, not threads: the feature code and XGBoost hold the GIL in places, and
         # a worker process's peak memory is then measurable on its own.
         with LocalCluster(
@@ -105,10 +111,14 @@ def dask_client(
             host="127.0.0.1",
             memory_limit=memory_limit,
             config=local_worker_config(),
-            # In the worker process's environment before it starts (restarts included), not in
-            # ours: Arrow reads it once, when the pool is first used.
-            env={ARROW_POOL_ENV: os.environ.get(ARROW_POOL_ENV, LOCAL_ARROW_POOL)},
+            # In the worker process's environment (restarts included), not in ours. Arrow reads
+            # it when it is loaded, which in a worker spawned from a script can be before the
+            # nanny applies it (the script's imports run first): hence also the plugin below.
+            env={ARROW_POOL_ENV: pool},
         ) as cluster, Client(cluster) as client:
+            from telco_nbo.scale.arrow_pool import ArrowPoolPlugin
+
+            client.register_plugin(ArrowPoolPlugin(pool))
             yield client
         return
     try:
