@@ -113,7 +113,7 @@ result = {"step": "rank", "mode": "in-process", "accounts": n, "rows": len(frame
 DASK_TRAIN = r'''
 from telco_nbo.scale import dask_client, load_partitioned_world, train_churn_dask
 t0 = time.perf_counter()
-with dask_client("local") as client:
+with dask_client("local", n_workers=WORKERS) as client:
     world = load_partitioned_world(WORLD, client)
     # Which phase holds a worker's peak: its RSS sampled every 2 s while the trainer runs.
     import threading
@@ -142,7 +142,7 @@ n = sum(res.n_rows.values())
 t_fit = t_call + res.seconds["features"] + res.seconds.get("restart", 0.0)
 phase_rss = {"features": max([m for t, m in samples if t <= t_fit], default=None),
              "fit": max([m for t, m in samples if t_fit < t <= t_fit + res.seconds["fit"]], default=None)}
-result = {"step": "train", "mode": "dask-2w external memory" if EXTMEM else "dask-2w", "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
+result = {"step": "train", "mode": f"dask-{WORKERS}w" + (" external memory" if EXTMEM else ""), "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
           "fit_s": round(res.seconds["fit"], 1), "features_s": round(res.seconds["features"], 1),
           "train_rows": res.n_rows["train"], "holdout_auc": round(res.holdout_metrics["roc_auc"], 4),
           "worker_peak_mb": peaks, "sampled_worker_rss_mb_by_phase": phase_rss,
@@ -229,19 +229,21 @@ resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
 '''
 
 
-def run(step: str, mode: str, world: Path, uri: str, out: Path, cap_gb: float) -> dict:
+def run(step: str, mode: str, world: Path, uri: str, out: Path, cap_gb: float, workers: int = 2) -> dict:
     head = COMMON.format(world=str(world), uri=uri, out=str(out), train_params=repr(TRAIN_PARAMS))
     if mode == "inproc":
         head = CAP.format(cap=int(cap_gb * 2**30)) + head
     body = {("rank", "dask"): DASK_RANK, ("rank", "inproc"): INPROC_RANK,
             ("train", "dask"): "EXTMEM = False\n" + DASK_TRAIN, ("train", "inproc"): INPROC_TRAIN,
             ("train", "dask-extmem"): "EXTMEM = True\n" + DASK_TRAIN}[(step, mode)]
+    body = f"WORKERS = {int(workers)}\n" + body
     t0 = time.perf_counter()
     try:
         res = run_measured(head + body, env={"MPLBACKEND": "Agg"}, timeout=4 * 3600)
     except RuntimeError as exc:  # the step's own failure (e.g. MemoryError under the cap): recorded
         last = [line for line in str(exc).splitlines() if line.strip()][-1]
-        res = {"step": step, "mode": {"inproc": "in-process", "dask-extmem": "dask-2w external memory"}.get(mode, "dask-2w"),
+        res = {"step": step, "mode": {"inproc": "in-process", "dask-extmem": f"dask-{workers}w external memory"}.get(
+                   mode, f"dask-{workers}w"),
                "failed": last,
                "seconds": round(time.perf_counter() - t0, 1), "cap_gb": cap_gb}
     finally:
@@ -279,6 +281,8 @@ def main() -> None:
                     help="Largest world run in-process (in-process peak memory grows with the world: see RESULTS.md).")
     ap.add_argument("--inproc-cap-gb", type=float, default=18.0,
                     help="Address-space cap of in-process steps (fail with MemoryError instead of the OOM killer).")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="Workers of the local cluster for training (memory per worker follows rows per worker).")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/telco_nbo_bench_scale"))
     ap.add_argument("--json", type=Path, default=Path(__file__).with_name("bench_scale.json"))
     ap.add_argument("--results", type=Path, default=None, help="Also write a section of this RESULTS.md.")
@@ -304,7 +308,7 @@ def main() -> None:
                     print(f"skip {step} in-process at {n:,} accounts (> --inproc-max)", flush=True)
                     continue
                 res = run(step, mode, world_dir(args.workdir, n), uri, args.workdir / f"ranking_{n}_{mode}.parquet",
-                          args.inproc_cap_gb)
+                          args.inproc_cap_gb, args.workers)
                 record({**res, "target_accounts": n})
     if args.results:
         write_section(args.results, "Scale-out on Dask", f"Machine: {machine_line()}\n\n{table(rows)}")
