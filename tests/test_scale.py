@@ -486,6 +486,25 @@ def test_external_memory_training_matches_in_process_and_leaves_no_shards(pworld
     assert deal([("a", 5), ("b", 4), ("c", 3), ("d", 2)], 2) == [["a", "d"], ["b", "c"]]
 
 
+def test_external_memory_fit_fails_clearly_when_its_worker_leaves():
+    """A task pinned to a worker that dies can never run: the fit says so instead of waiting for ever."""
+    import time
+
+    from telco_nbo.scale.extmem import gather_pinned
+
+    with dask_client("local", n_workers=1) as c:
+        (worker,) = c.scheduler_info(n_workers=-1)["workers"]
+        future = c.submit(time.sleep, 120, workers=[worker], allow_other_workers=False, pure=False)
+        import signal
+
+        os.kill(c.run(os.getpid)[worker], signal.SIGKILL)  # the process dies; its nanny starts a new one
+        t0 = time.perf_counter()
+        with pytest.raises(RuntimeError, match="1 of the 1 workers of the external-memory fit left the cluster"):
+            gather_pinned(c, [future], [worker], poll_s=0.5)
+        assert time.perf_counter() - t0 < 60
+        assert gather_pinned(c, [c.submit(sum, [1, 2], pure=False)], [], poll_s=0.5) == [3]
+
+
 def test_train_cli_external_memory_tunes_logs_and_cleans_up(client, tmp_path, tracking_uri):
     """`train propensity --scheduler ... --external-memory`: tuning on a shard sample, a registered model,
     no shard left in the data folder; the flag alone (no scheduler) is refused before anything runs."""

@@ -286,6 +286,35 @@ def _train_on_worker(train_files: list[str], valid_files: list[str], coll_args: 
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def gather_pinned(client: Client, futures: list[Any], workers: list[str], poll_s: float = 5.0) -> list[Any]:
+    """Gather tasks pinned to ``workers``, failing if one of those workers leaves the cluster.
+
+    Why: the fit's tasks may only run on their own worker (each holds its share of the shards in
+    the collective). If that worker dies, or is closed (seen 2026-11-22: restarting 10 workers on
+    2 cores, Dask closed every nanny after the restart), its task can never run, and a plain
+    ``gather`` would wait for ever on a cluster with no worker able to take it.
+
+    Raises:
+        RuntimeError: A worker left; names it and cancels the remaining tasks.
+    """
+    from distributed import wait
+
+    while True:
+        try:
+            wait(futures, timeout=poll_s)
+            return client.gather(futures)
+        except TimeoutError:  # still running: check the workers they are pinned to
+            pass
+        alive = set(client.scheduler_info(n_workers=-1)["workers"])
+        lost = [w for w in workers if w not in alive]
+        if lost:
+            client.cancel([f for f in futures if not f.done()])
+            raise RuntimeError(
+                f"{len(lost)} of the {len(workers)} workers of the external-memory fit left the cluster "
+                f"({', '.join(lost)}): the fit cannot finish without them (each holds its share of the "
+                f"training shards). Check the workers' logs (memory limit, killed process) and run again.")
+
+
 def fit_classifier_extmem(client: Client, splits: ShardSplits, **params: Any) -> Any:
     """Fit the churn-style classifier on the train shards, early-stopping on the valid shards.
 
@@ -324,7 +353,7 @@ def fit_classifier_extmem(client: Client, splits: ShardSplits, **params: Any) ->
                              clf.get_num_boosting_rounds(), early, splits.label, splits.keys, max_bin,
                              workers=[w], allow_other_workers=False, pure=False, retries=0)
                for k, w in enumerate(workers)]
-    raws = client.gather(futures)
+    raws = gather_pinned(client, futures, workers)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.ubj"
         path.write_bytes(raws[0])
