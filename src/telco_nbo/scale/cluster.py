@@ -53,10 +53,11 @@ partitions it runs, so with mimalloc a worker that runs more partitions (a large
 a higher peak (ranking: 613 MB at 1M, 631 MB at 5M). glibc malloc returns freed memory at once
 under Dask's ``MALLOC_TRIM_THRESHOLD_``, so each partition's peak is its own.
 
-How: Arrow picks its pool from the environment when it is first loaded, and a worker process
-spawned from a script re-imports the script's imports (pandas, hence pyarrow) before the nanny's
-environment applies, so the environment alone is not enough: a worker plugin
-(:class:`telco_nbo.scale.arrow_pool.ArrowPoolPlugin`) sets the pool in every worker, restarted ones included.
+How: a worker plugin (:class:`telco_nbo.scale.arrow_pool.ArrowPoolPlugin`) sets the pool in
+every worker, restarted ones included, before it runs a task. Not the environment variable: Arrow
+reads it when it is loaded, and a worker process spawned from a script re-imports the script's
+imports (pandas, hence pyarrow) before a nanny's ``env`` applies, so those workers kept mimalloc
+(seen 2026-11-22; tested).
 """
 
 
@@ -77,8 +78,8 @@ def dask_client(
             The local cluster's workers run with :data:`LOCAL_WORKER_CONFIG` (no statistical
             profiler, a short system-monitor history) and Arrow's system memory pool
             (:data:`LOCAL_ARROW_POOL`), so their memory does not grow with their lifetime or the
-            number of partitions they run; a remote cluster's workers are left as their operator configured them (see
-            docs/scaling_out.md for the settings to give them).
+            number of partitions they run; a remote cluster's workers are left as their operator
+            configured them (see docs/scaling_out.md for the settings to give them).
         n_workers: Workers of the local cluster.
         memory_limit: Per-worker memory limit of the local cluster (Dask syntax, e.g. ``"4GB"``);
             ``"auto"`` splits the machine's memory between the workers.
@@ -100,7 +101,7 @@ def dask_client(
     if scheduler == LOCAL:
         if n_workers < 1:
             raise ConfigError(f"a local cluster needs at least 1 worker, got {n_workers}")
-        pool = os.environ.get(ARROW_POOL_ENV, LOCAL_ARROW_POOL)  # the caller's choice wins
+        pool = os.environ.get(ARROW_POOL_ENV, LOCAL_ARROW_POOL)  # the caller's choice wins (workers inherit it too)
         # Worker processes, not threads: the feature code and XGBoost hold the GIL in places, and
         # a worker process's peak memory is then measurable on its own.
         with LocalCluster(
@@ -111,10 +112,6 @@ def dask_client(
             host="127.0.0.1",
             memory_limit=memory_limit,
             config=local_worker_config(),
-            # In the worker process's environment (restarts included), not in ours. Arrow reads
-            # it when it is loaded, which in a worker spawned from a script can be before the
-            # nanny applies it (the script's imports run first): hence also the plugin below.
-            env={ARROW_POOL_ENV: pool},
         ) as cluster, Client(cluster) as client:
             from telco_nbo.scale.arrow_pool import ArrowPoolPlugin
 

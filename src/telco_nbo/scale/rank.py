@@ -336,9 +336,9 @@ def rank_world_to_parquet(
     with the number of partitions a worker processed (1.04-1.12 GB at 1M accounts, 1.18-1.20 GB
     at 5M). As one task a queued partition holds nothing until it runs: the peak is one
     partition's, whatever the number of partitions. (With the chain, allocator retention was not
-    the cause: ``malloc_trim(0)`` after each partition freed < 10 MB, the Arrow system pool
-    instead of mimalloc changed nothing, and the same partition run 16 times in a row peaked at
-    732-853 MB with no upward trend. With the code below it is what was left: see the end.) One task per partition alone still left the 5M peak above
+    the cause: ``malloc_trim(0)`` after each partition freed < 10 MB, and the same partition run
+    16 times in a row peaked at 732-853 MB with no upward trend. Arrow's pool is what was left
+    with the code below: see the end.) One task per partition alone still left the 5M peak above
     the 1M one (907 / 915 MB after 20 minutes against 861 / 895 MB for the whole 1M run): the
     score / rank / write step of a whole partition (~23k accounts -> 275k audit rows, their
     Arrow copy while writing) is the task's peak, ~300 MB above the features (one partition
