@@ -41,6 +41,8 @@ default; 120 (one minute) is enough for the scheduler's heartbeats and bounds it
 """
 
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+ARROW_POOLS = ("system", "mimalloc", "jemalloc")
+"""Arrow's names for its memory pools."""
 LOCAL_ARROW_POOL = "system"
 """Arrow memory pool of the local cluster's workers (unless the caller's environment names one).
 
@@ -53,11 +55,14 @@ partitions it runs, so with mimalloc a worker that runs more partitions (a large
 a higher peak (ranking: 613 MB at 1M, 631 MB at 5M). glibc malloc returns freed memory at once
 under Dask's ``MALLOC_TRIM_THRESHOLD_``, so each partition's peak is its own.
 
-How: a worker plugin (:class:`telco_nbo.scale.arrow_pool.ArrowPoolPlugin`) sets the pool in
-every worker, restarted ones included, before it runs a task. Not the environment variable: Arrow
-reads it when it is loaded, and a worker process spawned from a script re-imports the script's
-imports (pandas, hence pyarrow) before a nanny's ``env`` applies, so those workers kept mimalloc
-(seen 2026-11-22; tested).
+How: ``ARROW_DEFAULT_MEMORY_POOL`` in Dask's ``distributed.nanny.pre-spawn-environ``, which a
+nanny puts in the environment a worker process starts with (restarts included), so Arrow reads
+it before any import. Not later: Arrow's C++ default pool is fixed the first time it is asked
+for, and a worker spawned from a script re-imports the script's imports (pandas, hence pyarrow)
+before a nanny's ``env`` applies. Not ``pyarrow.set_memory_pool`` in a worker plugin either (the
+mechanism until 2026-11-23): it changes the pool pyarrow's Python API hands out, but the Parquet
+writer takes the C++ default, so writing shards and rankings still went through mimalloc (a
+shard step peaked at 362-364 MB with the plugin, 331 with the variable; tested).
 """
 
 
@@ -101,22 +106,36 @@ def dask_client(
     if scheduler == LOCAL:
         if n_workers < 1:
             raise ConfigError(f"a local cluster needs at least 1 worker, got {n_workers}")
-        pool = os.environ.get(ARROW_POOL_ENV, LOCAL_ARROW_POOL)  # the caller's choice wins (workers inherit it too)
-        # Worker processes, not threads: the feature code and XGBoost hold the GIL in places, and
-        # a worker process's peak memory is then measurable on its own.
-        with LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-            memory_limit=memory_limit,
-            config=local_worker_config(),
-        ) as cluster, Client(cluster) as client:
-            from telco_nbo.scale.arrow_pool import ArrowPoolPlugin
+        pool = os.environ.get(ARROW_POOL_ENV, LOCAL_ARROW_POOL)  # the caller's choice wins
+        if pool not in ARROW_POOLS:
+            raise ConfigError(f"unknown Arrow memory pool {ARROW_POOL_ENV}={pool!r}: use one of {', '.join(ARROW_POOLS)}")
+        import dask
 
-            client.register_plugin(ArrowPoolPlugin(pool))
-            yield client
+        caller_pool = os.environ.get(ARROW_POOL_ENV)
+        spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), ARROW_POOL_ENV: pool}
+        try:
+            # A nanny reads pre-spawn-environ once, when created: set it for the creation only.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+                # Worker processes, not threads: the feature code and XGBoost hold the GIL in
+                # places, and a worker process's peak memory is then measurable on its own.
+                cluster = LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    host="127.0.0.1",
+                    memory_limit=memory_limit,
+                    config=local_worker_config(),
+                )
+            with cluster, Client(cluster) as client:
+                yield client
+        finally:
+            # Dask sets pre-spawn variables in this process's environment before each spawn: put
+            # the caller's own back once the workers are gone.
+            if caller_pool is None:
+                os.environ.pop(ARROW_POOL_ENV, None)
+            else:
+                os.environ[ARROW_POOL_ENV] = caller_pool
         return
     try:
         client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
