@@ -205,7 +205,7 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
         shard_splits,
         trained_on,
     )
-    from telco_nbo.scale.extmem import worker_peak_mb
+    from telco_nbo.scale.extmem import ShardSplits, sketch_sample, worker_peak_mb
 
     as_of = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
     secs: dict[str, float] = {}
@@ -265,7 +265,8 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
             config={"kind": "propensity", "data_dir": data_dir, "as_of": str(as_of.date()), "seed": seed,
                     "holdout_fraction": holdout_fraction, "valid_fraction": valid_fraction, "model_params": base,
                     "snapshots": [str(d.date()) for d in dates], "scheduler": str(client.scheduler.address),
-                    "n_partitions": world.n_partitions, "external_memory": shards is not None},
+                    "n_partitions": world.n_partitions, "external_memory": shards is not None,
+                    "sketch_sample": sketch_sample(splits) if isinstance(splits, ShardSplits) else None},
             tags={TAG_SCALE + "trained_on": trained_on(splits), TAG_SCALE + "n_partitions": str(world.n_partitions),
                   TAG_SCALE + "logged_train_share": f"{share:.6f}"},
             run_name=f"propensity-dask-{as_of.date()}", register=register, tracking_uri=tracking_uri,

@@ -28,6 +28,7 @@ import pandas as pd
 
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.scale.extmem import (
+    SKETCH_ROWS,
     SPLIT_COLUMN,
     ShardSplits,
     fit_classifier_extmem,
@@ -35,6 +36,7 @@ from telco_nbo.scale.extmem import (
     sample_shards,
     shard_folder,
     shard_world,
+    sketch_sample,
     worker_peak_mb,
 )
 
@@ -329,7 +331,8 @@ class _SplitFit:
 
 def _fit_on_splits(client: Client, splits: _Splits | ShardSplits, cols: list[str], label: str, *,
                    params: dict[str, Any] | None, seed: int, trials: int, optuna_storage: str | None,
-                   study_name: str | None, early_stopping_rounds: int | None, secs: dict[str, float]) -> _SplitFit:
+                   study_name: str | None, early_stopping_rounds: int | None, secs: dict[str, float],
+                   sketch_rows: int | None = SKETCH_ROWS) -> _SplitFit:
     """Tune (optionally) on a sample, fit with ``xgboost.dask`` on train / valid, predict the holdout.
 
     The shared skeleton of the Dask trainers; ``secs`` gets ``tuning``, ``fit`` and ``evaluate``.
@@ -345,7 +348,7 @@ def _fit_on_splits(client: Client, splits: _Splits | ShardSplits, cols: list[str
         base["early_stopping_rounds"] = early_stopping_rounds
     t0 = time.perf_counter()
     if isinstance(splits, ShardSplits):
-        model = fit_classifier_extmem(client, splits, **base)
+        model = fit_classifier_extmem(client, splits, sketch_rows=sketch_rows, **base)
     else:
         model = fit_classifier_dask(client, splits.X["train"], splits.y["train"], splits.X["valid"],
                                     splits.y["valid"], **base)
@@ -391,6 +394,7 @@ def train_churn_dask(
     external_memory: bool = False,
     shard_dir: str | None = None,
     restart_workers: bool = False,
+    sketch_rows: int | None = SKETCH_ROWS,
 ) -> DaskTrainResult:
     """Build features and labels per partition, train with ``xgboost.dask``, evaluate, log.
 
@@ -433,6 +437,10 @@ def train_churn_dask(
             feature step has grown (see :func:`shard_splits`). Only for a cluster this
             caller owns (``train --scheduler local`` sets it); ignored for a world scattered
             into worker memory.
+        sketch_rows: With ``external_memory`` and more training rows than this, the bin edges
+            are sketched from a household sample of about this many rows, so the sketch's memory
+            stops growing with the data (:func:`~telco_nbo.scale.extmem.sketch_sample`).
+            ``None``: every row.
 
     Returns:
         The :class:`DaskTrainResult`.
@@ -449,7 +457,7 @@ def train_churn_dask(
                                      seed, params, early_stopping_rounds, log, register, tracking_uri, data_dir,
                                      trials, optuna_storage, study_name,
                                      stack.enter_context(shard_folder(_shard_parent(world, shard_dir)))
-                                     if external_memory else None, restart_workers)
+                                     if external_memory else None, restart_workers, sketch_rows)
 
 
 def shard_splits(client: Client, world: PartitionedWorld, build: Any, folder: str, cols: list[str], label: str,
@@ -508,7 +516,8 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                       holdout_fraction: float, valid_fraction: float, seed: int, params: dict[str, Any] | None,
                       early_stopping_rounds: int | None, log: bool, register: bool, tracking_uri: str | None,
                       data_dir: str | None, trials: int, optuna_storage: str | None,
-                      study_name: str | None, shards: str | None, restart_workers: bool = False) -> DaskTrainResult:
+                      study_name: str | None, shards: str | None, restart_workers: bool = False,
+                      sketch_rows: int | None = SKETCH_ROWS) -> DaskTrainResult:
     from telco_nbo.models.metrics import evaluate_classifier
     from telco_nbo.scale.features import LABEL_COLUMN, build_account_features_dask, model_matrix_dask
 
@@ -536,7 +545,7 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
     secs["features"] = time.perf_counter() - t0 - secs.get("restart", 0.0)
     fit = _fit_on_splits(client, splits, cols, LABEL_COLUMN, params=params, seed=seed, trials=trials,
                          optuna_storage=optuna_storage, study_name=study_name,
-                         early_stopping_rounds=early_stopping_rounds, secs=secs)
+                         early_stopping_rounds=early_stopping_rounds, secs=secs, sketch_rows=sketch_rows)
     model, base, X_ho, y_ho = fit.model, fit.params, fit.X_holdout, fit.y_holdout
     t0 = time.perf_counter()
     metrics = evaluate_classifier(y_ho, fit.p_holdout).headline()
@@ -565,7 +574,9 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                     "seed": seed, "holdout_fraction": holdout_fraction, "valid_fraction": valid_fraction,
                     "label_horizon_days": label_horizon_days, "model_params": base,
                     "scheduler": str(client.scheduler.address), "n_partitions": world.n_partitions,
-                    "external_memory": isinstance(splits, ShardSplits)},
+                    "external_memory": isinstance(splits, ShardSplits),
+                    # the bin edges' sample (key, share) when one was drawn; None: every training row
+                    "sketch_sample": sketch_sample(splits, sketch_rows) if isinstance(splits, ShardSplits) else None},
             tags={TAG_SCALE + "trained_on": trained_on(splits), TAG_SCALE + "n_partitions": str(world.n_partitions),
                   TAG_SCALE + "logged_train_share": f"{share:.6f}"},
             run_name=f"churn-dask-{world.meta.get('as_of')}", register=register, tracking_uri=tracking_uri,
