@@ -134,7 +134,7 @@ with dask_client("local", n_workers=WORKERS) as client:
     threading.Thread(target=_sample, daemon=True).start()
     t_call = time.perf_counter()
     res = train_churn_dask(world, client, params=TRAIN_PARAMS, early_stopping_rounds=None, log=False, seed=42,
-                           external_memory=EXTMEM, restart_workers=EXTMEM)
+                           external_memory=EXTMEM, restart_workers=EXTMEM and RESTART)
     stop.set()
     peaks = worker_peaks(client)
 wall = time.perf_counter() - t0
@@ -142,7 +142,7 @@ n = sum(res.n_rows.values())
 t_fit = t_call + res.seconds["features"] + res.seconds.get("restart", 0.0)
 phase_rss = {"features": max([m for t, m in samples if t <= t_fit], default=None),
              "fit": max([m for t, m in samples if t_fit < t <= t_fit + res.seconds["fit"]], default=None)}
-result = {"step": "train", "mode": f"dask-{WORKERS}w" + (" external memory" if EXTMEM else ""), "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
+result = {"step": "train", "mode": f"dask-{WORKERS}w" + (" external memory" if EXTMEM else "") + ("" if RESTART or not EXTMEM else ", no restart"), "accounts": n, "partitions": world.n_partitions, "seconds": round(wall, 1),
           "fit_s": round(res.seconds["fit"], 1), "features_s": round(res.seconds["features"], 1),
           "train_rows": res.n_rows["train"], "holdout_auc": round(res.holdout_metrics["roc_auc"], 4),
           "worker_peak_mb": peaks, "sampled_worker_rss_mb_by_phase": phase_rss,
@@ -229,14 +229,15 @@ resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
 '''
 
 
-def run(step: str, mode: str, world: Path, uri: str, out: Path, cap_gb: float, workers: int = 2) -> dict:
+def run(step: str, mode: str, world: Path, uri: str, out: Path, cap_gb: float, workers: int = 2,
+        restart: bool = True) -> dict:
     head = COMMON.format(world=str(world), uri=uri, out=str(out), train_params=repr(TRAIN_PARAMS))
     if mode == "inproc":
         head = CAP.format(cap=int(cap_gb * 2**30)) + head
     body = {("rank", "dask"): DASK_RANK, ("rank", "inproc"): INPROC_RANK,
             ("train", "dask"): "EXTMEM = False\n" + DASK_TRAIN, ("train", "inproc"): INPROC_TRAIN,
             ("train", "dask-extmem"): "EXTMEM = True\n" + DASK_TRAIN}[(step, mode)]
-    body = f"WORKERS = {int(workers)}\n" + body
+    body = f"WORKERS = {int(workers)}\nRESTART = {bool(restart)}\n" + body
     t0 = time.perf_counter()
     try:
         res = run_measured(head + body, env={"MPLBACKEND": "Agg"}, timeout=4 * 3600)
@@ -283,6 +284,8 @@ def main() -> None:
                     help="Address-space cap of in-process steps (fail with MemoryError instead of the OOM killer).")
     ap.add_argument("--workers", type=int, default=2,
                     help="Workers of the local cluster for training (memory per worker follows rows per worker).")
+    ap.add_argument("--no-restart", action="store_true",
+                    help="dask-extmem: fit on the shard step's worker processes (no restart between the steps).")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/telco_nbo_bench_scale"))
     ap.add_argument("--json", type=Path, default=Path(__file__).with_name("bench_scale.json"))
     ap.add_argument("--results", type=Path, default=None, help="Also write a section of this RESULTS.md.")
@@ -308,7 +311,7 @@ def main() -> None:
                     print(f"skip {step} in-process at {n:,} accounts (> --inproc-max)", flush=True)
                     continue
                 res = run(step, mode, world_dir(args.workdir, n), uri, args.workdir / f"ranking_{n}_{mode}.parquet",
-                          args.inproc_cap_gb, args.workers)
+                          args.inproc_cap_gb, args.workers, not args.no_restart)
                 record({**res, "target_accounts": n})
     if args.results:
         write_section(args.results, "Scale-out on Dask", f"Machine: {machine_line()}\n\n{table(rows)}")
