@@ -245,7 +245,7 @@ def run(step: str, mode: str, world: Path, uri: str, out: Path, cap_gb: float, w
         last = [line for line in str(exc).splitlines() if line.strip()][-1]
         res = {"step": step, "mode": {"inproc": "in-process", "dask-extmem": f"dask-{workers}w external memory"}.get(
                    mode, f"dask-{workers}w"),
-               "failed": last,
+               "failed": last, "stderr_tail": str(exc)[-3000:],
                "seconds": round(time.perf_counter() - t0, 1), "cap_gb": cap_gb}
     finally:
         out.unlink(missing_ok=True)
