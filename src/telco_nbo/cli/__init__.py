@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_common.AppGroup,
 )
 app.callback()(_common.configure_output)
 app.add_typer(_data.app, name="data")

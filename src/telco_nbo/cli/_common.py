@@ -6,10 +6,19 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from telco_nbo.errors import TelcoNboError
+
+#: Exit codes of every command. 1 is reserved for "a check failed" (monitor, readout, promote
+#: --fail-if-refused) so that a scheduler never reads a crash as drift.
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL_ERROR = 3
+EXIT_INTERRUPTED = 130
 
 # Piped output (CI logs, `| tee`) would otherwise wrap tables at 80 columns.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
@@ -26,7 +35,33 @@ def user_errors() -> Iterator[None]:
         yield
     except TelcoNboError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+
+
+class AppGroup(TyperGroup):
+    """The root command group: an unexpected exception exits 3 with its traceback, never 1.
+
+    Python and Click would exit 1 on an uncaught exception and on Ctrl-C, the code ``monitor`` and
+    ``readout`` use for a failed check; a scheduler would then read a bug as drift. Every
+    sub-command runs inside this ``invoke``, so the mapping holds for all of them.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; map a bug to exit 3 and an interrupt to exit 130."""
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]", highlight=False)
+            raise typer.Exit(code=EXIT_INTERRUPTED) from None
+        except Exception:
+            console.print_exception(show_locals=False)
+            console.print(
+                "[bold red]internal error[/] (a bug, not a failed check): please report it with the traceback above.",
+                highlight=False,
+            )
+            raise typer.Exit(code=EXIT_INTERNAL_ERROR) from None
 
 
 def configure_output(

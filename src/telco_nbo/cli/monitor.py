@@ -1,7 +1,7 @@
 """``telco-nbo monitor``: check a window against the champion's reference; exit 1 when a check fails.
 
 Exit codes: 0 all ``fail``-severity checks passed; 1 a check failed (the report is written);
-2 bad input or configuration (nothing is written).
+2 bad input or configuration (nothing is written); 3 an unexpected error (a bug, with its traceback).
 """
 
 from __future__ import annotations

@@ -420,6 +420,10 @@ def window_from_prediction_log(
     if len(idx) == 0:
         raise DataValidationError(source, ["no decision in the requested time range"])
     feats = pd.DataFrame([records[i]["features"] for i in idx])
+    # The service logs the identifiers among the features too (the rules read them); the record's
+    # own top-level fields are the authority, so copies inside ``features`` are dropped, not
+    # inserted twice.
+    feats = feats.drop(columns=[c for c in ("account_id", "timestamp") if c in feats.columns])
     feats.insert(0, "account_id", [records[i].get("account_id") for i in idx])
     feats.insert(1, "timestamp", ts[idx].tz_convert(None))
     scores = [records[i]["scores"] for i in idx]

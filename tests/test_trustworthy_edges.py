@@ -1,0 +1,96 @@
+"""Issue 19: the documented loops work end to end, failures say so with the right exit code.
+
+Fast tests on hand-made worlds; the ones that train or start servers are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+from worlds import tiny_world
+
+from telco_nbo.cli import app
+
+runner = CliRunner()
+
+
+def _service_log(path: Path) -> Path:
+    """A prediction log written by the service's own record builder (identifiers among the features)."""
+    from telco_nbo.features import FEATURE_COLUMNS, build_account_features
+    from telco_nbo.serving.predlog import decision_records
+
+    world = tiny_world()
+    feats = build_account_features(world.tables, "2025-12-31")
+    n = len(feats)
+    cols = {c: feats[c].to_numpy() for c in feats.columns}
+    decisions = [
+        {"account_id": a, "household_id": h, "as_of": "2025-12-31", "offers": [], "suppressed": [],
+         "model_versions": {"telco-churn": "1"}}
+        for a, h in zip(feats["account_id"], feats["household_id"], strict=True)
+    ]
+    # What the service logs: the model inputs plus the identifiers and rule columns.
+    names = [*FEATURE_COLUMNS, "account_id", "household_id", "account_lifecycle_stage"]
+    recs = decision_records(
+        decisions, cols, names,
+        {"churn_probability": np.linspace(0.1, 0.4, n), "clv": np.full(n, 100.0), "retention_uplift": np.zeros(n)},
+        np.full((n, 1), 0.2), ["DATA_UPSELL"], "req-1",
+    )
+    with path.open("w") as fh:
+        for r in recs:
+            fh.write(json.dumps(r, default=str) + "\n")
+    return path
+
+
+def test_prediction_log_with_identifiers_in_features_reads_as_a_window(tmp_path):
+    """The service logs account_id/household_id inside ``features``: the window has them once."""
+    from telco_nbo.monitoring.world_window import window_from_prediction_log
+
+    log = _service_log(tmp_path / "decisions.jsonl")
+    n = sum(1 for _ in log.open())
+    win = window_from_prediction_log(log)
+    assert win.columns.is_unique
+    assert len(win) == n > 0
+    assert win["account_id"].is_unique
+    np.testing.assert_allclose(np.sort(win["churn_score"]), np.linspace(0.1, 0.4, len(win)))
+
+
+def test_monitor_reads_the_service_log_through_the_cli(tmp_path):
+    """`telco-nbo monitor --current predictions/decisions.jsonl` runs (exit 0 on itself as reference)."""
+    from telco_nbo.monitoring.world_window import window_from_prediction_log
+
+    log = _service_log(tmp_path / "decisions.jsonl")
+    ref = tmp_path / "reference.parquet"
+    window_from_prediction_log(log).to_parquet(ref)
+    res = runner.invoke(app, ["monitor", "--model", "telco-churn", "--current", str(log), "--reference", str(ref),
+                              "--out", str(tmp_path / "m"), "--no-mlflow"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m" / "summary.json").is_file()
+
+
+def test_a_bug_exits_3_with_its_traceback_not_1():
+    """Exit 1 means "a check failed"; an unexpected exception must not look like one."""
+    import typer
+    from typer.main import get_command
+
+    from telco_nbo.cli._common import EXIT_INTERNAL_ERROR, AppGroup
+
+    assert isinstance(get_command(app), AppGroup)
+    probe = typer.Typer(cls=AppGroup, pretty_exceptions_enable=False)
+
+    @probe.command()
+    def boom() -> None:
+        raise KeyError("not a user error")
+
+    @probe.command()
+    def fine() -> None:
+        raise typer.Exit(code=1)
+
+    res = runner.invoke(probe, ["boom"])
+    assert res.exit_code == EXIT_INTERNAL_ERROR == 3
+    assert "KeyError" in res.output and "internal error" in res.output
+    assert runner.invoke(probe, ["fine"]).exit_code == 1
