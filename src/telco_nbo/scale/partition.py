@@ -316,14 +316,14 @@ def generate_world_dask(
     """
     from dask import delayed
 
-    from telco_nbo.data.synthetic import SCENARIOS, _calendar
+    from telco_nbo.data.synthetic import SCENARIOS, make_calendar
 
     partition_sizes(n_households, n_partitions)  # validates both
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}")
-    cal = _calendar(as_of)
+    cal = make_calendar(as_of)
     gen = delayed(generate_partition, pure=True)
     parts = [
         gen(n_households, seed, p, n_partitions, as_of=as_of, scenario=scenario,
