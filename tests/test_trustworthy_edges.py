@@ -94,3 +94,39 @@ def test_a_bug_exits_3_with_its_traceback_not_1():
     assert res.exit_code == EXIT_INTERNAL_ERROR == 3
     assert "KeyError" in res.output and "internal error" in res.output
     assert runner.invoke(probe, ["fine"]).exit_code == 1
+
+
+def _cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):
+    """Run the installed ``telco-nbo`` in a fresh process (logging and warnings are process-global)."""
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "telco-nbo"
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "TELCO_NBO_"))}
+    full.update(env or {})
+    return subprocess.run([str(exe), *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def test_mlflow_tracking_uri_is_honoured_and_overridden(tmp_path, monkeypatch):
+    """MLflow's own variable counts; TELCO_NBO_TRACKING_URI and --tracking-uri win over it."""
+    from telco_nbo.config import get_settings
+
+    env_store = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.delenv("TELCO_NBO_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_store)
+    assert get_settings().resolved_tracking_uri() == env_store
+    assert get_settings(tracking_uri="sqlite:///x.db").resolved_tracking_uri() == "sqlite:///x.db"
+    monkeypatch.setenv("TELCO_NBO_TRACKING_URI", "sqlite:///y.db")
+    assert get_settings().resolved_tracking_uri() == "sqlite:///y.db"
+
+    # Through the command line, in a fresh process: the store the variable names is the one used.
+    res = _cli(["promote", "churn"], tmp_path, {"MLFLOW_TRACKING_URI": env_store})
+    assert res.returncode == 2, res.stderr
+    assert (tmp_path / "env.db").is_file() and not (tmp_path / "mlflow.db").exists()
+    # Library chatter stays hidden without --verbose (MLflow's "Creating initial ... tables").
+    assert " INFO " not in res.stderr and "Warning" not in res.stderr, res.stderr
+    assert "no 'challenger' version" in res.stderr
+    res = _cli(["promote", "churn", "--tracking-uri", f"sqlite:///{tmp_path / 'flag.db'}"], tmp_path,
+               {"MLFLOW_TRACKING_URI": env_store})
+    assert res.returncode == 2 and (tmp_path / "flag.db").is_file()

@@ -1,7 +1,8 @@
 """Settings: paths, tracking URI, Optuna storage and seeds.
 
 Values come from (in order of precedence) explicit arguments, ``TELCO_NBO_*`` environment variables,
-and the defaults below. The defaults are the embedded single-machine setup: everything under the
+and the defaults below. The tracking URI also honours MLflow's own ``MLFLOW_TRACKING_URI`` (after
+``--tracking-uri`` and ``TELCO_NBO_TRACKING_URI``), as MLflow's documentation teaches users to set it. The defaults are the embedded single-machine setup: everything under the
 current working directory, SQLite for MLflow and Optuna, no server.
 
 Nothing here touches the disk or MLflow at import time; :meth:`Settings.ensure_dirs` creates
@@ -10,6 +11,7 @@ folders when a command actually needs them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -38,8 +40,17 @@ class Settings(BaseSettings):
     prediction_log: Path | None = None
 
     def resolved_tracking_uri(self) -> str:
-        """Return the tracking URI, defaulting to ``sqlite:///<workdir>/mlflow.db``."""
-        return self.tracking_uri or f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}"
+        """Return the tracking URI.
+
+        Order: the explicit value (``--tracking-uri`` / ``TELCO_NBO_TRACKING_URI``), then MLflow's
+        ``MLFLOW_TRACKING_URI``, then ``sqlite:///<workdir>/mlflow.db``. Read when called, not at
+        import, so a variable set later in the process counts.
+        """
+        return (
+            self.tracking_uri
+            or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+            or f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}"
+        )
 
     def resolved_optuna_storage(self) -> str:
         """Return the Optuna storage URL, defaulting to ``sqlite:///<workdir>/optuna.db``."""

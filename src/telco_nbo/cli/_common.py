@@ -84,6 +84,13 @@ def configure_output(
     # MLflow draws a progress bar per artifact download and warns about int columns in every
     # inferred signature; neither tells a CLI user anything.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow configures its own loggers at INFO when it is imported (after this runs, since the
+    # commands import it lazily), so setting the level here would be undone; its variable is read
+    # at that import. It hides "Creating initial MLflow database tables..." and the like.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # numpy's "invalid value encountered" / "Mean of empty slice" come from all-NaN columns the
+    # reports already show as missing; they say nothing a user can act on.
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     # Evidently's classification presets compute precision at a 0.5 cut-off that a churn score
