@@ -130,3 +130,53 @@ def test_mlflow_tracking_uri_is_honoured_and_overridden(tmp_path, monkeypatch):
     res = _cli(["promote", "churn", "--tracking-uri", f"sqlite:///{tmp_path / 'flag.db'}"], tmp_path,
                {"MLFLOW_TRACKING_URI": env_store})
     assert res.returncode == 2 and (tmp_path / "flag.db").is_file()
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory) -> Path:
+    """A 2,000-household synthetic world written to disk (a few seconds)."""
+    from telco_nbo.data.io import write_world
+    from telco_nbo.data.synthetic import generate_world
+
+    out = tmp_path_factory.mktemp("world") / "d1"
+    write_world(generate_world(2000, seed=7), out)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_mlflow_run_fails_on_missing_data_and_links_its_training_runs(tmp_path, small_world):
+    """`mlflow run . -e train`: a failure is a failed project run; a success names its training runs."""
+    import os
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    repo = Path(__file__).resolve().parents[1]
+    bindir = Path(sys.executable).parent
+    store = f"sqlite:///{tmp_path / 'project.db'}"
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "MLFLOW_TRACKING_URI": store}
+
+    def mlflow_run(*params: str) -> subprocess.CompletedProcess:
+        cmd = [str(bindir / "mlflow"), "run", str(repo), "-e", "train", "--env-manager", "local"]
+        for p in params:
+            cmd += ["-P", p]
+        return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+    bad = mlflow_run("model=churn", f"data={tmp_path / 'missing'}")
+    assert bad.returncode != 0, bad.stderr
+    assert "does not exist" in bad.stdout + bad.stderr
+    client = MlflowClient(store)
+    (failed,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
+    assert failed.info.status == "FAILED"
+
+    good = mlflow_run("model=churn", f"data={small_world}", "trials=1")
+    assert good.returncode == 0, good.stderr[-3000:]
+    project = client.search_runs([client.get_experiment_by_name("Default").experiment_id],
+                                 filter_string="attributes.status = 'FINISHED'")[0]
+    trained = project.data.tags["telco_nbo.trained.telco-churn"]
+    child = client.get_run(trained)
+    assert child.data.tags["mlflow.parentRunId"] == project.info.run_id
+    assert child.data.tags["telco_nbo.project_run_id"] == project.info.run_id
+    assert project.data.tags["telco_nbo.training_runs"] == "1"

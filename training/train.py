@@ -2,8 +2,10 @@
 
 Same arguments as ``telco-nbo train``. Two things only MLproject needs are handled here:
 an empty ``--tracking-uri`` (MLproject parameters cannot be omitted) means "the store ``mlflow run``
-itself logs to" (``MLFLOW_TRACKING_URI``), and when started by ``mlflow run`` the project's run is
-tagged with the ids of the training runs it produced.
+itself logs to" (``MLFLOW_TRACKING_URI``), and when started by ``mlflow run`` the training runs are
+tagged with the project run (``telco_nbo.project_run_id``; ``mlflow.parentRunId`` when they share its
+store) and the project run with their ids (``telco_nbo.trained.<experiment>``). The exit code is the
+command's, so ``mlflow run`` reports a failed training as a failed run.
 """
 
 from __future__ import annotations
@@ -35,41 +37,50 @@ def _argv(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``telco-nbo train`` with ``argv``; return its exit code."""
+    """Run ``telco-nbo train`` with ``argv``; return its exit code (0 only when training succeeded).
+
+    Under ``mlflow run`` (``MLFLOW_RUN_ID`` set), the training runs are tagged with the project run
+    (and made its children when they share its store), and the project run with their ids.
+    """
     from telco_nbo.cli import app
 
     args = _argv(list(sys.argv[1:] if argv is None else argv))
+    project_run = os.environ.get("MLFLOW_RUN_ID")
+    if project_run:
+        os.environ["TELCO_NBO_PROJECT_RUN_ID"] = project_run
     try:
-        app(args=["train", *args], standalone_mode=False)
-    except SystemExit as exc:  # typer.Exit from user errors
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            return int(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
-    _tag_project_run(args)
-    return 0
+        # Standalone mode: the command's exit code (2 for bad input, 3 for a bug) arrives as
+        # SystemExit, usage errors are printed by Click; nothing is swallowed.
+        app(args=["train", *args], prog_name="training/train.py")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if project_run:
+        _tag_project_run(project_run, args)
+    return code
 
 
-def _tag_project_run(args: list[str]) -> None:
-    """Under ``mlflow run``: record on the project run which training runs it produced."""
-    run_id = os.environ.get("MLFLOW_RUN_ID")
+def _tag_project_run(project_run: str, args: list[str]) -> None:
+    """Record on the ``mlflow run`` project run which training runs it produced (and where)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not run_id or not uri:
+    if not uri:
         return
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
-    start = client.get_run(run_id).info.start_time
-    for exp in client.search_experiments(filter_string="name LIKE 'telco-%'"):
-        for run in client.search_runs([exp.experiment_id], filter_string=f"attributes.start_time >= {start}"):
-            if "telco_nbo.model_kind" in run.data.tags and "mlflow.parentRunId" not in run.data.tags:
-                client.set_tag(run_id, f"telco_nbo.trained.{exp.name}", run.info.run_id)
+    from telco_nbo.tracking import TAG_PROJECT_RUN
+
+    training_uri = args[args.index("--tracking-uri") + 1] if "--tracking-uri" in args else uri
+    project = MlflowClient(tracking_uri=uri)
+    training = MlflowClient(tracking_uri=training_uri)
+    found = 0
+    for exp in training.search_experiments(filter_string="name LIKE 'telco-%'"):
+        runs = training.search_runs([exp.experiment_id], filter_string=f"tags.`{TAG_PROJECT_RUN}` = '{project_run}'")
+        if runs:
+            found += len(runs)
+            project.set_tag(project_run, f"telco_nbo.trained.{exp.name}", ",".join(r.info.run_id for r in runs)[:5000])
+    project.set_tag(project_run, "telco_nbo.training_runs", str(found))
+    if training_uri != uri:
+        project.set_tag(project_run, "telco_nbo.training_store", training_uri)
 
 
 if __name__ == "__main__":

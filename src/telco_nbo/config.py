@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         artifact_root: Where MLflow stores artifacts for experiments it creates.
         seed: Global seed for generators, splits and tuners.
         prediction_log: Where the service appends its decisions (JSONL).
+        project_run_id: Run of the ``mlflow run`` project that started this process (set by
+            ``training/train.py``); every training run is tagged with it and, when that run is
+            in the same store, made its child.
     """
 
     model_config = SettingsConfigDict(env_prefix="TELCO_NBO_", extra="ignore")
@@ -38,6 +41,7 @@ class Settings(BaseSettings):
     artifact_root: str | None = None
     seed: int = 42
     prediction_log: Path | None = None
+    project_run_id: str | None = None
 
     def resolved_tracking_uri(self) -> str:
         """Return the tracking URI.

@@ -74,6 +74,8 @@ TAG_REFERENCE_ARTIFACT = TAG + "reference_artifact"
 TAG_HOLDOUT_ARTIFACT = TAG + "holdout_artifact"
 TAG_FEATURES = TAG + "features"
 TAG_PROMOTION = TAG + "promotion."
+TAG_PROJECT_RUN = TAG + "project_run_id"
+"""On a training run: the ``mlflow run`` project run that produced it."""
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
@@ -327,8 +329,28 @@ def start_run(
     settings = settings or get_settings()
     with tracking_session(tracking_uri or settings.resolved_tracking_uri()) as client:
         exp_id = ensure_experiment(client, experiment_name(kind), settings.resolved_artifact_root())
-        run = client.create_run(exp_id, run_name=run_name, tags={TAG_KIND: kind, **(tags or {})})
+        run = client.create_run(exp_id, run_name=run_name, tags={TAG_KIND: kind, **_project_tags(client, settings),
+                                                                 **(tags or {})})
         return run.info.run_id
+
+
+def _project_tags(client: MlflowClient, settings: Settings) -> dict[str, str]:
+    """Tags linking a training run to the ``mlflow run`` project run that started it (if any).
+
+    The project run may live in another store (``-P tracking_uri=...``): it is made the parent
+    (``mlflow.parentRunId``, a link in MLflow's UI) only when this store holds it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    pid = settings.project_run_id
+    if not pid:
+        return {}
+    tags = {TAG_PROJECT_RUN: pid}
+    try:
+        client.get_run(pid)
+    except MlflowException:
+        return tags
+    return {**tags, "mlflow.parentRunId": pid}
 
 
 def log_training_run(
