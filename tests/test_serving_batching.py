@@ -211,11 +211,67 @@ def test_the_engine_process_answers_like_the_thread_and_its_death_makes_the_serv
         os.kill(st["engine_pid"], signal.SIGKILL)
         status, body = asyncio.run(eng.answer_async("rank", *reqs[0]))
         assert status == 503 and b"engine" in body
-        assert not eng.ready
-        status, _ = asyncio.run(eng.answer_async("rank", *reqs[0]))
-        assert status == 503
+        assert not eng.ready and eng.alive  # being restarted, within the liveness grace
+        # The supervisor restarts it (backoff 0.5 s, then the models load again).
+        deadline = time.monotonic() + 90
+        while not eng.ready and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert eng.ready and eng.status()["engine_pid"] != st["engine_pid"] and eng.engine_restarts == 1
+        status, body = asyncio.run(eng.answer_async("rank", *reqs[0]))
+        assert status == 200 and json.loads(body) == app.rank(*reqs[0])
     finally:
         eng.close()
+
+
+def test_a_poison_request_is_refused_alone_and_the_engine_lives_on(store: dict, features: pd.DataFrame,
+                                                                    tmp_path: Path) -> None:
+    # Requests built past the schema (model_construct), as a schema gap would let them through:
+    # an integer past 64 bits (OverflowError) and infinities XGBoost refuses (model_reasons and
+    # /explain run TreeSHAP on a DMatrix, which checks for them).
+    eng = NboApp(ServeConfig(tracking_uri=store["uri"], data_dir=str(store["data"]),
+                             prediction_log=str(tmp_path / "d.jsonl"), engine="process"))
+    try:
+        eng.load()
+        pid = eng.status()["engine_pid"]
+        row = _payload(features.iloc[0])
+        huge = RankRequest.model_construct(**RankRequest(account=row).__dict__ | {
+            "account": RankRequest(account=row).account.model_copy(update={"account_tickets_90d": 2**63})})
+        inf_acc = RankRequest(account=row).account.model_copy(update={"account_monthly_charges": float("inf")})
+        inf_rank = RankRequest.model_construct(**RankRequest(account=row, model_reasons=True).__dict__ | {"account": inf_acc})
+        from telco_nbo.serving.schemas import ExplainRequest
+
+        inf_explain = ExplainRequest.model_construct(**ExplainRequest(account=row).__dict__ | {"account": inf_acc})
+        good = RankRequest(account=row)
+
+        async def burst() -> list:
+            return await asyncio.gather(eng.answer_async("rank", huge), eng.answer_async("rank", inf_rank),
+                                        eng.answer_async("explain", inf_explain), eng.answer_async("rank", good))
+
+        got = uvloop.run(burst())
+        assert [s for s, _ in got] == [422, 422, 422, 200]
+        assert b"OverflowError" in got[0][1] and all(len(b) < 400 for _, b in got[:3])
+        status, _ = asyncio.run(eng.answer_async("rank", good))
+        assert status == 200 and eng.status()["engine_pid"] == pid and eng.engine_restarts == 0
+    finally:
+        eng.close()
+
+
+def test_a_prediction_log_that_cannot_be_written_refuses_decisions_until_it_can(
+        store: dict, features: pd.DataFrame, tmp_path: Path) -> None:
+    from telco_nbo.serving.predlog import read_prediction_log
+
+    # The log is a symlink: first to /dev/full (every write fails, ENOSPC), then to a real file.
+    link, real = tmp_path / "decisions.jsonl", tmp_path / "real.jsonl"
+    link.symlink_to("/dev/full")
+    a = NboApp(ServeConfig(tracking_uri=store["uri"], data_dir=str(store["data"]), prediction_log=str(link)))
+    a.load()
+    ids = [str(x) for x in features["account_id"].iloc[:3]]
+    out = a.answer([("rank", RankRequest(account_id=ids[0]), "r0"), ("score", ScoreRequest(account_id=ids[1]), None)])
+    assert [s for s, _ in out] == [503, 200] and b"prediction log" in out[0][1]
+    link.unlink()
+    link.symlink_to(real)
+    out = a.answer([("rank", RankRequest(account_id=ids[2]), "r1")])
+    assert out[0][0] == 200 and [r["request_id"] for r in read_prediction_log(real)] == ["r1"]
 
 
 def test_an_engine_that_cannot_load_reports_why(tmp_path: Path) -> None:

@@ -30,6 +30,10 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("process", "--engine", help="Where decisions are computed: 'process' (an engine "
                                    "process beside each HTTP worker: HTTP and decisions on separate cores) or "
                                    "'thread' (inside the HTTP worker)."),
+        engine_restart: bool = typer.Option(True, "--engine-restart/--no-engine-restart", help="Restart a dead "
+                                            "decision engine (backoff 0.5 s doubling to 30 s)."),
+        liveness_grace: float = typer.Option(60.0, "--liveness-grace", min=0.0, help="Seconds a dead engine may take "
+                                             "to come back before /livez fails."),
         access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log one line per HTTP request "
                                         "(every decision is in the prediction log either way)."),
         export_models: Path | None = typer.Option(None, "--export-models", help="Only copy the champions into this folder "
@@ -71,7 +75,7 @@ def register(app: typer.Typer) -> None:
                 "catalog_path": str(catalog_path.resolve()) if catalog_path else None,
                 "config_path": str(config_path.resolve()) if config_path else None,
                 "model_dir": str(model_dir.resolve()) if model_dir else None,
-                "engine": engine,
+                "engine": engine, "engine_restart": engine_restart, "liveness_grace": liveness_grace,
             }
             env = dict(os.environ, TELCO_NBO_SERVE_CONFIG=json.dumps(cfg), BENTOML_DO_NOT_TRACK="True")
             console.print(f"serving on http://{host}:{port} (decisions -> {cfg['prediction_log']})", highlight=False)

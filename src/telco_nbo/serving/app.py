@@ -62,6 +62,9 @@ class ServeConfig:
         engine: Where decisions are computed: ``"thread"`` (in this process, on the
             micro-batching thread) or ``"process"`` (in an engine process beside the HTTP worker,
             see :mod:`telco_nbo.serving.engine`; what ``telco-nbo serve`` uses).
+        engine_restart: Restart a dead engine process (with backoff: 0.5 s doubling to 30 s).
+        liveness_grace: Seconds a dead engine may stay down (being restarted) before liveness
+            (``/livez``) fails, so that an orchestrator replaces a server that cannot recover.
     """
 
     tracking_uri: str | None = None
@@ -72,6 +75,8 @@ class ServeConfig:
     config_path: str | None = None
     model_dir: str | None = None
     engine: str = "thread"
+    engine_restart: bool = True
+    liveness_grace: float = 60.0
 
     def __post_init__(self) -> None:
         if self.engine not in ("thread", "process"):
@@ -142,6 +147,44 @@ class _Prepared:
 
 _KINDS = ("rank", "score", "explain")
 
+_EXCERPT = 160
+"""Characters of an exception's text an answer may carry (never the whole input)."""
+
+
+def excerpt(text: str, limit: int = _EXCERPT) -> str:
+    """``text`` cut to ``limit`` characters (errors must not echo a client's megabytes back)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def as_refusal(exc: BaseException) -> ServingError:
+    """The answer to a request whose scoring raised ``exc`` (anything but a :class:`ServingError`).
+
+    Numbers the models cannot take (an integer past 64 bits, an infinity XGBoost refuses) are the
+    request's fault: 422 with a short message. Anything else is ours: 500, logged with its
+    traceback, and its text never sent to the client.
+    """
+    if isinstance(exc, ServingError):
+        return exc
+    if isinstance(exc, TelcoNboError):
+        return ServingError(422, excerpt(str(exc)), [excerpt(p) for p in (getattr(exc, "problems", []) or [])[:10]])
+    input_error = isinstance(exc, (OverflowError, ValueError, TypeError, FloatingPointError))
+    if not input_error:
+        try:
+            from xgboost.core import XGBoostError
+
+            input_error = isinstance(exc, XGBoostError)
+        except ImportError:  # pragma: no cover - xgboost is a dependency
+            pass
+    if input_error:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # XGBoost prefixes its messages with a source location: keep the sentence after it.
+        first = first.rsplit(": ", 1)[-1] if first.startswith("[") else first
+        log.info("request refused (422): %s: %s", type(exc).__name__, excerpt(first, 120))
+        return ServingError(422, "the input cannot be scored: " + excerpt(f"{type(exc).__name__}: {first}", 120))
+    log.error("internal error while answering a request", exc_info=exc)
+    return ServingError(500, "internal error while answering (see the server log)")
+
 
 def _encode(body: dict[str, Any]) -> bytes:
     from telco_nbo.serving.predlog import encode_json
@@ -210,6 +253,12 @@ class NboApp:
         self._batcher: Any = None
         self._batcher_lock = threading.Lock()
         self._engine: Any = None
+        self._swap_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.engine_restarts = 0
+        self.engine_down_since: float | None = None
+        self.engine_error: str | None = None
         self._api_key = None
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
@@ -225,6 +274,22 @@ class NboApp:
         if self._engine is not None:
             return self._engine.alive
         return self._loaded is not None
+
+    @property
+    def alive(self) -> bool:
+        """Liveness: False once the engine process is dead and will not be back in time.
+
+        A dead engine that the supervisor is restarting keeps the server alive for
+        :attr:`ServeConfig.liveness_grace` seconds (readiness is False meanwhile); without
+        restarts, or past the grace, an orchestrator should replace the server.
+        """
+        eng = self._engine
+        if eng is None or eng.alive:
+            return True
+        if not self.config.engine_restart or self._supervisor is None or not self._supervisor.is_alive():
+            return False
+        down = self.engine_down_since
+        return down is None or time.monotonic() - down <= self.config.liveness_grace
 
     def load_in_background(self) -> threading.Thread:
         """Start :meth:`load` in a daemon thread (the server answers /healthz meanwhile)."""
@@ -257,6 +322,9 @@ class NboApp:
             self._engine = engine
             self.load_seconds = time.perf_counter() - t0
             log.info("NBO decision engine ready in %.1f s: %s", self.load_seconds, engine.status.get("model_versions"))
+            if self.config.engine_restart and self._supervisor is None:
+                self._supervisor = threading.Thread(target=self._supervise, name="nbo-engine-supervisor", daemon=True)
+                self._supervisor.start()
             return
         from telco_nbo.config import get_settings
         from telco_nbo.nbo.catalog import load_catalog
@@ -306,6 +374,78 @@ class NboApp:
         starts = np.r_[0, np.flatnonzero(hh[order][1:] != hh[order][:-1]) + 1]
         loaded.household_rows = {str(hh[order[a]]): order[a:b] for a, b in zip(starts, np.r_[starts[1:], len(hh)], strict=True)}
 
+    # ---- the engine's supervisor (engine="process") ------------------------------------------------
+
+    RESTART_BACKOFF = (0.5, 30.0)
+    """First and longest wait before restarting a dead engine (doubling in between)."""
+
+    def _supervise(self) -> None:
+        """Watch the engine process; restart it when it dies, with backoff, until :meth:`close`.
+
+        Runs in its own thread: a restart loads the models (seconds), which must not hold up the
+        event loop that answers /livez, /readyz and the refusals meanwhile.
+        """
+        from telco_nbo.serving.engine import EngineProcess, EngineStopped
+
+        first, longest = self.RESTART_BACKOFF
+        backoff = first
+        while not self._closing.wait(0.1):
+            eng = self._engine
+            if eng is None or eng.process_alive:
+                if eng is not None and eng.started_at and time.monotonic() - eng.started_at > 60:
+                    backoff = first  # it has run a while: the next death starts the backoff afresh
+                continue
+            if self.engine_down_since is None:
+                self.engine_down_since = time.monotonic()
+            log.error("the decision engine (pid %s) died with exit code %s; restarting it in %.1f s",
+                      eng.pid, eng.exitcode, backoff)
+            if self._closing.wait(backoff):
+                return
+            backoff = min(backoff * 2, longest)
+            new = EngineProcess(self.config)
+            try:
+                new.start()
+            except EngineStopped as exc:
+                self.engine_error = excerpt(str(exc))
+                log.error("restarting the decision engine failed: %s", excerpt(str(exc), 300))
+                self._swap_engine(new)  # dead too: the next round retries after a longer wait
+                continue
+            if self._closing.is_set():
+                new.stop()
+                return
+            self._swap_engine(new)
+            self.engine_restarts += 1
+            self.engine_error = None
+            log.info("the decision engine is back (pid %s) after %.1f s down", new.pid,
+                     time.monotonic() - self.engine_down_since)
+            self.engine_down_since = None
+
+    def _swap_engine(self, new: Any) -> None:
+        """Send new requests to ``new``; the old engine answers what it holds, then exits."""
+        with self._swap_lock:
+            old, self._engine = self._engine, new
+        if old is None:
+            return
+        loop = old._loop
+        try:
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(old.retire)
+            else:
+                old.retire()
+        except RuntimeError:  # the loop closed meanwhile: nothing drives the old pipe any more
+            old.retire()
+        threading.Thread(target=self._reap, args=(old,), name="nbo-engine-reaper", daemon=True).start()
+
+    def _reap(self, old: Any, timeout: float = 60.0) -> None:
+        # The old engine exits when its pipe closes (once idle); wait for it, then make sure.
+        proc = old._proc
+        if proc is None:
+            return
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+
     def status(self) -> dict[str, Any]:
         """Readiness details (and how many batches the micro-batcher formed)."""
         d = self._loaded
@@ -315,6 +455,10 @@ class NboApp:
         if self._engine is not None and self._engine.status:
             out.update({k: self._engine.status[k] for k in ("model_versions", "accounts_in_folder", "as_of")})
             out["engine_pid"] = self._engine.pid
+        if self.config.engine == "process":
+            out["engine_alive"] = bool(self._engine is not None and self._engine.alive)
+            out["engine_restarts"] = self.engine_restarts
+            out["engine_error"] = self.engine_error
         counter = self._engine if self._engine is not None else self._batcher
         out["batches"] = counter.batches if counter is not None else 0
         out["requests_batched"] = counter.items if counter is not None else 0
@@ -458,23 +602,24 @@ class NboApp:
         if kind not in _KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
         if not self.ready:
+            if self._engine is not None:  # it ran, then died: being restarted
+                return self._engine_stopped()
             try:
                 self._require()
             except ServingError as exc:
                 return exc.status, _encode(exc.body())
         from telco_nbo.serving.engine import EngineStopped
 
+        eng = self._engine
         try:
-            return await self._engine.answer((kind, req, request_id), _request_size((kind, req, request_id)))
-        except EngineStopped as exc:
-            return self._engine_stopped(exc)
+            return await eng.answer((kind, req, request_id), _request_size((kind, req, request_id)))
+        except EngineStopped:
+            return self._engine_stopped()
 
-    def _engine_stopped(self, exc: Exception) -> tuple[int, bytes]:
-        # Not ready from now on: /readyz says 503 and an orchestrator restarts the worker.
-        if self.load_error is None:
-            log.error("%s", exc)
-        self.load_error = str(exc)
-        return 503, _encode(ServingError(503, f"service not ready ({exc})").body())
+    def _engine_stopped(self) -> tuple[int, bytes]:
+        # The supervisor restarts the engine (and logs it, once); until then /readyz says 503.
+        why = "the decision engine stopped" + ("; it is being restarted" if self.config.engine_restart else "")
+        return 503, _encode(ServingError(503, f"service not ready ({why})").body())
 
     def answer(self, items: list[tuple[str, Any, str | None]]) -> list[tuple[int, bytes]]:
         """Answer requests: ``(kind, request, request_id)`` -> ``(http_status, json_bytes)``, in order.
@@ -491,12 +636,16 @@ class NboApp:
                 continue
             try:
                 out[k] = (200, _encode(self.score(req) if kind == "score" else self.explain(req)))
-            except ServingError as exc:
-                out[k] = (exc.status, _encode(exc.body()))
+            except Exception as exc:  # noqa: BLE001 - one request's error is that request's answer
+                err = as_refusal(exc)
+                out[k] = (err.status, _encode(err.body()))
         return out  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Stop the micro-batcher and the engine process."""
+        """Stop the supervisor, the micro-batcher and the engine process."""
+        self._closing.set()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(10)
         if self._batcher is not None:
             self._batcher.close()
         if self._engine is not None:
@@ -526,8 +675,8 @@ class NboApp:
         for k, (req, request_id) in enumerate(items):
             try:
                 prep = self._prepare(loaded, k, req, request_id)
-            except ServingError as exc:
-                results[k] = exc
+            except Exception as exc:  # noqa: BLE001 - this request's error is this request's answer
+                results[k] = as_refusal(exc)
                 continue
             mr = bool(getattr(req, "model_reasons", False))
             # Requests share a call when their columns line up: the source (folder rows or payload
@@ -540,20 +689,30 @@ class NboApp:
                 key = (req.top_k, mr, False, frozenset(c for c in optional_other if getattr(first, c) is not None))
             groups.setdefault(key, []).append(prep)
         records: list[dict] = []
+        owners: list[int] = []  # which request each record answers
         for (top_k, mr, _, _), members in groups.items():
             if len(members) > 1:
                 try:
-                    self._rank_group(loaded, members, top_k, mr, results, records)
+                    self._rank_group(loaded, members, top_k, mr, results, records, owners)
                     continue
-                except ServingError:
-                    pass  # someone's input breaks the shared call: answer each request on its own
+                except Exception:  # noqa: BLE001 - someone's input breaks the shared call
+                    for p in members:  # answer each request on its own (drop any half-written answers)
+                        results[p.index] = None
             for p in members:
                 try:
-                    self._rank_group(loaded, [p], top_k, mr, results, records)
-                except ServingError as exc:
-                    results[p.index] = exc
+                    self._rank_group(loaded, [p], top_k, mr, results, records, owners)
+                except Exception as exc:  # noqa: BLE001 - this request's error is this request's answer
+                    results[p.index] = as_refusal(exc)
         if records:
-            loaded.log.append(records)
+            try:
+                loaded.log.append(records)
+            except OSError as exc:
+                # No decision leaves without its audit line: the requests that made these records
+                # are refused (503, retry later); the engine keeps running and the log reopens.
+                log.error("the prediction log %s cannot be written: %s", loaded.log.path, excerpt(str(exc), 200))
+                refused = ServingError(503, "the prediction log cannot be written; decisions are not served until it can")
+                for k in set(owners):
+                    results[k] = refused
         return results  # type: ignore[return-value]
 
     def _prepare(self, loaded: _Loaded, index: int, req: Any, request_id: str | None) -> _Prepared:
@@ -570,7 +729,7 @@ class NboApp:
         return _Prepared(index, rows, accounts, keep, request_id)
 
     def _rank_group(self, loaded: _Loaded, members: list[_Prepared], top_k: int, model_reasons: bool,
-                    results: list, records: list[dict]) -> None:
+                    results: list, records: list[dict], owners: list[int] | None = None) -> None:
         """Rank the members' rows in one call; put each member's answer in ``results``, its log lines in ``records``."""
         from telco_nbo.nbo.rank import core_decisions, rank_core
         from telco_nbo.serving.predlog import decision_records
@@ -604,6 +763,8 @@ class NboApp:
             if p.log:
                 log_rows += rows_p
                 log_ids += [p.request_id] * len(rows_p)
+                if owners is not None:
+                    owners += [p.index] * len(rows_p)
         if log_rows:
             records.extend(decision_records(
                 decisions, cols, loaded.scorer.logged_features,

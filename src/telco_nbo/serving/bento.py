@@ -56,6 +56,10 @@ class NBOService:
     def __is_ready__(self) -> bool:
         return self.app.ready
 
+    def __is_alive__(self) -> bool:
+        # /livez fails once the decision engine is dead and is not coming back in time.
+        return self.app.alive
+
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         # The engine process would exit by itself when the pipe closes; stop it cleanly anyway.

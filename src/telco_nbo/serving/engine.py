@@ -27,6 +27,7 @@ import json
 import logging
 import multiprocessing
 import os
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -57,7 +58,16 @@ def _engine_main(config_json: str, conn: Any) -> None:
             items = conn.recv()
         except (EOFError, OSError):
             return  # the HTTP worker is gone
-        conn.send(app.answer(items))
+        try:
+            out = app.answer(items)
+        except Exception:  # noqa: BLE001 - NboApp.answer answers per request; this is the last net
+            log.exception("a batch of %d requests failed", len(items))
+            out = [(500, INTERNAL_ERROR)] * len(items)
+        conn.send(out)
+
+
+INTERNAL_ERROR = b'{"error":"internal error while answering (see the server log)","problems":[]}'
+"""The body of a 500 the engine answers when a whole batch failed (never the exception's text)."""
 
 
 class EngineProcess:
@@ -79,6 +89,8 @@ class EngineProcess:
         self.max_weight = 512
         self.batches = 0
         self.items = 0
+        self.started_at: float | None = None
+        self._retiring = False
 
     def start(self, timeout: float = 600.0) -> dict[str, Any]:
         """Start the engine and wait until its models are loaded.
@@ -107,6 +119,7 @@ class EngineProcess:
             self.stop()
             raise EngineStopped(payload)
         self.status = payload
+        self.started_at = time.monotonic()
         return payload
 
     async def answer(self, item: tuple[str, Any, str | None], weight: int = 1) -> tuple[int, bytes]:
@@ -169,6 +182,44 @@ class EngineProcess:
                 fut.set_result(res)
         if self._pending:
             self._send_next()
+        elif self._retiring:
+            self._close_pipe()
+
+    def retire(self) -> None:
+        """Stop taking requests; close the pipe (the engine exits) once the ones it holds are answered.
+
+        Call on the event loop that drives the engine (``loop.call_soon_threadsafe``): a hot reload
+        switches new requests to the new engine, and the old one finishes what it was given.
+        """
+        self._retiring = True
+        if self._in_flight is None and not self._pending:
+            self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self._conn is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            try:
+                self._loop.remove_reader(self._conn.fileno())
+            except (RuntimeError, ValueError, OSError):  # pragma: no cover - loop already gone
+                pass
+        self._conn.close()
+        self._conn = None
+
+    @property
+    def busy(self) -> int:
+        """Requests sent to the engine or waiting for it."""
+        return len(self._in_flight or []) + len(self._pending)
+
+    @property
+    def process_alive(self) -> bool:
+        """Whether the engine process runs (whatever the state of the pipe)."""
+        return self._proc is not None and self._proc.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        """The engine's exit code (None while it runs); -9 after a SIGKILL."""
+        return self._proc.exitcode if self._proc is not None else None
 
     def _fail(self, exc: Exception) -> None:
         waiting = (self._in_flight or []) + self._pending

@@ -70,12 +70,25 @@ class PredictionLog:
             return 0
         data = b"\n".join(lines) + b"\n"
         with self._lock:
-            fd = self._open()
-            # One write per batch: O_APPEND makes it land whole at the end of the file.
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
+            try:
+                fd = self._open()
+                # One write per batch: O_APPEND makes it land whole at the end of the file.
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+            except OSError:
+                # Reopen on the next write (the file may have been moved, or its folder fixed).
+                self._close_fd()
+                raise
         return len(lines)
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:  # pragma: no cover - already closed underneath us
+                pass
+            self._fd = None
 
     def close(self) -> None:
         """Close the file."""
