@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from telco_nbo.data import attributes
 from telco_nbo.data.schema import (
     ACCOUNT_TYPES,
     CHANNELS,
@@ -408,6 +409,7 @@ class _Snapshot:
     tickets: pd.DataFrame  # tickets opened <= as_of
     contacts: pd.DataFrame  # contacts with contacted_at <= as_of
     offers: pd.DataFrame
+    attributes: pd.DataFrame | None = None  # optional account_attributes (importer passthrough)
 
 
 def _snapshot(tables: Mapping[str, pd.DataFrame], as_of: Any) -> _Snapshot:
@@ -478,6 +480,7 @@ def _snapshot(tables: Mapping[str, pd.DataFrame], as_of: Any) -> _Snapshot:
 
     tickets = tickets.loc[_dates(tickets, "opened_at") <= t]
     contacts = contacts.loc[_dates(contacts, "contacted_at") <= t]
+    extra = getattr(tables, "tables", tables).get(attributes.TABLE)
     return _Snapshot(
         as_of=ts,
         households=households,
@@ -491,6 +494,7 @@ def _snapshot(tables: Mapping[str, pd.DataFrame], as_of: Any) -> _Snapshot:
         tickets=tickets,
         contacts=contacts,
         offers=offers,
+        attributes=extra,
     )
 
 
@@ -852,6 +856,8 @@ def _account_frame(snap: _Snapshot) -> pd.DataFrame:
             "line_dropped_calls_3m": _count(la, n, weights=line_col("line_dropped_calls_3m")),
             "line_device_age_months": _group_reduce(la, n, np.where(mobile, line_col("line_device_age_months"), np.nan), "min"),
             "line_max_plan_tier": _group_reduce(la, n, line_col("line_plan_tier_rank"), "max"),
+            # Operator columns kept by an importer (account_x_<name>; none for other data).
+            **attributes.to_features(snap.attributes, acc["account_id"].to_numpy(dtype=object)),
         }
     )
     # Accounts without lines have no per-line behaviour to summarise: 0 for counts of events.
@@ -955,7 +961,9 @@ def to_model_matrix(features: pd.DataFrame) -> pd.DataFrame:
             :func:`build_account_features`, or a serving payload).
 
     Returns:
-        A new frame with the columns of :data:`FEATURE_COLUMNS`, same index as ``features``.
+        A new frame with the columns of :data:`FEATURE_COLUMNS`, then the frame's passthrough
+        columns (:func:`passthrough_columns`, none for data without attributes), same index as
+        ``features``.
 
     Raises:
         DataValidationError: A feature column is missing, a numeric column holds non-numbers, or a
@@ -990,9 +998,49 @@ def to_model_matrix(features: pd.DataFrame) -> pd.DataFrame:
                 cols[c] = pd.to_numeric(s, errors="raise").astype(np.float64)
             except (TypeError, ValueError):
                 problems.append(f"column {c} is not numeric (dtype {s.dtype})")
+    for c in passthrough_columns(features):
+        s = features[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            cols[c] = s
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            cols[c] = s.astype(np.float64)
+        else:
+            problems.append(f"column {c} must be numeric or category (dtype {s.dtype})")
     if problems:
         raise DataValidationError("features", problems)
     return pd.DataFrame(cols, index=features.index)
+
+
+def constant_columns(X: pd.DataFrame) -> list[str]:
+    """Columns of a model matrix holding a single value (missing counts as a value).
+
+    A feature that only ever holds a default (no usage table: usage features all NaN; no
+    tickets: every count 0) carries no signal; the training of imported data drops these and
+    says so, rather than feeding zeros that look like data.
+
+    Args:
+        X: A model matrix (or any frame).
+
+    Returns:
+        Column names, in frame order.
+    """
+    return [c for c in X.columns if X[c].nunique(dropna=False) <= 1]
+
+
+def passthrough_columns(features: pd.DataFrame) -> list[str]:
+    """The ``account_x_<name>`` columns of a feature frame (operator columns kept by an importer).
+
+    They follow :data:`FEATURE_COLUMNS` in the model matrix, in the frame's order. Numeric ones
+    are float64, categorical ones pandas ``category`` whose categories come from the data folder's
+    ``account_attributes`` table (see :mod:`telco_nbo.data.attributes`).
+
+    Args:
+        features: A feature frame or model matrix.
+
+    Returns:
+        Column names, possibly empty.
+    """
+    return [c for c in features.columns if isinstance(c, str) and c.startswith(attributes.FEATURE_PREFIX)]
 
 
 __all__ = [
@@ -1005,8 +1053,10 @@ __all__ = [
     "build_account_features",
     "build_household_features",
     "build_line_features",
+    "constant_columns",
     "lifecycle_stage",
     "make_churn_labels",
+    "passthrough_columns",
     "to_model_matrix",
     "usage_cutoff",
 ]

@@ -110,6 +110,11 @@ class ChampionScoreProvider:
         if dup.any():
             raise DataValidationError("features", [f"duplicate account_id: {features.loc[dup, 'account_id'].head(5).tolist()}"])
         X = to_model_matrix(features)
+        names = self.churn_model.get_booster().feature_names
+        if names and list(names) != list(X.columns):
+            # Trained on a subset (imported data: constant features left out) or without the
+            # passthrough columns of this frame: the model's own columns, in its order.
+            X = X[list(names)]
         churn = self.churn_model.predict_proba(X)[:, 1]
         clv = self.scorers["clv"].predict_frame(features)["clv"].to_numpy(dtype=float)
         uplift = np.clip(self.scorers["uplift"].predict_frame(features)["retention_uplift"].to_numpy(dtype=float), -1.0, 1.0)

@@ -1,4 +1,4 @@
-"""``telco-nbo data validate`` and ``telco-nbo data import-csv``.
+"""``telco-nbo data validate``, ``import-csv``, ``fields``, ``suggest-mapping`` and ``import``.
 
 Registers on :data:`telco_nbo.cli.data.app` when imported (``cli/__init__.py`` imports it).
 """
@@ -69,8 +69,92 @@ def import_csv(
         counts = row_counts(world.tables)
         churned = world.meta.get("n_churned")
         out.print(
-            f"[green]imported[/] {counts['accounts']:,} accounts, {counts['lines']:,} lines "
+            f"[green]imported[/] {counts['accounts']:,} accounts, {counts['lines']:,} lines, "
+            f"{counts['usage_monthly']:,} usage rows, {counts['support_tickets']:,} tickets "
             f"({churned:,} churned) as of {world.meta['as_of']} -> {written}",
             highlight=False,
             soft_wrap=True,
         )
+        print_import_report(world)
+
+
+def print_import_report(world) -> None:  # noqa: ANN001 - a World; kept import-free for --help speed
+    """Print what became of every input column, the notes, and the constant model features."""
+    from rich.table import Table
+
+    from telco_nbo.features import build_account_features, constant_columns, to_model_matrix
+
+    for note in world.meta.get("notes", []):
+        out.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    accounting = world.meta.get("columns", [])
+    if accounting:
+        n = {s: sum(a["status"] == s for a in accounting) for s in ("mapped", "passthrough", "dropped")}
+        table = Table(
+            title=f"{len(accounting)} input columns: {n['mapped']} mapped, {n['passthrough']} passed through, "
+            f"{n['dropped']} dropped",
+            title_justify="left",
+        )
+        for col in ("column", "status", "detail"):
+            table.add_column(col)
+        for a in accounting:
+            table.add_row(a["column"], a["status"], a["detail"])
+        out.print(table)
+    X = to_model_matrix(build_account_features(world.tables, world.meta["as_of"]))
+    const = constant_columns(X)
+    out.print(
+        f"model features: {X.shape[1] - len(const)} of {X.shape[1]} vary; {len(const)} constant "
+        f"(left out of training): {', '.join(const) if const else 'none'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("fields")
+def fields() -> None:
+    """Print every field a mapping can name: table, type, unit, and required or its default."""
+    from rich.table import Table
+
+    from telco_nbo.data.mapping import fields_frame
+
+    frame = fields_frame()
+    table = Table(title="mappable fields (columns: field -> your column; defaults: field -> value)",
+                  title_justify="left")
+    for col in frame.columns:
+        table.add_column(col)
+    for row in frame.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    out.print(table)
+    out.print(
+        "Columns a mapping does not name are kept as typed account features account_x_<name> "
+        "(numeric or categorical) unless constant, empty, an identifier or free text.",
+        highlight=False, soft_wrap=True,
+    )
+
+
+@app.command("suggest-mapping")
+def suggest_mapping_cmd(
+    path: Path = typer.Argument(..., help="A flat table, one row per customer (CSV or Parquet)."),
+    target: str = typer.Option(..., "--target", "-t", help="The churn column."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="The mapping YAML to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+) -> None:
+    """Write a draft mapping from the table's column names, types and values (it imports as is)."""
+    with user_errors():
+        from telco_nbo.data.importers import read_flat_file
+        from telco_nbo.data.suggest import mapping_yaml, suggest_mapping
+        from telco_nbo.errors import ConfigError
+
+        if out_file.exists() and not overwrite:
+            raise ConfigError(f"{out_file} exists; choose another file or pass --overwrite")
+        flat = read_flat_file(path)
+        draft = suggest_mapping(flat, target, name=path.stem)
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(mapping_yaml(draft), encoding="utf-8")
+        n_map = len(draft["columns"])
+        out.print(
+            f"[green]wrote[/] {out_file}: {n_map} column(s) mapped to fields, {len(draft['passthrough'])} passed "
+            f"through, {len(draft['drop'])} dropped",
+            highlight=False, soft_wrap=True,
+        )
+        for note in draft["_notes"]:
+            out.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

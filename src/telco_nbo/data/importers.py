@@ -1,74 +1,41 @@
-"""Importers: a flat one-row-per-customer churn table -> the eight tables of a data folder.
+"""Importers: a flat one-row-per-customer churn table -> the tables of a data folder.
 
 Most public and internal churn extracts are flat: one row per customer with tenure, contract,
-services, charges and a churn flag (the IBM "Telco Customer Churn" sample is the best known). This
-module maps such a table onto the household -> account -> line hierarchy of
-:mod:`telco_nbo.data.schema`, so the same features, models and offers run on it.
+services, charges, usage, service calls and a churn flag. This module maps such a table onto the
+household -> account -> line hierarchy of :mod:`telco_nbo.data.schema`, so the same features,
+models and offers run on it, without losing the columns the contract has no place for.
 
 What one customer row becomes
 -----------------------------
 * one household ``H<id>`` and one account ``A<id>`` (``<id>`` is the source customer id, so
-  results join back to the source system);
+  results join back to the source system; a table without an id column gets row numbers 1..n,
+  and the command line says so);
 * lines: a phone service gives one mobile line ``L<id>-M1`` (two, ``-M2``, with multiple lines);
-  an internet service (DSL / fiber; also ``fwa`` / ``cable`` for other telcos) gives a broadband
-  line ``L<id>-BB`` with ``broadband_tech`` and the add-on flags ``has_online_security``,
-  ``has_device_protection`` and ``has_streaming`` (streaming TV or movies);
-* ``accounts.has_premium_care`` <- tech support; contract and payment method through value maps;
+  an internet service (DSL / fiber; also ``fwa`` / ``cable``) gives a broadband line ``L<id>-BB``
+  with ``broadband_tech`` and the add-on flags;
+* usage fields (``data_gb``, ``voice_minutes``, ``intl_minutes``, ``roaming_days``,
+  ``dropped_calls``, ``overage_gb``, ``bill_amount``) become ``usage_monthly`` rows of the
+  account's first line: one aggregate month (the last month fully known at ``as_of``) or, with
+  ``usage_months: N``, a wide layout of N months whose columns are named by a ``{m}`` template;
+* ticket counts (``support_calls``, ``complaints``) become that many resolved tickets spread over
+  the 90 days before ``as_of`` (category ``ticket_category``, default ``other``);
+* every other column is kept as a typed account attribute ``account_x_<name>`` (numeric or
+  categorical, :mod:`telco_nbo.data.attributes`) that churn, propensity and uplift read, unless it
+  is constant, empty, an identifier or free text; then it is dropped, with that reason;
 * dates, from the snapshot date ``as_of`` (default 2025-12-01, or ``--as-of``):
-  ``start_date = as_of - tenure months``; a churner (churn flag true) gets
-  ``end_date = as_of + churn_end_offset_days`` (default 15), so "the account ended within 90
-  days after as_of" reproduces the churn column exactly; ``contract_end_date`` rolls forward from
-  the start by the contract length to the first date after ``as_of`` (null for month-to-month);
-* the account's monthly charge is split evenly over its lines (to the cent; the last line takes
-  the rounding rest) because a flat table has no per-line prices.
+  ``start_date = as_of - tenure months``; a churner gets ``end_date = as_of +
+  churn_end_offset_days`` (default 15), so "the account ended within 90 days after as_of"
+  reproduces the churn column exactly; ``contract_end_date`` rolls forward from the start by the
+  contract length to the first date after ``as_of`` (null for month-to-month);
+* the account's monthly charge is split evenly over its lines (to the cent).
 
-Documented assumptions (a flat table does not say these; the mapping's ``defaults`` set them):
-``region`` (``suburban``), ``account_type`` (``consumer``), ``channel_preference`` (``email``),
-mobile ``plan_tier`` (``unlimited``, hence a null data cap) and broadband ``plan_tier``
-(``standard``). ``household_size = 1 + partner + dependents``. A household is
-``fiber_eligible`` only when it already has fiber (there is no address data; assuming
-eligibility elsewhere could offer what the network cannot deliver) and never ``fwa_eligible``.
-Columns without a place in the contract (IBM's ``gender``, ``OnlineBackup``, ``TotalCharges``)
-are checked where mapped but not stored; ``gender`` is deliberately never used.
-
-The flat table has **no usage, tickets, offers, contacts or experiments**: those tables are
-written empty (right columns and dtypes). In particular ``usage_monthly`` is empty, so usage
-features are absent for imported data.
-
-Mapping file format (YAML)
---------------------------
-::
-
-    name: acme                      # meta "source" becomes "csv:acme"
-    description: free text
-    as_of: "2025-12-01"             # optional default snapshot date
-    churn_end_offset_days: 15       # optional, 1..90
-    columns:                        # importer field -> column name in the CSV
-      customer_id: cust_id          # required fields: customer_id, tenure_months,
-      tenure_months: months_active  #   monthly_charges, churn, contract, payment_method,
-      ...                           #   paperless_billing, phone_service, internet_service
-    values:                         # importer field -> {CSV value: importer value}
-      contract: {"M2M": month_to_month, "1Y": one_year, "2Y": two_year}
-      internet_service: {"DSL": dsl, "Fibre": fiber, "None": none}
-      churn: {"Y": true, "N": false}
-    defaults:                       # optional; see the assumptions above
-      region: suburban
-      account_type: consumer
-      channel_preference: email
-      mobile_plan_tier: unlimited
-      broadband_plan_tier: standard
-
-Fields (:data:`FIELDS`): ``customer_id``, ``tenure_months`` (whole months >= 0),
-``monthly_charges`` (>= 0), ``total_charges`` (number or blank; blank is normal for tenure 0),
-``churn``, ``contract`` (month_to_month / one_year / two_year), ``payment_method``
-(electronic_check / mailed_check / bank_transfer / credit_card), ``paperless_billing``,
-``phone_service``, ``multiple_lines``, ``internet_service`` (dsl / fiber / fwa / cable / none),
-``senior_citizen``, ``partner``, ``dependents``, ``online_security``, ``online_backup``,
-``device_protection``, ``tech_support``, ``streaming_tv``, ``streaming_movies``, ``gender``,
-``region`` (urban / suburban / rural), ``account_type`` (consumer / small_business).
-True/false fields accept Yes/No, True/False, 1/0 and "No internet service" / "No phone service"
-(false) unless ``values`` gives a map for them. Matching of values ignores case and surrounding
-spaces. YAML reads unquoted ``Yes``/``No`` as booleans: quote them as keys.
+Every field except the key and the target takes a default when the table has no column for it
+(:data:`telco_nbo.data.mapping.FIELDS`; ``telco-nbo data fields`` prints them with table, type and
+unit). A default fills a model feature with one value: such constant features are reported at
+import and left out of training (``meta["drop_constant_features"]``), never fed as zeros.
+``meta["columns"]`` accounts for every input column: mapped (to which field), passthrough (as
+which feature, which type) or dropped (why). The mapping format is :class:`FlatMapping`;
+``telco-nbo data suggest-mapping`` drafts one.
 
 Every input problem (missing column, duplicate or blank id, text in a number column, unknown
 category value, empty file) is reported before anything is written, naming column, rows and
@@ -80,7 +47,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -88,20 +54,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
+from telco_nbo.data import attributes
 from telco_nbo.data.io import empty_table, read_csv_text
-from telco_nbo.data.schema import (
-    ACCOUNT_TYPES,
-    BROADBAND_TECHS,
-    CHANNELS,
-    CONTRACT_MONTHS,
-    CONTRACT_TYPES,
-    PAYMENT_METHODS,
-    PLAN_TIERS,
-    REGIONS,
-    TABLES,
-)
+from telco_nbo.data.mapping import FIELDS, UNITS, USAGE_FIELDS, FieldSpec, FlatMapping, infer_column
+from telco_nbo.data.schema import CONTRACT_MONTHS, TABLES
 from telco_nbo.data.validate import _fmt_rows, _fmt_values, validate_world
 from telco_nbo.data.world import World
 from telco_nbo.errors import ConfigError, DataValidationError
@@ -110,134 +68,13 @@ DEFAULT_AS_OF = "2025-12-01"
 BUILTIN_MAPPINGS = {"ibm": "ibm_mapping.yaml"}
 """Name -> mapping file shipped beside this module."""
 
-INTERNET_VALUES = (*BROADBAND_TECHS, "none")
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One importer field: its kind, whether the CSV must have it, and its allowed values."""
-
-    kind: str  # "id" | "int" | "float" | "float_or_blank" | "bool" | "category" | "text"
-    required: bool
-    vocabulary: tuple[str, ...] = ()
-
-
-FIELDS: dict[str, FieldSpec] = {
-    "customer_id": FieldSpec("id", True),
-    "tenure_months": FieldSpec("int", True),
-    "monthly_charges": FieldSpec("float", True),
-    "total_charges": FieldSpec("float_or_blank", False),
-    "churn": FieldSpec("bool", True),
-    "contract": FieldSpec("category", True, CONTRACT_TYPES),
-    "payment_method": FieldSpec("category", True, PAYMENT_METHODS),
-    "paperless_billing": FieldSpec("bool", True),
-    "phone_service": FieldSpec("bool", True),
-    "multiple_lines": FieldSpec("bool", False),
-    "internet_service": FieldSpec("category", True, INTERNET_VALUES),
-    "senior_citizen": FieldSpec("bool", False),
-    "partner": FieldSpec("bool", False),
-    "dependents": FieldSpec("bool", False),
-    "online_security": FieldSpec("bool", False),
-    "online_backup": FieldSpec("bool", False),
-    "device_protection": FieldSpec("bool", False),
-    "tech_support": FieldSpec("bool", False),
-    "streaming_tv": FieldSpec("bool", False),
-    "streaming_movies": FieldSpec("bool", False),
-    "gender": FieldSpec("text", False),
-    "region": FieldSpec("category", False, REGIONS),
-    "account_type": FieldSpec("category", False, ACCOUNT_TYPES),
-}
-"""Importer fields a mapping may name (see the module docstring)."""
+MAX_TICKETS_PER_ROW = 1000
+"""A ticket count above this in one row is taken for a data error, not a busy customer."""
 
 _BOOL_DEFAULT = {
     "yes": True, "no": False, "y": True, "n": False, "true": True, "false": False,
     "1": True, "0": False, "no internet service": False, "no phone service": False,
 }
-
-
-class Defaults(BaseModel):
-    """Values a flat table does not carry (documented assumptions)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    region: str = "suburban"
-    account_type: str = "consumer"
-    channel_preference: str = "email"
-    mobile_plan_tier: str = "unlimited"
-    broadband_plan_tier: str = "standard"
-
-    @model_validator(mode="after")
-    def _in_vocabularies(self) -> Defaults:
-        checks = {
-            "region": REGIONS, "account_type": ACCOUNT_TYPES, "channel_preference": CHANNELS,
-            "mobile_plan_tier": PLAN_TIERS, "broadband_plan_tier": PLAN_TIERS,
-        }
-        for key, allowed in checks.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"defaults.{key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
-        return self
-
-
-class FlatMapping(BaseModel):
-    """A mapping from a flat churn table's columns and values to importer fields."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    as_of: dt.date | None = None
-    churn_end_offset_days: int = Field(15, ge=1, le=90)
-    columns: dict[str, str]
-    values: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    defaults: Defaults = Field(default_factory=Defaults)
-
-    @field_validator("columns")
-    @classmethod
-    def _known_and_complete(cls, v: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(v) - set(FIELDS))
-        if unknown:
-            raise ValueError(f"unknown field(s) {unknown}; fields are {sorted(FIELDS)}")
-        missing = [f for f, s in FIELDS.items() if s.required and f not in v]
-        if missing:
-            raise ValueError(f"required field(s) not mapped: {missing}")
-        cols = list(v.values())
-        dup = sorted({c for c in cols if cols.count(c) > 1})
-        if dup:
-            raise ValueError(f"column(s) mapped to more than one field: {dup}")
-        return v
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _no_yaml_booleans_as_keys(cls, v: Any) -> Any:
-        # YAML 1.1 reads unquoted Yes/No/On/Off as booleans; say so instead of a type error.
-        if isinstance(v, dict):
-            for fld, vmap in v.items():
-                if isinstance(vmap, dict):
-                    for src in vmap:
-                        if isinstance(src, bool):
-                            raise ValueError(
-                                f"values.{fld}: key {src!r} was read by YAML as a boolean; "
-                                f"quote it (\"Yes\": ..., \"No\": ...)"
-                            )
-        return v
-
-    @field_validator("values")
-    @classmethod
-    def _value_maps(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for fld, vmap in v.items():
-            spec = FIELDS.get(fld)
-            if spec is None:
-                raise ValueError(f"values given for unknown field '{fld}'")
-            if spec.kind not in ("bool", "category"):
-                raise ValueError(f"values only apply to true/false and category fields, not '{fld}'")
-            for src, target in vmap.items():
-                if spec.kind == "bool" and not isinstance(target, bool):
-                    raise ValueError(f"values.{fld}.{src}: expected true or false, got {target!r}")
-                if spec.kind == "category" and target not in spec.vocabulary:
-                    raise ValueError(
-                        f"values.{fld}.{src}: {target!r} is not one of {list(spec.vocabulary)}"
-                    )
-        return v
 
 
 def load_mapping(mapping: str | os.PathLike[str]) -> FlatMapping:
@@ -288,83 +125,165 @@ def _norm(v: object) -> str:
     return str(v).strip().casefold()
 
 
+def _parse_column(
+    fld: str, spec: FieldSpec, col: str, raw: pd.Series, mapping: FlatMapping, problems: list[str]
+) -> pd.Series:
+    """One source column as the field's typed values (problems appended, never raised here)."""
+    text = raw.map(lambda v: v.strip() if isinstance(v, str) else v)
+    blank = text.isna() | (text == "")
+    if spec.kind == "id":
+        if blank.any():
+            problems.append(f"column '{col}': blank customer id in {_fmt_rows(np.flatnonzero(blank))}")
+        dup = text.duplicated(keep=False) & ~blank
+        if dup.any():
+            for value, rows in list(text[dup].groupby(text[dup], sort=False).groups.items())[:5]:
+                problems.append(f"duplicate {col} '{value}' in {_fmt_rows(rows)}")
+            n_dup = text[dup].nunique()
+            if n_dup > 5:
+                problems.append(f"... and {n_dup - 5:,} more duplicated {col} values")
+        return text
+    if spec.kind in ("int", "float", "float_or_blank"):
+        num = pd.to_numeric(text.where(~blank), errors="coerce")
+        bad = ~blank & num.isna()
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            problems.append(
+                f"column '{col}': expected a number, got text in {_fmt_rows(pos)} (values {_fmt_values(raw.iloc[pos])})"
+            )
+        if spec.kind != "float_or_blank" and blank.any():
+            problems.append(f"column '{col}': blank in {_fmt_rows(np.flatnonzero(blank))}")
+        neg = num < 0
+        if neg.any():
+            pos = np.flatnonzero(neg)
+            problems.append(f"column '{col}': negative in {_fmt_rows(pos)} (values {_fmt_values(raw.iloc[pos])})")
+        unit = mapping.units.get(fld)
+        if unit is not None:
+            num = num * UNITS[spec.unit][unit]
+            if spec.kind == "int":
+                num = num.round()
+        if spec.kind == "int":
+            frac = num.notna() & (num != np.floor(num))
+            if frac.any():
+                pos = np.flatnonzero(frac)
+                problems.append(
+                    f"column '{col}': expected whole {spec.unit or 'numbers'}, got {_fmt_values(raw.iloc[pos])} "
+                    f"in {_fmt_rows(pos)}"
+                )
+        return num
+    if spec.kind in ("bool", "category"):
+        given = mapping.values.get(fld)
+        vmap = {_norm(k): v for k, v in given.items()} if given else (
+            _BOOL_DEFAULT if spec.kind == "bool" else {_norm(v): v for v in spec.vocabulary}
+        )
+        normed = text.map(lambda v: _norm(v) if isinstance(v, str) else v)
+        mapped = normed.map(vmap)
+        bad = mapped.isna()
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            known = ", ".join(repr(k) for k in (given or vmap))
+            unknown = _fmt_values(raw.iloc[pos].fillna(""))
+            problems.append(f"column '{col}': unknown value {unknown} in {_fmt_rows(pos)} (known: {known})")
+        return mapped
+    return text
+
+
 def _parse_fields(flat: pd.DataFrame, mapping: FlatMapping, table: str) -> pd.DataFrame:
-    """Check the flat table and return one typed column per mapped field.
+    """Check the flat table and return one typed column per mapped field (and per month).
+
+    A wide usage field gives columns ``<field>@<m>`` (m = 1 the latest month).
 
     Raises:
         DataValidationError: Every problem found (missing columns, ids, numbers, categories).
     """
     problems: list[str] = []
-    missing = [(f, c) for f, c in mapping.columns.items() if c not in flat.columns]
-    for fld, col in missing:
-        kind = "required" if FIELDS[fld].required else "mapped"
-        problems.append(f"missing column '{col}' ({kind}, field {fld})")
+    for fld in mapping.columns:
+        for col in mapping.source_columns(fld):
+            if col not in flat.columns:
+                kind = "required" if FIELDS[fld].required else "mapped"
+                problems.append(f"missing column '{col}' ({kind}, field {fld})")
     if problems:
-        raise DataValidationError(table, problems)
+        raise DataValidationError(table, problems + [f"columns of the file: {', '.join(map(str, flat.columns))}"])
     if flat.empty:
         raise DataValidationError(table, ["no data rows (only a header)"])
 
     out: dict[str, pd.Series] = {}
-    for fld, col in mapping.columns.items():
+    for fld in mapping.columns:
         spec = FIELDS[fld]
-        raw = flat[col]
-        text = raw.map(lambda v: v.strip() if isinstance(v, str) else v)
-        blank = text.isna() | (text == "")
-        if spec.kind == "id":
-            if blank.any():
-                problems.append(f"column '{col}': blank customer id in {_fmt_rows(np.flatnonzero(blank))}")
-            dup = text.duplicated(keep=False) & ~blank
-            if dup.any():
-                for value, rows in list(text[dup].groupby(text[dup], sort=False).groups.items())[:5]:
-                    problems.append(f"duplicate {col} '{value}' in {_fmt_rows(rows)}")
-                n_dup = text[dup].nunique()
-                if n_dup > 5:
-                    problems.append(f"... and {n_dup - 5:,} more duplicated {col} values")
-            out[fld] = text
-        elif spec.kind in ("int", "float", "float_or_blank"):
-            num = pd.to_numeric(text.where(~blank), errors="coerce")
-            bad = ~blank & num.isna()
-            if bad.any():
-                pos = np.flatnonzero(bad)
-                problems.append(
-                    f"column '{col}': expected a number, got text in {_fmt_rows(pos)} "
-                    f"(values {_fmt_values(raw.iloc[pos])})"
-                )
-            if spec.kind != "float_or_blank" and blank.any():
-                problems.append(f"column '{col}': blank in {_fmt_rows(np.flatnonzero(blank))}")
-            neg = num < 0
-            if neg.any():
-                pos = np.flatnonzero(neg)
-                problems.append(f"column '{col}': negative in {_fmt_rows(pos)} (values {_fmt_values(raw.iloc[pos])})")
-            if spec.kind == "int":
-                frac = num.notna() & (num != np.floor(num))
-                if frac.any():
-                    pos = np.flatnonzero(frac)
-                    problems.append(
-                        f"column '{col}': expected whole months, got {_fmt_values(raw.iloc[pos])} in {_fmt_rows(pos)}"
-                    )
-            out[fld] = num
-        elif spec.kind in ("bool", "category"):
-            given = mapping.values.get(fld)
-            vmap = {_norm(k): v for k, v in given.items()} if given else (
-                _BOOL_DEFAULT if spec.kind == "bool" else {_norm(v): v for v in spec.vocabulary}
-            )
-            normed = text.map(lambda v: _norm(v) if isinstance(v, str) else v)
-            mapped = normed.map(vmap)
-            bad = mapped.isna()
-            if bad.any():
-                pos = np.flatnonzero(bad)
-                known = ", ".join(repr(k) for k in (given or vmap))
-                unknown = _fmt_values(raw.iloc[pos].fillna(""))
-                problems.append(
-                    f"column '{col}': unknown value {unknown} in {_fmt_rows(pos)} (known: {known})"
-                )
-            out[fld] = mapped
-        else:
-            out[fld] = text
+        cols = mapping.source_columns(fld)
+        for m, col in enumerate(cols, start=1):
+            key = f"{fld}@{m}" if len(cols) > 1 or spec.role == "usage" else fld
+            out[key] = _parse_column(fld, spec, col, flat[col], mapping, problems)
+    counts = [f for f in ("support_calls", "complaints") if f in out]
+    for fld in counts:
+        too_many = out[fld] > MAX_TICKETS_PER_ROW
+        if too_many.any():
+            pos = np.flatnonzero(too_many)
+            problems.append(f"column '{mapping.columns[fld]}': more than {MAX_TICKETS_PER_ROW} tickets in "
+                            f"{_fmt_rows(pos)} (values {_fmt_values(flat[mapping.columns[fld]].iloc[pos])})")
     if problems:
         raise DataValidationError(table, problems + ["(row r is line r + 2 of the file)"])
     return pd.DataFrame(out)
+
+
+def _passthrough(flat: pd.DataFrame, mapping: FlatMapping, table: str) -> tuple[dict[str, pd.Series], list[dict[str, str]]]:
+    """Attribute columns and the accounting of every column the mapping does not map.
+
+    Returns:
+        ``(attribute name -> typed series, accounting rows)``; an accounting row is
+        ``{"column", "status", "detail"}`` with status ``mapped``, ``passthrough`` or ``dropped``.
+
+    Raises:
+        DataValidationError: A column forced numeric holds text, or a listed column is missing.
+    """
+    used: dict[str, str] = {}
+    for fld in mapping.columns:
+        for col in mapping.source_columns(fld):
+            used[col] = fld
+    missing = [c for c in [*mapping.passthrough, *mapping.drop] if c not in flat.columns]
+    if missing:
+        raise DataValidationError(table, [f"mapping lists column(s) not in the file: {missing}"])
+    accounting: list[dict[str, str]] = []
+    attrs: dict[str, pd.Series] = {}
+    names: set[str] = set()
+    problems: list[str] = []
+    for col in flat.columns:
+        if col in used:
+            accounting.append({"column": str(col), "status": "mapped", "detail": f"field {used[col]}"})
+            continue
+        if col in mapping.drop:
+            accounting.append({"column": str(col), "status": "dropped", "detail": mapping.drop[col] or "mapping says drop"})
+            continue
+        text = flat[col]
+        kind = mapping.passthrough.get(col)
+        if kind is None:
+            kind, reason = infer_column(text)
+            if kind is None:
+                accounting.append({"column": str(col), "status": "dropped", "detail": reason})
+                continue
+        else:
+            reason = "mapping says " + kind
+        name = attributes.attribute_name(col)
+        while name in names:  # two columns with the same slug ("Day Mins", "day_mins")
+            name += "_"
+        names.add(name)
+        if kind == "numeric":
+            clean = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+            blank = clean.isna() | (clean == "")
+            num = pd.to_numeric(clean.where(~blank), errors="coerce")
+            bad = ~blank & num.isna()
+            if bad.any():
+                pos = np.flatnonzero(bad)
+                problems.append(f"column '{col}': passthrough numeric, got text in {_fmt_rows(pos)} "
+                                f"(values {_fmt_values(text.iloc[pos])})")
+            attrs[name] = num.astype(np.float64)
+        else:
+            clean = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+            attrs[name] = attributes.make_categorical(clean.where(clean.notna() & (clean != ""), None))
+        accounting.append({"column": str(col), "status": "passthrough",
+                           "detail": f"account_{name} ({kind}; {reason})"})
+    if problems:
+        raise DataValidationError(table, problems + ["(row r is line r + 2 of the file)"])
+    return attrs, accounting
 
 
 # ----------------------------------------------------------------------------------------------
@@ -382,10 +301,16 @@ def _add_months(base: pd.Timestamp, months: np.ndarray) -> pd.Series:
     return (first + pd.to_timedelta(day - 1, unit="D")).astype("datetime64[ns]")
 
 
-def _flag(fields: pd.DataFrame, name: str) -> np.ndarray:
+def _value(fields: pd.DataFrame, mapping: FlatMapping, name: str, n: int) -> np.ndarray:
+    """The field's values: its column if mapped, else the mapping's default, else the field's."""
     if name in fields.columns:
-        return fields[name].astype(bool).to_numpy()
-    return np.zeros(len(fields), dtype=bool)
+        return fields[name].to_numpy()
+    default = mapping.defaults.get(name, FIELDS[name].default)
+    return np.full(n, default, dtype=object if isinstance(default, str) else None)
+
+
+def _flag(fields: pd.DataFrame, mapping: FlatMapping, name: str) -> np.ndarray:
+    return _value(fields, mapping, name, len(fields)).astype(bool)
 
 
 def _parse_as_of(value: str | dt.date | pd.Timestamp | None, mapping: FlatMapping) -> pd.Timestamp:
@@ -397,6 +322,81 @@ def _parse_as_of(value: str | dt.date | pd.Timestamp | None, mapping: FlatMappin
     if ts is pd.NaT or ts != ts.normalize() or ts.tzinfo is not None:
         raise ConfigError(f"as_of must be a plain date YYYY-MM-DD, got {raw!r}")
     return ts
+
+
+def _usage(
+    fields: pd.DataFrame, mapping: FlatMapping, as_of: pd.Timestamp, first_line: np.ndarray,
+    line_start: np.ndarray, monthly: np.ndarray,
+) -> tuple[pd.DataFrame, int]:
+    """usage_monthly rows of each account's first line; (rows, rows skipped before the line started)."""
+    mapped = [f for f in USAGE_FIELDS if f in mapping.columns]
+    if not mapped:
+        return empty_table("usage_monthly"), 0
+    from telco_nbo.features import usage_cutoff
+
+    latest = usage_cutoff(as_of) - pd.DateOffset(months=1)  # last month fully known at as_of
+    parts = []
+    skipped = 0
+    has_line = first_line != None  # noqa: E711 - object array of ids or None
+    for m in range(1, mapping.usage_months + 1):
+        month = (latest - pd.DateOffset(months=m - 1)).to_datetime64().astype("datetime64[ns]")
+        # A month before the line's first month cannot hold its usage (the contract refuses it).
+        line_month = line_start.astype("datetime64[M]").astype("datetime64[ns]")
+        keep = has_line & (line_month <= month)
+        skipped += int((has_line & ~keep).sum())
+        cols: dict[str, Any] = {"line_id": first_line[keep], "month": np.full(int(keep.sum()), month)}
+        for f in USAGE_FIELDS:
+            key = f"{f}@{m}"
+            if key in fields.columns:
+                vals = fields[key].to_numpy(dtype=np.float64)
+            elif f in mapping.defaults:
+                vals = np.full(len(fields), float(mapping.defaults[f]))
+            elif f == "bill_amount":
+                vals = monthly  # what a month without overage bills
+            else:
+                vals = np.zeros(len(fields))
+            cols[f] = vals[keep]
+        parts.append(pd.DataFrame(cols))
+    usage = pd.concat(parts, ignore_index=True)
+    for c in ("roaming_days", "dropped_calls"):
+        usage[c] = np.round(usage[c]).astype(np.int64)
+    usage["roaming_days"] = usage["roaming_days"].clip(upper=31)
+    usage["month"] = usage["month"].astype("datetime64[ns]")
+    return usage.sort_values(["line_id", "month"], kind="stable").reset_index(drop=True), skipped
+
+
+def _tickets(
+    fields: pd.DataFrame, mapping: FlatMapping, as_of: pd.Timestamp, cid: np.ndarray, acc_ids: np.ndarray,
+    start: np.ndarray,
+) -> pd.DataFrame:
+    """Ticket counts as resolved tickets spread over the 90 days before as_of."""
+    kinds = [(f, f == "complaints") for f in ("support_calls", "complaints")
+             if f in fields.columns or mapping.defaults.get(f)]
+    if not kinds:
+        return empty_table("support_tickets")
+    category = mapping.defaults.get("ticket_category", FIELDS["ticket_category"].default)
+    parts = []
+    t = as_of.to_datetime64().astype("datetime64[ns]")
+    day = np.timedelta64(1, "D")
+    for fld, complaint in kinds:
+        counts = _value(fields, mapping, fld, len(fields)).astype(np.float64).astype(np.int64)
+        owner = np.repeat(np.arange(len(counts)), counts)
+        k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        # Evenly inside (as_of - 90 days, as_of - 1 day], never before the account started.
+        offset = 1 + (89 * k) // np.maximum(counts[owner], 1)
+        opened = np.maximum(t - offset * day, start[owner])
+        resolved = np.minimum(opened + day, t)
+        tag = "C" if complaint else "S"
+        parts.append(pd.DataFrame({
+            "ticket_id": np.array([f"T{c}-{tag}{i + 1}" for c, i in zip(cid[owner], k)], dtype=object),
+            "account_id": acc_ids[owner],
+            "line_id": np.full(len(owner), None, dtype=object),
+            "category": np.full(len(owner), category, dtype=object),
+            "opened_at": opened.astype("datetime64[ns]"),
+            "resolved_at": resolved.astype("datetime64[ns]"),
+            "is_complaint": np.full(len(owner), complaint),
+        }))
+    return pd.concat(parts, ignore_index=True).sort_values("ticket_id", kind="stable").reset_index(drop=True)
 
 
 def flat_to_world(
@@ -415,74 +415,77 @@ def flat_to_world(
         source_name: Name used in error messages (the file name).
 
     Returns:
-        A world with households, accounts and lines filled and the other tables empty.
+        A world with households, accounts and lines filled, usage and tickets when mapped, the
+        unmapped columns with signal in ``account_attributes``; ``meta["columns"]`` accounts for
+        every input column (mapped / passthrough / dropped and why).
 
     Raises:
         DataValidationError: The flat table has problems (all listed).
         ConfigError: ``as_of`` is not a date.
     """
     as_of_ts = _parse_as_of(as_of, mapping)
+    flat = flat.reset_index(drop=True)
     f = _parse_fields(flat, mapping, source_name)
+    attrs, accounting = _passthrough(flat, mapping, source_name)
     n = len(f)
-    d = mapping.defaults
-    cid = f["customer_id"].astype(str).to_numpy(object)
+    row_ids = "customer_id" not in f.columns
+    if row_ids:
+        # No id column: row numbers (1-based, as a person counts them) so results join back by row.
+        cid = np.array([str(i) for i in range(1, n + 1)], dtype=object)
+    else:
+        cid = f["customer_id"].astype(str).to_numpy(object)
     hh_ids = np.array([f"H{c}" for c in cid], dtype=object)
     acc_ids = np.array([f"A{c}" for c in cid], dtype=object)
 
-    tenure = f["tenure_months"].astype(np.int64).to_numpy()
+    tenure = _value(f, mapping, "tenure_months", n).astype(np.float64).astype(np.int64)
     start = _add_months(as_of_ts, -tenure)
-    churn = _flag(f, "churn")
+    churn = _flag(f, mapping, "churn")
     end = pd.Series(
         np.where(churn, as_of_ts + pd.Timedelta(days=mapping.churn_end_offset_days), pd.NaT),
         dtype="datetime64[ns]",
     )
-    contract = f["contract"].to_numpy(object)
+    contract = _value(f, mapping, "contract", n).astype(object)
     length = np.array([CONTRACT_MONTHS[c] for c in contract], dtype=np.int64)
     periods = tenure // length + 1  # first renewal strictly after as_of
     contract_end = _add_months(as_of_ts, periods * length - tenure)
     contract_end = contract_end.where(contract != "month_to_month")
 
-    internet = f["internet_service"].to_numpy(object)
-    partner, dependents = _flag(f, "partner"), _flag(f, "dependents")
-    region = f["region"].to_numpy(object) if "region" in f else np.full(n, d.region, dtype=object)
-    account_type = (
-        f["account_type"].to_numpy(object) if "account_type" in f else np.full(n, d.account_type, dtype=object)
-    )
-
+    internet = _value(f, mapping, "internet_service", n).astype(object)
+    partner, dependents = _flag(f, mapping, "partner"), _flag(f, mapping, "dependents")
     households = pd.DataFrame(
         {
             "household_id": hh_ids,
-            "region": region,
+            "region": _value(f, mapping, "region", n).astype(object),
             "household_size": (1 + partner.astype(np.int64) + dependents.astype(np.int64)),
             "fiber_eligible": internet == "fiber",
             "fwa_eligible": np.zeros(n, dtype=bool),
             "created_date": start.to_numpy(),
         }
     )
-    monthly = f["monthly_charges"].astype(float).to_numpy()
+    monthly = _value(f, mapping, "monthly_charges", n).astype(np.float64)
     accounts = pd.DataFrame(
         {
             "account_id": acc_ids,
             "household_id": hh_ids,
-            "account_type": account_type,
+            "account_type": _value(f, mapping, "account_type", n).astype(object),
             "start_date": start.to_numpy(),
             "end_date": end.to_numpy(),
             "contract_type": contract,
             "contract_end_date": contract_end.to_numpy(),
-            "payment_method": f["payment_method"].to_numpy(object),
-            "paperless_billing": _flag(f, "paperless_billing"),
-            "channel_preference": np.full(n, d.channel_preference, dtype=object),
-            "senior_citizen": _flag(f, "senior_citizen"),
+            "payment_method": _value(f, mapping, "payment_method", n).astype(object),
+            "paperless_billing": _flag(f, mapping, "paperless_billing"),
+            "channel_preference": _value(f, mapping, "channel_preference", n).astype(object),
+            "senior_citizen": _flag(f, mapping, "senior_citizen"),
             "has_partner": partner,
             "has_dependents": dependents,
-            "has_premium_care": _flag(f, "tech_support"),
+            "has_premium_care": _flag(f, mapping, "tech_support"),
             "monthly_charges": monthly,
         }
     )
 
     # Lines: mobile 1-2 per phone service, one broadband per internet service.
-    phone = _flag(f, "phone_service")
-    multi = _flag(f, "multiple_lines") & phone
+    phone = _flag(f, mapping, "phone_service")
+    multi = _flag(f, mapping, "multiple_lines") & phone
     has_bb = internet != "none"
     n_lines = phone.astype(np.int64) + multi.astype(np.int64) + has_bb.astype(np.int64)
     owner = np.repeat(np.arange(n), n_lines)
@@ -499,6 +502,8 @@ def flat_to_world(
     price = np.where(last, np.round(monthly[owner] - sums[owner], 2), share)
     price = np.maximum(price, 0.0)
     bb = ~is_mobile
+    mobile_tier = _value(f, mapping, "mobile_plan_tier", n).astype(object)[owner]
+    bb_tier = _value(f, mapping, "broadband_plan_tier", n).astype(object)[owner]
     lines = pd.DataFrame(
         {
             "line_id": line_ids,
@@ -506,39 +511,88 @@ def flat_to_world(
             "line_type": np.where(is_mobile, "mobile", "broadband").astype(object),
             "start_date": start.to_numpy()[owner],
             "end_date": end.to_numpy()[owner],
-            "plan_tier": np.where(is_mobile, d.mobile_plan_tier, d.broadband_plan_tier).astype(object),
+            "plan_tier": np.where(is_mobile, mobile_tier, bb_tier).astype(object),
             "data_cap_gb": np.full(len(owner), np.nan),
             "monthly_price": price.astype(float),
             "broadband_tech": np.where(bb, internet[owner], None).astype(object),
             "device_purchase_date": pd.Series(pd.NaT, index=range(len(owner)), dtype="datetime64[ns]"),
-            "has_device_protection": bb & _flag(f, "device_protection")[owner],
+            "has_device_protection": bb & _flag(f, mapping, "device_protection")[owner],
             "has_travel_pack": np.zeros(len(owner), dtype=bool),
             "has_mesh_wifi": np.zeros(len(owner), dtype=bool),
-            "has_online_security": bb & _flag(f, "online_security")[owner],
-            "has_streaming": bb & (_flag(f, "streaming_tv") | _flag(f, "streaming_movies"))[owner],
+            "has_online_security": bb & _flag(f, mapping, "online_security")[owner],
+            "has_streaming": bb & (_flag(f, mapping, "streaming_tv") | _flag(f, mapping, "streaming_movies"))[owner],
         }
     )
     lines["data_cap_gb"] = lines["data_cap_gb"].astype(float)
 
+    # Usage goes on the account's first line (its first mobile line when it has one).
+    first = np.full(n, None, dtype=object)
+    first_rank0 = rank == 0
+    first[owner[first_rank0]] = line_ids[first_rank0]
+    usage, skipped = _usage(f, mapping, as_of_ts, first, start.to_numpy(), monthly)
+    no_line = int(((n_lines == 0)).sum()) if len(usage) else 0
+    tickets = _tickets(f, mapping, as_of_ts, cid, acc_ids, start.to_numpy().astype("datetime64[ns]"))
+
     tables = {name: empty_table(name) for name in TABLES}
-    tables.update(households=households, accounts=accounts, lines=lines)
+    tables.update(households=households, accounts=accounts, lines=lines, usage_monthly=usage, support_tickets=tickets)
+    if attrs:
+        tables[attributes.TABLE] = pd.DataFrame({"account_id": acc_ids, **{k: v.to_numpy() if not isinstance(
+            v.dtype, pd.CategoricalDtype) else v.array for k, v in attrs.items()}})
     validate_world(tables)
-    used = dict(mapping.columns)
+    defaults_used = {
+        k: mapping.defaults.get(k, s.default) for k, s in FIELDS.items()
+        if k not in mapping.columns and s.role in ("field",) and s.table != "none"
+    }
+    notes = []
+    if row_ids:
+        notes.append(f"no id column: accounts are numbered by row, A1..A{n}")
+    if skipped:
+        notes.append(f"{skipped:,} usage month(s) before the line started were not kept")
+    if no_line:
+        notes.append(f"{no_line:,} account(s) have no line (no phone, no internet): their usage was not kept")
     meta = {
         "source": f"csv:{mapping.name}",
         "as_of": as_of_ts.strftime("%Y-%m-%d"),
         "mapping": mapping.model_dump(mode="json"),
         "input_file": source_name,
-        "ignored_columns": [c for c in flat.columns if c not in used.values()],
+        "columns": accounting,
+        "ignored_columns": [a["column"] for a in accounting if a["status"] == "dropped"],
+        "ids": "row_numbers" if row_ids else "column",
+        "defaults_used": defaults_used,
+        "notes": notes,
         "n_customers": int(n),
         "n_churned": int(churn.sum()),
         "churn_rule": (
             f"accounts.end_date = as_of + {mapping.churn_end_offset_days} days for churners: "
             "ended within 90 days after as_of <=> churn"
         ),
-        "has_usage": False,
+        "has_usage": bool(len(usage)),
+        # Model features that only carry a default are dropped from training, not fed as zeros.
+        "drop_constant_features": True,
     }
     return World(tables=tables, truth={}, meta=meta)
+
+
+def read_flat_file(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a flat table (CSV, or Parquet) with every cell as text (blank cells null).
+
+    Raises:
+        DataValidationError: The file is empty or unreadable.
+        ConfigError: The file does not exist.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"input file {p} does not exist")
+    if p.stat().st_size == 0:
+        raise DataValidationError(p.name, [f"file {p} is empty"])
+    if p.suffix.lower() == ".parquet":
+        try:
+            frame = pd.read_parquet(p)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+            raise DataValidationError(p.name, [f"cannot read {p} as Parquet: {exc}"]) from None
+        # Same footing as CSV: text cells, so one parser checks both.
+        return frame.astype(object).where(frame.notna(), None).map(lambda v: v if v is None else str(v))
+    return read_csv_text(p, p.name)
 
 
 def import_flat_csv(
@@ -547,10 +601,10 @@ def import_flat_csv(
     *,
     as_of: str | dt.date | pd.Timestamp | None = None,
 ) -> World:
-    """Read a flat churn CSV and map it into a validated world (nothing is written).
+    """Read a flat churn table (CSV or Parquet) and map it into a validated world (nothing is written).
 
     Args:
-        path: The CSV file.
+        path: The file.
         mapping: A :class:`FlatMapping`, a built-in mapping name or a mapping YAML path.
         as_of: Snapshot date; default the mapping's ``as_of`` or 2025-12-01.
 
@@ -562,12 +616,8 @@ def import_flat_csv(
         ConfigError: The file or the mapping cannot be read.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"input file {p} does not exist")
     spec = mapping if isinstance(mapping, FlatMapping) else load_mapping(mapping)
-    if p.stat().st_size == 0:
-        raise DataValidationError(p.name, [f"file {p} is empty"])
-    flat = read_csv_text(p, p.name)
+    flat = read_flat_file(p)
     world = flat_to_world(flat, spec, as_of=as_of, source_name=p.name)
     world.meta["input_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
     return world
@@ -581,4 +631,5 @@ __all__ = [
     "flat_to_world",
     "import_flat_csv",
     "load_mapping",
+    "read_flat_file",
 ]

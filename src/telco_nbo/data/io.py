@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from telco_nbo.data import attributes
 from telco_nbo.data.schema import SCHEMAS, TABLES
 from telco_nbo.data.validate import _fmt_rows, _fmt_values, validate_world
 from telco_nbo.data.world import META_FILE, TRUTH_DIR, World
@@ -353,6 +354,9 @@ def write_world(
         if not isinstance(frame, pd.DataFrame) or not name or "/" in name or name.startswith("."):
             raise ConfigError(f"truth entry '{name}' must be a DataFrame with a plain file name")
     meta = dict(world.meta)
+    if attributes.TABLE in world.tables:
+        # Types of the attribute columns, so that a CSV copy of the folder loads back the same.
+        meta[attributes.META_KEY] = attributes.attribute_kinds(world.tables[attributes.TABLE])
     summary = meta.pop(TRUTH_SUMMARY_KEY, None)
     meta_text = _dump_json(meta, "World.meta")
     summary_text = _dump_json(summary, "truth summary") if summary is not None else None
@@ -372,6 +376,8 @@ def write_world(
                 _write_parquet_table(name, frame, tmp / f"{name}.parquet")
             else:
                 frame[list(SCHEMAS[name].columns)].to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
+        if attributes.TABLE in world.tables:
+            attributes.write(world.tables[attributes.TABLE], tmp / f"{attributes.TABLE}.{fmt}", fmt)
         (tmp / META_FILE).write_text(meta_text, encoding="utf-8")
         if world.truth or summary_text is not None:
             (tmp / TRUTH_DIR).mkdir()
@@ -525,6 +531,12 @@ def load_world(
         for other, p in list(problems.items())[1:]:
             lines += [f"table '{other}': {x}" for x in p]
         raise DataValidationError(first, lines)
+    try:
+        extra = attributes.read(folder, meta.get(attributes.META_KEY))
+    except DataValidationError as exc:
+        raise DataValidationError(attributes.TABLE, exc.problems) from None
+    if extra is not None:
+        tables[attributes.TABLE] = extra
     if validate:
         validate_world(tables)
     truth: dict[str, pd.DataFrame] = {}

@@ -33,6 +33,7 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 from pandera.pandas import Column
 
+from telco_nbo.data import attributes
 from telco_nbo.data.schema import ID_COLUMNS, SCHEMAS, TABLES
 from telco_nbo.errors import DataValidationError
 
@@ -650,7 +651,7 @@ def validate_world(tables: Mapping[str, pd.DataFrame]) -> Mapping[str, pd.DataFr
     problems: dict[str, list[str]] = {}
     cache: Factorized = {}
     for name in tables:
-        if name not in SCHEMAS:
+        if name not in SCHEMAS and name != attributes.TABLE:
             problems.setdefault(name, []).append(f"unknown table '{name}'; tables are: {', '.join(TABLES)}")
     for name in TABLES:
         if name not in tables:
@@ -670,4 +671,9 @@ __all__ = [
     "table_problems",
     "validate_table",
     "validate_world",
+    # The optional account attributes (operator columns kept as features by the importers).
+    if attributes.TABLE in tables and "accounts" in tables and not problems:
+        p = attributes.problems(tables[attributes.TABLE], pd.Index(tables["accounts"]["account_id"]))
+        if p:
+            problems[attributes.TABLE] = p
 ]

@@ -83,6 +83,7 @@ class LabelledFrame:
         account_ids: Account id per row.
         household_ids: Household id per row (the split unit).
         as_of: Feature date (churn) or the latest feature date (uplift).
+        dropped_features: Model features left out because they held a single value.
     """
 
     features: pd.DataFrame
@@ -91,6 +92,7 @@ class LabelledFrame:
     account_ids: np.ndarray
     household_ids: np.ndarray
     as_of: pd.Timestamp
+    dropped_features: tuple[str, ...] = ()
 
 
 def _need_both_classes(y: np.ndarray, table: str, what: str) -> None:
@@ -101,7 +103,11 @@ def _need_both_classes(y: np.ndarray, table: str, what: str) -> None:
 
 
 def prepare_churn(
-    tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, horizon_days: int = 90, observed_until: object = None
+    tables: Mapping[str, pd.DataFrame],
+    as_of: pd.Timestamp,
+    horizon_days: int = 90,
+    observed_until: object = None,
+    drop_constant: bool = False,
 ) -> LabelledFrame:
     """Features at ``as_of`` and the churn label over the next ``horizon_days``.
 
@@ -111,6 +117,8 @@ def prepare_churn(
         horizon_days: Label window.
         observed_until: Last date the data covers (``meta["world_end"]``); a label window reaching
             past it raises instead of silently labelling late churners as stayers.
+        drop_constant: Leave out model features with a single value in these rows (imported
+            data: a feature only its default fills); they are listed in ``dropped_features``.
 
     Raises:
         DataValidationError: No active account, or a single label class.
@@ -125,13 +133,23 @@ def prepare_churn(
         raise RuntimeError("features and labels are not aligned")
     y = labels["churned"].to_numpy(dtype=np.int8)
     _need_both_classes(y, "accounts", "churn")
+    X = to_model_matrix(feats)
+    dropped: tuple[str, ...] = ()
+    if drop_constant:
+        from telco_nbo.features import constant_columns
+
+        dropped = tuple(constant_columns(X))
+        if len(dropped) == X.shape[1]:
+            raise DataValidationError("accounts", ["every model feature has a single value: nothing to learn from"])
+        X = X.drop(columns=list(dropped))
     return LabelledFrame(
         features=feats,
-        X=to_model_matrix(feats),
+        X=X,
         y=y,
         account_ids=feats["account_id"].to_numpy(dtype=object),
         household_ids=feats["household_id"].to_numpy(dtype=object),
         as_of=as_of,
+        dropped_features=dropped,
     )
 
 

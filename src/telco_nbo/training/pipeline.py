@@ -228,7 +228,8 @@ def train_churn(data_dir: str | Path, cfg: TrainingConfig | None = None, *, worl
     cfg = cfg or load_config("churn")
     world = world or _load_world(data_dir)
     as_of = resolve_as_of(world, cfg.as_of)
-    frame = prepare_churn(world.tables, as_of, cfg.label_horizon_days, _observed_until(world))
+    frame = prepare_churn(world.tables, as_of, cfg.label_horizon_days, _observed_until(world),
+                          drop_constant=bool(world.meta.get("drop_constant_features")))
     holdout, valid = _splits(frame.household_ids, cfg)
     train = ~holdout & ~valid
     _check_split_labels(frame.y, {"training": train, "validation": valid, "holdout": holdout}, "churn")
@@ -245,7 +246,9 @@ def train_churn(data_dir: str | Path, cfg: TrainingConfig | None = None, *, worl
         train_rows = train | valid
         run = log_training_run(
             "churn", model, X_train=X[train_rows], y_train=y[train_rows], X_holdout=X[holdout], y_holdout=y[holdout],
-            params={"as_of": str(as_of.date()), "label_horizon_days": cfg.label_horizon_days, "n_holdout_households": int(len(set(frame.household_ids[holdout])))},
+            params={"as_of": str(as_of.date()), "label_horizon_days": cfg.label_horizon_days, "n_holdout_households": int(len(set(frame.household_ids[holdout]))),
+                    # Imported data: features only a default filled, left out rather than fed as data.
+                    "dropped_constant_features": ",".join(frame.dropped_features)[:6000]},
             metrics=metrics, holdout_metrics=holdout_metrics,
             config=_resolved(cfg, data_dir, as_of, model_params=params), figures=figures,
             run_id=run_id, register=cfg.register_model, tracking_uri=uri,
@@ -590,7 +593,7 @@ def _log_component_run(
     import mlflow
     import yaml
 
-    from telco_nbo.features import FEATURE_COLUMNS
+    from telco_nbo.features import FEATURE_COLUMNS, passthrough_columns
     from telco_nbo.tracking import (
         CONFIG_ARTIFACT, HOLDOUT_ARTIFACT, REFERENCE_ARTIFACT, REFERENCE_MAX_ROWS, SCORE_COLUMN, TAG_FEATURES,
         TAG_HOLDOUT_ARTIFACT, TAG_HOLDOUT_DIGEST, TAG_KIND, TAG_REFERENCE_ARTIFACT, TAG_TRAINING_DIGEST, TARGET_COLUMN,
@@ -612,7 +615,8 @@ def _log_component_run(
     holdout = X_holdout.reset_index(drop=True).assign(**{k: np.asarray(v) for k, v in (extra_holdout or {}).items()})
     holdout[TARGET_COLUMN] = np.asarray(y_holdout)
     holdout[SCORE_COLUMN] = np.asarray(holdout_pred)
-    example = raw_example[[c for c in FEATURE_COLUMNS if c in raw_example.columns]].reset_index(drop=True)
+    keep = [*FEATURE_COLUMNS, *passthrough_columns(raw_example)]
+    example = raw_example[[c for c in keep if c in raw_example.columns]].reset_index(drop=True)
 
     with tracking_session(tracking_uri) as client, tempfile.TemporaryDirectory() as tmp:
         paths = save_components(Path(tmp) / "components", spec, boosters)
@@ -688,7 +692,8 @@ def train_clv(
     cfg = cfg or load_config("clv")
     world = world or _load_world(data_dir)
     as_of = resolve_as_of(world, cfg.as_of)
-    frame = prepare_churn(world.tables, as_of, cfg.label_horizon_days, _observed_until(world))
+    frame = prepare_churn(world.tables, as_of, cfg.label_horizon_days, _observed_until(world),
+                          drop_constant=bool(world.meta.get("drop_constant_features")))
     holdout, valid = _splits(frame.household_ids, cfg)
     train = ~holdout & ~valid
     _check_split_labels(frame.y, {"training": train, "validation": valid, "holdout": holdout}, "churn")

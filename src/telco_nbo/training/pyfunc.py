@@ -53,7 +53,14 @@ def _matrix(features: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
     from telco_nbo.features import FEATURE_COLUMNS, to_model_matrix
 
     if list(feature_names) == list(FEATURE_COLUMNS):
-        return to_model_matrix(features)
+        return to_model_matrix(features)[list(FEATURE_COLUMNS)]
+    if all(c in features.columns for c in FEATURE_COLUMNS):
+        # A raw feature frame and a model trained on a subset (constant features of imported
+        # data left out) or with passthrough columns: encode it as in training, then select.
+        X = to_model_matrix(features)
+        missing = [c for c in feature_names if c not in X.columns]
+        if not missing:
+            return X[list(feature_names)]
     missing = [c for c in feature_names if c not in features.columns]
     if missing:
         from telco_nbo.errors import DataValidationError
