@@ -660,6 +660,11 @@ def validate_world(tables: Mapping[str, pd.DataFrame]) -> Mapping[str, pd.DataFr
         p = table_problems(name, tables[name], cache)
         if p:
             problems[name] = p
+    # The optional account attributes (operator columns kept as features by the importers).
+    if attributes.TABLE in tables and "accounts" in tables and not problems:
+        p = attributes.problems(tables[attributes.TABLE], pd.Index(tables["accounts"]["account_id"]))
+        if p:
+            problems[attributes.TABLE] = p
     _raise(problems)
     _raise(cross_table_problems(tables, cache))
     return tables
@@ -671,9 +676,4 @@ __all__ = [
     "table_problems",
     "validate_table",
     "validate_world",
-    # The optional account attributes (operator columns kept as features by the importers).
-    if attributes.TABLE in tables and "accounts" in tables and not problems:
-        p = attributes.problems(tables[attributes.TABLE], pd.Index(tables["accounts"]["account_id"]))
-        if p:
-            problems[attributes.TABLE] = p
 ]
