@@ -175,7 +175,8 @@ def test_retention_experiment_segments_and_truth(big_world) -> None:
     assert (tr.loc[tr["segment"] == "sleeping_dog", "tau"] > 0).all()
     assert (tr.loc[tr["segment"] == "persuadable", "tau"] < 0).all()
     assert seg["tau"].mean()["persuadable"] < -0.02
-    assert (tr.loc[tr["segment"] == "lost_cause", "tau"] == 0).all()
+    # A lost cause cannot be helped; a promotion during its open service issue even hurts.
+    assert (tr.loc[tr["segment"] == "lost_cause", "tau"] >= -1e-12).all()
     assert seg["p0"].mean()["lost_cause"] > 2 * seg["p0"].mean()["sure_thing"]
     assert abs(seg["tau"].mean()["sure_thing"]) < 0.01
     # realized churn in the window matches the truth in each arm
@@ -256,11 +257,16 @@ def test_campaign_contacts_respect_catalog_and_network(world) -> None:
     t = world.tables
     ct = t["contacts"]
     catalog_ids = set(load_catalog().by_id())
-    assert set(ct["offer_id"]) <= catalog_ids
+    assert set(ct["offer_id"].dropna()) <= catalog_ids
     assert set(t["offers"]["offer_id"]) == catalog_ids
-    camp = ct[ct["experiment_id"].isna()]
-    assert camp["contacted"].all() and camp["channel"].notna().all()
+    # A row without an offer is an exploring policy's logged "no contact": never contacted.
+    none = ct[ct["offer_id"].isna()]
+    assert len(none) > 0 and (~none["contacted"]).all() and set(none["policy_id"]) == {"explore-uniform-v1"}
     as_of = pd.Timestamp(world.meta["as_of"])
+    logged = ct[ct["experiment_id"].isna()]
+    assert logged["policy_id"].notna().all() and logged["propensity"].between(0, 1, inclusive="right").all()
+    camp = logged[logged["offer_id"].notna() & (logged["contacted_at"] <= as_of)]
+    assert camp["contacted"].all() and camp["channel"].notna().all()
     assert camp["contacted_at"].between(as_of - pd.Timedelta(days=365), as_of).all()
     hh = t["households"].set_index("household_id")
     fib = camp[camp["offer_id"] == "HOME_FIBER"]
@@ -270,8 +276,9 @@ def test_campaign_contacts_respect_catalog_and_network(world) -> None:
     # channel allowed by the offer
     allowed = t["offers"].set_index("offer_id")["channels"].str.split(",")
     assert all(c in allowed[o] for o, c in zip(camp["offer_id"], camp["channel"]))
-    # one campaign contact per household per month
-    per = camp.groupby([camp["household_id"], camp["contacted_at"].dt.to_period("M")]).size()
+    # one campaign contact per household per month (before as_of; the wave after it is per account)
+    before = logged[logged["contacted_at"] <= as_of]
+    per = before.groupby([before["household_id"], before["contacted_at"].dt.to_period("M")]).size()
     assert per.max() == 1
     # cancellations within 90 days of acceptance, only on accepted contacts
     canc = ct[ct["cancelled_at"].notna()]

@@ -9,6 +9,7 @@ may change them freely.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from telco_nbo.data.world import World
@@ -147,6 +148,8 @@ def tiny_world() -> World:
             "accepted": [True, False, False, True, False],
             "accepted_at": _dates(["2025-09-11 19:20", NaT, NaT, "2025-10-02 09:00", NaT]),
             "cancelled_at": _dates([NaT, NaT, NaT, "2025-10-15 10:00", NaT]),
+            "policy_id": [None, "campaign-need-v1", None, None, "explore-uniform-v1"],
+            "propensity": [np.nan, 0.5, np.nan, np.nan, 0.25],
         }
     )
     tables = {

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from telco_nbo.data import attributes
-from telco_nbo.data.schema import SCHEMAS, TABLES
+from telco_nbo.data.schema import OPTIONAL_COLUMNS, SCHEMAS, TABLES
 from telco_nbo.data.validate import _fmt_rows, _fmt_values, validate_world
 from telco_nbo.data.world import META_FILE, TRUTH_DIR, World
 from telco_nbo.errors import ConfigError, DataValidationError
@@ -264,6 +264,10 @@ def conform_table(table: str, df: pd.DataFrame, *, normalize_nulls: bool = True)
     idx = df.index
     positional = isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1
     src = df if positional else df.reset_index(drop=True)
+    missing_optional = [c for c in OPTIONAL_COLUMNS.get(table, ()) if c not in src.columns]
+    if missing_optional:
+        # A folder written before these columns existed: they are unknown, not wrong.
+        src = src.assign(**{c: pd.Series([None] * len(src), index=src.index, dtype=object) for c in missing_optional})
     for col, t in expected.items():
         if col in src.columns and isinstance(src[col], pd.Series):
             out[col], p = _conform_column(
@@ -305,8 +309,16 @@ def _dump_json(obj: Any, what: str) -> str:
         raise ConfigError(f"{what} cannot be written as JSON: {exc}") from exc
 
 
+def with_optional_columns(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the table's optional columns (:data:`OPTIONAL_COLUMNS`) added as null if absent."""
+    missing = [c for c in OPTIONAL_COLUMNS.get(table, ()) if c not in df.columns]
+    if not missing:
+        return df
+    return df.assign(**{c: pd.Series([None] * len(df), index=df.index, dtype=object) for c in missing})
+
+
 def _write_parquet_table(table: str, df: pd.DataFrame, path: Path) -> None:
-    frame = df[list(SCHEMAS[table].columns)]
+    frame = with_optional_columns(table, df)[list(SCHEMAS[table].columns)]
     arrow = pa.Table.from_pandas(frame, schema=arrow_schema(table), preserve_index=False)
     # Drop the pandas metadata: it would tie the bytes to the pandas version; dtypes come back
     # from the contract on load anyway.
@@ -375,7 +387,8 @@ def write_world(
             if fmt == "parquet":
                 _write_parquet_table(name, frame, tmp / f"{name}.parquet")
             else:
-                frame[list(SCHEMAS[name].columns)].to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
+                with_optional_columns(name, frame)[list(SCHEMAS[name].columns)].to_csv(
+                    tmp / f"{name}.csv", index=False, lineterminator="\n")
         if attributes.TABLE in world.tables:
             attributes.write(world.tables[attributes.TABLE], tmp / f"{attributes.TABLE}.{fmt}", fmt)
         (tmp / META_FILE).write_text(meta_text, encoding="utf-8")

@@ -188,7 +188,8 @@ CONTACTS = DataFrameSchema(
         "contact_id": Column(str, _prefixed("C"), unique=True),
         "account_id": Column(str, _prefixed("A")),
         "household_id": Column(str, _prefixed("H")),
-        "offer_id": Column(str),
+        # Null only on a logged "no contact" choice of an exploring policy (contacted False).
+        "offer_id": Column(str, nullable=True),
         "experiment_id": Column(str, nullable=True),
         "arm": Column(str, nullable=True),
         # False for a holdout (control) record: assigned, never contacted.
@@ -200,6 +201,11 @@ CONTACTS = DataFrameSchema(
         "accepted_at": Column("datetime64[ns]", nullable=True),
         # Early cancellation of an accepted offer (a quality signal marketing tracks).
         "cancelled_at": Column("datetime64[ns]", nullable=True),
+        # The policy that chose this row and the probability it gave this choice (offer, or no
+        # contact when offer_id is null); null where nobody logged it. Off-policy evaluation
+        # reads them.
+        "policy_id": Column(str, nullable=True),
+        "propensity": Column(float, Check.in_range(0.0, 1.0, include_min=False), nullable=True),
     },
     strict=True,
     name="contacts",
@@ -233,6 +239,10 @@ SCHEMAS: dict[str, DataFrameSchema] = {
     "experiments": EXPERIMENTS,
 }
 """Table name -> schema. Columns listed in each schema are exactly the columns of the table."""
+
+
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"contacts": ("policy_id", "propensity")}
+"""Columns added after the first release: a data folder without them loads with them null."""
 
 
 def columns(table: str) -> list[str]:

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from pandera.pandas import Column
 
 from telco_nbo.data import attributes
-from telco_nbo.data.schema import ID_COLUMNS, SCHEMAS, TABLES
+from telco_nbo.data.schema import ID_COLUMNS, OPTIONAL_COLUMNS, SCHEMAS, TABLES
 from telco_nbo.errors import DataValidationError
 
 MAX_EXAMPLES = 5
@@ -311,6 +311,19 @@ def _row_rules(name: str, df: pd.DataFrame) -> list[str]:
         bad = (df["arm"].notna() & df["experiment_id"].isna()).to_numpy(bool)
         if bad.any():
             problems.append(f"arm set without an experiment_id in {_fmt_rows(np.flatnonzero(bad))}")
+        # A row without an offer is a logged "no contact" choice: never contacted, and logged
+        # by a policy (otherwise nobody could say what it was).
+        no_offer = df["offer_id"].isna().to_numpy(bool)
+        policy = df["policy_id"] if "policy_id" in df.columns else pd.Series([None] * len(df), index=df.index)
+        prop = df["propensity"] if "propensity" in df.columns else pd.Series([None] * len(df), index=df.index)
+        bad = no_offer & (df["contacted"].astype(bool).to_numpy(bool) | policy.isna().to_numpy(bool))
+        if bad.any():
+            problems.append(
+                "offer_id missing on a row that was contacted or has no policy_id (only a policy's logged "
+                f"'no contact' choice may have no offer) in {_fmt_rows(np.flatnonzero(bad))}")
+        bad = (policy.notna() != prop.notna()).to_numpy(bool)
+        if bad.any():
+            problems.append(f"policy_id and propensity must be set together in {_fmt_rows(np.flatnonzero(bad))}")
     if name == "experiments":
         arms = df["arms"].str.split(",")
         bad = np.array([c not in [x.strip() for x in a] for c, a in zip(df["control_arm"], arms)], dtype=bool)
@@ -359,7 +372,8 @@ def table_problems(name: str, df: pd.DataFrame, _cache: Factorized | None = None
     wanted = list(schema.columns)
     dup_cols = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     problems += [f"column '{c}' appears more than once" for c in dup_cols]
-    problems += [f"missing column '{c}'" for c in wanted if c not in df.columns]
+    optional = OPTIONAL_COLUMNS.get(name, ())
+    problems += [f"missing column '{c}'" for c in wanted if c not in df.columns and c not in optional]
     problems += [f"unexpected column '{c}'" for c in df.columns if c not in schema.columns]
     if dup_cols:
         return problems

@@ -24,7 +24,7 @@ from telco_nbo.data.schema import LINE_TYPES
 from telco_nbo.errors import ConfigError
 
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 SCENARIOS: tuple[str | None, ...] = (None, "price_rise", "handset_launch", "offer_fatigue")
 RETENTION_EXPERIMENT_ID = "EXP-RETENTION-1"
 TIMING_EXPERIMENT_ID = "EXP-TIMING-1"
@@ -49,6 +49,12 @@ RETENTION_WINDOW_DAYS = 90
 RETENTION_LEAD_DAYS = 120
 RETENTION_SHARE = 0.40
 CAMPAIGN_RATE = 0.10
+EXPLORE_SHARE = 0.30
+"""Share of campaign contacts chosen uniformly at random (logged exploration)."""
+WAVE_SHARE = 0.10
+"""Share of active accounts in the exploration wave the day after as_of (off-policy evaluation)."""
+POLICIES = ("campaign-need-v1", "explore-uniform-v1")
+"""policy_id of the campaign engine (need-weighted choice) and of uniform exploration."""
 STEP_DAYS = 30
 BIG = 10**7  # "no date" for ends: far beyond any world
 
@@ -68,7 +74,7 @@ FLAG_OF = {
     "TRAVEL_PACK": "tp", "DEVICE_PROTECTION": "dp", "MESH_WIFI": "mesh",
 }
 # Stream keys of the monthly simulation (with the month index): never reorder.
-K_USAGE, K_TICKETS, K_CHURN, K_CAMPAIGN, K_RETENTION, K_POST, K_TIMING, K_SCEN = range(1, 9)
+K_USAGE, K_TICKETS, K_CHURN, K_CAMPAIGN, K_RETENTION, K_POST, K_TIMING, K_SCEN, K_EXPLORE, K_WAVE = range(1, 11)
 
 
 def day_number(ts: pd.Timestamp | str) -> int:
@@ -236,6 +242,9 @@ class ContactChunks:
     chunks: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     def add(self, **cols: np.ndarray) -> None:
+        # Experiments log no policy: their arm is the assignment.
+        cols.setdefault("policy", -1)
+        cols.setdefault("prop", np.nan)
         n = len(cols["acc"])
         full = {k: np.broadcast_to(np.asarray(v), (n,)).copy() for k, v in cols.items()}
         self.chunks.append(full)

@@ -29,6 +29,7 @@ from telco_nbo.data.synthetic._base import (
     TIMING_EXPERIMENT_ID,
     TIMING_OFFER,
     to_datetime64,
+    POLICIES,
 )
 from telco_nbo.data.world import World
 
@@ -163,7 +164,7 @@ class AssemblyStage:
             "contact_id": make_ids("C", len(co), 8),
             "account_id": acc_ids[c["acc"]],
             "household_id": hh_ids[self.a_hh[c["acc"]]],
-            "offer_id": np.array(self.offer_ids, dtype=object)[c["offer"]],
+            "offer_id": np.where(c["offer"] >= 0, np.array(self.offer_ids, dtype=object)[np.maximum(c["offer"], 0)], None),
             "experiment_id": exp_names[np.where(c["exp"] < 0, 2, c["exp"])],
             "arm": arm_names.astype(object),
             "contacted": c["contacted"].astype(bool),
@@ -172,6 +173,8 @@ class AssemblyStage:
             "accepted": c["accepted"].astype(bool),
             "accepted_at": to_datetime64(np.maximum(c["acc_day"], 0), acc_missing),
             "cancelled_at": to_datetime64(np.maximum(c["cancel_day"], 0), can_missing),
+            "policy_id": np.where(c["policy"] >= 0, np.array(POLICIES, dtype=object)[np.maximum(c["policy"], 0)], None),
+            "propensity": c["prop"].astype(float),
         })
         ti = self.t_info
         timing_end = int((ti["cend"] + 90).max()) if len(ti["hh"]) else cal.as_of
@@ -208,6 +211,18 @@ class AssemblyStage:
             truth[name] = df.sort_values("account_id").reset_index(drop=True)
         if "household_id" not in truth["retention"]:
             truth["retention"].insert(1, "household_id", accounts.set_index("account_id").loc[truth["retention"]["account_id"], "household_id"].to_numpy())
+        oe = self.truth["offer_effects"]
+        # Categoricals: ~3-4M rows on a 100k-household world would otherwise hold a Python string
+        # per id; the order is account, offer (catalog), channel.
+        oe_order = np.lexsort((oe["channel"].to_numpy(), oe["offer_id"].to_numpy(), oe["account_id"].to_numpy()))
+        oe = oe.iloc[oe_order].reset_index(drop=True)
+        act_ids = np.unique(oe["account_id"].to_numpy())
+        oe.insert(0, "account_id_", pd.Categorical.from_codes(np.searchsorted(act_ids, oe["account_id"].to_numpy()),
+                                                              categories=acc_ids[act_ids]))
+        oe = oe.drop(columns="account_id").rename(columns={"account_id_": "account_id"})
+        oe["offer_id"] = pd.Categorical.from_codes(oe["offer_id"].to_numpy(), categories=list(self.offer_ids))
+        oe["channel"] = pd.Categorical.from_codes(oe["channel"].to_numpy(), categories=list(CHANNELS))
+        truth["offer_effects"] = oe
         tdf = self.truth["timing"].copy()
         if len(tdf):
             tdf["household_id"] = hh_ids[tdf["household_id"].to_numpy(np.int64)]

@@ -5,22 +5,15 @@ Retention experiment ``EXP-RETENTION-1`` (unit account, arms control / treatment
 At ``T0 = as_of - 120 days``, 40 % of active accounts (timing-cohort households excluded) are
 enrolled, half treated (RETENTION_DISCOUNT on the preferred allowed channel) and half holdout
 (``contacted`` False, channel null, ``contacted_at = T0``). ``p0`` = the true 90-day churn
-probability at ``T0`` (as above). Segments (rules at ``T0``):
-
-* lost cause: an unresolved complaint; ``p1 = p0``.
-* persuadable: month-to-month, out of contract or within 90 days of its end, and price
-  sensitive (``price_z > 0.1`` or ``price_sensitivity > 1.0``), tenure < 4 years;
-  ``p1 = 0.30 p0``.
-* sleeping dog: tenure >= 4 years, ``price_z > 0.1`` (old expensive plan), not an app user and no
-  open ticket (low engagement); ``p1 = min(0.95, p0 + 0.06 + 0.6 p0)`` (the contact reminds them
-  they can leave).
-* sure thing: everyone else (low ``p0``); ``p1 = 0.95 p0``.
-
-``tau = p1 - p0``. Scenario ``offer_fatigue``: for small-business accounts that are not lost
-causes ``p1 = min(1, p0 + FATIGUE_HARM)`` with ``FATIGUE_HARM`` = 0.05 (the effect has faded and turned
-harmful; strong enough that a monitoring job sees it in the experiment's holdout at ~50k households).
-Treated accounts accept with probability .40 / .15 / .04 / .10 (persuadable / sure thing / lost
-cause / sleeping dog). Churn in ``[T0, T0 + 90)`` ~ Bernoulli(p0 or p1).
+probability at ``T0`` (as above). Who accepts and what the contact does come from the causal model
+of offers (:mod:`.offers`, RETENTION_DISCOUNT) at ``T0``: segment (persuadable, sure thing, lost
+cause, sleeping dog), ``p_accept`` (x 0.7 off the preferred channel), and the churn probability
+if accepted ``p_a = 1 - (1 - p0)^r_accept`` or not ``p_r = 1 - (1 - p0)^r_reject``. A treated
+account accepts with ``p_accept`` and then churns in ``[T0, T0 + 90)`` with ``p_a`` or ``p_r``; a
+holdout account with ``p0``. ``truth/retention`` holds ``p1 = p_accept p_a + (1 - p_accept) p_r``
+and ``tau = p1 - p0``. Scenario ``offer_fatigue``: small-business accounts that are not lost causes
+get ``p1 = min(1, p0 + FATIGUE_HARM)`` (0.05): the effect has faded and turned harmful, strong
+enough that a monitoring job sees it in the experiment's holdout at ~50k households.
 """
 
 from __future__ import annotations
@@ -28,10 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
+from telco_nbo.data.schema import ACCOUNT_TYPES
 from telco_nbo.data.synthetic._base import (
     BIG,
-    FATIGUE_HARM,
     first_index,
     K_RETENTION,
     RETENTION_EXPERIMENT_ID,
@@ -42,6 +34,7 @@ from telco_nbo.data.synthetic._base import (
     substream,
     UPLIFT_SEGMENTS,
 )
+from telco_nbo.data.synthetic.offers import LOST_CAUSE, channel_factor, churn_after
 
 
 class RetentionStage:
@@ -60,23 +53,20 @@ class RetentionStage:
         st = self._state(t0)
         S = self.project(enrolled, t0, 3, st)
         p0 = 1 - S[:, 3]
-        tenure_y = (t0 - self.a_start[enrolled]) / 365.25
-        kind, dte = self._contract(t0, self.a_cend[enrolled], self.a_term[enrolled])
-        renewal = (kind == 0) | (kind == 3) | ((dte >= 0) & (dte <= 90))
-        pz = st["price_z"][enrolled]
-        sensitive = (pz > 0.1) | (self.a_sens[enrolled] > 1.0)
-        lost = st["open_complaint"][enrolled]
-        pers = ~lost & renewal & sensitive & (tenure_y < 4)
-        sleep = ~lost & ~pers & (tenure_y >= 4) & (pz > 0.1) & (self.a_chan[enrolled] != CHANNELS.index("app")) \
-            & ~st["open_ticket"][enrolled]
-        seg = np.where(lost, 2, np.where(pers, 0, np.where(sleep, 3, 1)))
-        p1 = np.select([seg == 0, seg == 1, seg == 2, seg == 3],
-                       [0.30 * p0, 0.95 * p0, p0, np.minimum(0.95, p0 + 0.06 + 0.6 * p0)])
+        # The causal model of offers decides who accepts and what the contact does (offers.py).
+        _, resp, _ = self.offer_response(enrolled, t0, st, p0=p0)
+        j = self.offer_index[RETENTION_OFFER]
+        chan = self._channel_for(enrolled, RETENTION_OFFER)
+        p_acc = resp.p_accept[:, j] * channel_factor(self.a_chan[enrolled], chan)
+        p_if_acc = churn_after(p0, resp.r_accept[:, j])
+        p_if_rej = churn_after(p0, resp.r_reject[:, j])
+        p1 = p_acc * p_if_acc + (1 - p_acc) * p_if_rej
+        seg = resp.segment
         fatigued = np.zeros(len(enrolled), bool)
         if self.scenario == "offer_fatigue":
-            fatigued = self.a_sb[enrolled] & (seg != 2)
-            p1 = np.where(fatigued, np.minimum(1.0, p0 + FATIGUE_HARM), p1)
-        p_arm = np.where(treat, p1, p0)
+            fatigued = self.a_sb[enrolled] & (seg != LOST_CAUSE)
+        accepted = treat & (u_acc[enrolled] < p_acc)
+        p_arm = np.where(treat, np.where(accepted, p_if_acc, p_if_rej), p0)
         churn = u_c[enrolled] < p_arm
         # step by the control hazard shape, day uniform in the step
         step_p = -np.diff(S, axis=1)
@@ -87,10 +77,7 @@ class RetentionStage:
         self.ex_be[enrolled] = t0 + RETENTION_WINDOW_DAYS
         self.ex_day[enrolled] = np.where(churn, day, BIG)
         self.campaign_block[enrolled] = np.maximum(self.campaign_block[enrolled], t0 + RETENTION_WINDOW_DAYS)
-        p_acc = np.array([0.40, 0.15, 0.04, 0.10])[seg]
-        accepted = treat & (u_acc[enrolled] < p_acc)
         acc_day = t0 + np.floor(u_accd[enrolled] * 7).astype(np.int64)
-        chan = self._channel_for(enrolled, RETENTION_OFFER)
         self.contacts.add(
             acc=enrolled, exp=0, arm=treat.astype(np.int64), offer=self.offer_index[RETENTION_OFFER],
             contacted=treat, channel=np.where(treat, chan, -1), day=t0, accepted=accepted,

@@ -31,6 +31,7 @@ from telco_nbo.data.synthetic.campaigns import CampaignStage
 from telco_nbo.data.synthetic.experiments import RetentionStage
 from telco_nbo.data.synthetic.hazard import hazard_logit
 from telco_nbo.data.synthetic.monthly import MonthlyStage
+from telco_nbo.data.synthetic.offers import OfferVectors
 from telco_nbo.data.synthetic.population import PopulationStage
 from telco_nbo.data.synthetic.timing import TimingStage
 from telco_nbo.data.synthetic.truth import TruthStage
@@ -59,6 +60,7 @@ class WorldGenerator(PopulationStage, TimingStage, MonthlyStage, RetentionStage,
                 chan[i, CHANNELS.index(ch)] = True
         self.offer_channels = chan
         self.offer_price = self.offers["monthly_price"].to_numpy(float)
+        self.ov = OfferVectors.from_catalog(self.catalog)
         self.events = Events()
         self.contacts = ContactChunks()
         self.usage: list[dict[str, np.ndarray]] = []

@@ -215,6 +215,9 @@ class MonthlyStage:
         expo = np.maximum(hi_e - lo_e, 0) / mlen
         alive = np.flatnonzero((expo > 0) & (self.a_end >= me_x))
         h = sigmoid(self._logit(alive, ms, self.a_cend[alive], st_end, shock[alive]))
+        # A recent contact multiplies the hazard for the part of the month its effect covers.
+        cover = np.clip(np.minimum(self.hm_until[alive], me) - np.maximum(self.hm_from[alive], ms), 0, None) / mlen
+        h = np.minimum(h * (1 + (self.hm_mult[alive] - 1) * cover), 1.0)
         p = 1 - (1 - h) ** expo[alive]
         churn = u_c[alive] < p
         ca = alive[churn]

@@ -156,6 +156,10 @@ class PopulationStage:
         self.tix3 = np.zeros((3, n_a), np.int64)  # coverage tickets in the last 3 months
         self.ntix3 = np.zeros((3, n_a), np.int64)  # network tickets in the last 3 months
         self.campaign_block = np.full(n_a, -1, np.int64)  # no campaign contact through this day
+        # A contact's effect on the churn hazard: x hm_mult on [hm_from, hm_until) (the offer model).
+        self.hm_mult = np.ones(n_a)
+        self.hm_from = np.full(n_a, BIG, np.int64)
+        self.hm_until = np.full(n_a, -1, np.int64)
 
     def lines(self, rng: np.random.Generator) -> None:
         cal = self.cal
