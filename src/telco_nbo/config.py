@@ -31,6 +31,8 @@ class Settings(BaseSettings):
         project_run_id: Run of the ``mlflow run`` project that started this process (set by
             ``training/train.py``); every training run is tagged with it and, when that run is
             in the same store, made its child.
+        quality_floor: Enforce the promotion gate's absolute quality floor
+            (:mod:`telco_nbo.quality_floor`) on promotions and on a model's first version.
     """
 
     model_config = SettingsConfigDict(env_prefix="TELCO_NBO_", extra="ignore")
@@ -42,6 +44,7 @@ class Settings(BaseSettings):
     seed: int = 42
     prediction_log: Path | None = None
     project_run_id: str | None = None
+    quality_floor: bool = True
 
     def resolved_tracking_uri(self) -> str:
         """Return the tracking URI.

@@ -545,26 +545,70 @@ def _register_new_version(
     try:
         client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        # No champion yet: the first version serves until a challenger beats it.
-        client.set_registered_model_alias(name, CHAMPION, str(version))
-        aliases.append(CHAMPION)
+        # No champion yet: the first version serves until a challenger beats it, if it clears the
+        # quality floor (a model no better than a trivial one must not serve silently).
+        floor = _floor(client, kind, run_id)
+        ok = floor is None or floor.passed
+        if ok:
+            client.set_registered_model_alias(name, CHAMPION, str(version))
+            aliases.append(CHAMPION)
         _tag_decision(
             client,
             PromotionDecision(
                 model_name=name,
-                metric="",
+                metric="" if floor is None else floor.metric,
                 greater_is_better=True,
                 challenger_version=version,
                 champion_version=None,
-                challenger_score=None,
+                challenger_score=None if floor is None else floor.value,
                 champion_score=None,
-                promoted=True,
-                basis="first_version",
-                reason="first version of the model: champion by default",
+                promoted=ok,
+                basis="first_version" if ok else "below_quality_floor",
+                reason=("first version of the model: champion by default" if ok else _floor_refusal(name, version, floor))
+                + ("" if floor is None or not ok else f" (quality floor passed: {floor.detail})"),
+                floor_detail=None if floor is None else floor.detail,
                 decided_at=_now(),
             ),
         )
     return aliases
+
+
+def _floor(client: MlflowClient, kind: str, run_id: str) -> Any:
+    """The quality floor of the run's stored holdout (``None`` when the floor is switched off).
+
+    Returns:
+        A :class:`telco_nbo.quality_floor.FloorResult`; a holdout that cannot be read fails it.
+    """
+    from telco_nbo.quality_floor import FloorResult, check_floor
+
+    if not get_settings().quality_floor:
+        return None
+    artifact = client.get_run(run_id).data.tags.get(TAG_HOLDOUT_ARTIFACT)
+    try:
+        if not artifact:
+            raise ValueError("the run stored no holdout")
+        with tempfile.TemporaryDirectory() as tmp:
+            holdout = pd.read_parquet(client.download_artifacts(run_id, artifact, tmp))
+        return check_floor(kind, holdout)
+    except (ValueError, OSError) as exc:
+        return FloorResult(kind, False, "", float("nan"), float("nan"), float("nan"), float("nan"), 0,
+                           f"the quality floor could not be checked: {exc}")
+
+
+def promotion_refusal(kind: str, version: int | str, tracking_uri: str | None = None) -> str | None:
+    """The recorded reason a version was refused as champion (``None`` if it was not refused)."""
+    name = registered_model_name(kind)
+    with tracking_session(tracking_uri) as client:
+        tags = client.get_model_version(name, str(version)).tags
+    if tags.get(TAG_PROMOTION + "decision") != "refused":
+        return None
+    return tags.get(TAG_PROMOTION + "reason") or "refused"
+
+
+def _floor_refusal(name: str, version: int | str, floor: Any) -> str:
+    kind = name.removeprefix("telco-")
+    return (f"{name} v{version} is below the quality floor: {floor.detail}. It is not champion; train on more data, "
+            f"or override with `telco-nbo promote {kind} --force --reason TEXT`")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -578,6 +622,8 @@ Basis = Literal[
     "rescored_on_challenger_holdout",
     "already_champion",
     "not_comparable",
+    "below_quality_floor",
+    "forced",
 ]
 
 
@@ -596,6 +642,8 @@ class PromotionDecision(BaseModel):
         basis: How the scores were obtained (or why no comparison was possible).
         reason: One sentence for a person.
         holdout_digest: Digest of the holdout both were scored on.
+        floor_detail: The quality floor's figures for the challenger (``None`` when not checked).
+        forced_reason: Why a person overrode the gate (``promote --force --reason``).
         decided_at: UTC timestamp, ISO 8601.
     """
 
@@ -610,6 +658,8 @@ class PromotionDecision(BaseModel):
     basis: Basis
     reason: str
     holdout_digest: str | None = None
+    floor_detail: str | None = None
+    forced_reason: str | None = None
     decided_at: str
 
 
@@ -628,6 +678,9 @@ def _tag_decision(client: MlflowClient, decision: PromotionDecision) -> None:
         "basis": decision.basis,
         "reason": decision.reason,
         "holdout_digest": decision.holdout_digest or "",
+        "quality_floor": decision.floor_detail or "",
+        "forced": "true" if decision.forced_reason else "false",
+        "forced_reason": decision.forced_reason or "",
         "decided_at": decision.decided_at,
     }
     for key, value in values.items():
@@ -679,8 +732,14 @@ def promote(
     *,
     min_improvement: float = 0.0,
     tracking_uri: str | None = None,
+    force: bool = False,
+    reason: str | None = None,
 ) -> PromotionDecision:
-    """Move ``champion`` to the ``challenger`` version if it beats the champion on the same holdout.
+    """Move ``champion`` to the ``challenger`` version if it clears the quality floor and beats the champion.
+
+    The floor (:mod:`telco_nbo.quality_floor`) is absolute: a challenger no better than a trivial
+    model is refused even with no champion to beat. ``force`` overrides the floor and the
+    comparison; the reason a person gives is recorded with the figures it overrode.
 
     Args:
         model_name: ``telco-churn`` or just ``churn`` (any of the four kinds).
@@ -690,15 +749,20 @@ def promote(
         greater_is_better: Direction; ``None`` looks it up in :data:`GREATER_IS_BETTER`.
         min_improvement: How much better the challenger must be (strictly beats by more than this).
         tracking_uri: MLflow tracking URI (default from settings).
+        force: Promote the challenger whatever the floor and the comparison say.
+        reason: Why (required with ``force``); recorded as ``telco_nbo.promotion.forced_reason``.
 
     Returns:
         The decision; it is also written as ``telco_nbo.promotion.*`` tags on the challenger version.
 
     Raises:
-        ConfigError: Unknown model, no challenger alias, or unknown metric direction.
+        ConfigError: Unknown model, no challenger alias, unknown metric direction, or ``force``
+            without a reason.
     """
     from mlflow.exceptions import MlflowException
 
+    if force and not (reason or "").strip():
+        raise ConfigError("--force needs --reason TEXT: the reason is recorded with the promotion")
     name = registered_model_name(model_name)
     bare, key = _metric_key(metric)
     if greater_is_better is None:
@@ -728,8 +792,24 @@ def promote(
             }
             return PromotionDecision(**{**base, **kw})
 
-        if champion is None:
-            decision = decide(promoted=True, basis="first_version", reason="no champion yet: the challenger becomes champion")
+        floor = None
+        if champion is None or champion.version != challenger.version:
+            floor = _floor(client, name.removeprefix("telco-"), challenger.run_id)
+        floor_kw = {"floor_detail": None if floor is None else floor.detail}
+        if force:
+            decision = decide(
+                promoted=True, basis="forced", forced_reason=reason.strip(), **floor_kw,
+                reason=f"forced by a person: {reason.strip()}"
+                + ("" if floor is None else f" (quality floor {'passed' if floor.passed else 'NOT passed'}: {floor.detail})"),
+            )
+        elif floor is not None and not floor.passed:
+            decision = decide(promoted=False, basis="below_quality_floor", challenger_score=floor.value, **floor_kw,
+                              metric=floor.metric or bare,
+                              reason=_floor_refusal(name, challenger.version, floor))
+        elif champion is None:
+            decision = decide(promoted=True, basis="first_version", **floor_kw,
+                              reason="no champion yet: the challenger becomes champion"
+                              + ("" if floor is None else f" (quality floor passed: {floor.detail})"))
         elif champion.version == challenger.version:
             decision = decide(
                 promoted=False, basis="already_champion", reason=f"version {challenger.version} is already the champion"
@@ -762,6 +842,7 @@ def promote(
                 decision = decide(
                     promoted=better,
                     basis=basis,
+                    **floor_kw,
                     challenger_score=ch_score,
                     champion_score=cp_score,
                     holdout_digest=digest or None,

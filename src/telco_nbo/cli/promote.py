@@ -24,10 +24,15 @@ def register(app: typer.Typer) -> None:
         tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: SQLite in the working directory)."),
         as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
         fail_if_refused: bool = typer.Option(False, "--fail-if-refused", help="Exit with code 1 when the champion stays."),
+        force: bool = typer.Option(False, "--force", help="Promote even below the quality floor or the champion (needs --reason)."),
+        reason: str | None = typer.Option(None, "--reason", metavar="TEXT", help="Why --force; recorded on the version."),
     ) -> None:
-        """Promote the challenger of MODEL to champion if it beats the champion on the same holdout.
+        """Promote the challenger of MODEL to champion if it clears the quality floor and beats the champion.
 
-        The decision, both scores and the reason are recorded as tags on the challenger version.
+        The floor: churn / propensity AUC above a base-rate model's 0.5 (with margin and interval) and
+        log loss below it; CLV ranking churners low; uplift Qini above 0 with its whole interval. The
+        decision, the scores, the floor's figures and any --force reason are recorded as tags on the
+        challenger version.
         """
         with user_errors():
             from telco_nbo.tracking import promote as do_promote
@@ -38,11 +43,18 @@ def register(app: typer.Typer) -> None:
                 greater_is_better=None if lower_is_better is None else not lower_is_better,
                 min_improvement=min_improvement,
                 tracking_uri=tracking_uri,
+                force=force,
+                reason=reason,
             )
         if as_json:
             out.print_json(decision.model_dump_json())
         else:
-            verdict = "[green]promoted[/]" if decision.promoted else "[yellow]kept the champion[/]"
+            if decision.promoted:
+                verdict = "[green]promoted[/]"
+            elif decision.champion_version is None:
+                verdict = "[yellow]refused (no champion)[/]"
+            else:
+                verdict = f"[yellow]refused, champion stays v{decision.champion_version}[/]"
             out.print(f"{decision.model_name}: {verdict} - {decision.reason}", highlight=False, soft_wrap=True)
         if fail_if_refused and not decision.promoted:
             raise typer.Exit(code=1)

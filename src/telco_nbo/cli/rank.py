@@ -32,9 +32,15 @@ def champion_versions(tracking_uri: str | None) -> dict[str, str]:
             try:
                 versions[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
             except MlflowException:
+                # A version refused by the promotion gate says why, instead of "train first".
+                try:
+                    latest = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), default=None)
+                except MlflowException:
+                    latest = None
+                why = None if latest is None else latest.tags.get("telco_nbo.promotion.reason")
                 raise ConfigError(
-                    f"no champion model registered for {name}; run telco-nbo train first"
-                    f" (tracking store: {client._tracking_client.tracking_uri})"
+                    (f"no champion for {name}: {why}" if why else f"no champion model registered for {name}; run telco-nbo train first")
+                    + f" (tracking store: {client._tracking_client.tracking_uri})"
                 ) from None
     return versions
 

@@ -68,6 +68,12 @@ def register(app: typer.Typer) -> None:
                 version = f"v{result.model_version} ({', '.join(result.aliases)})" if result.model_version else "not registered"
                 out.print(f"[bold]{kind}[/]: {version} run {result.run_id} in {result.seconds:.0f} s - holdout {h}",
                           highlight=False, soft_wrap=True)
+                if result.model_version and "champion" not in result.aliases:
+                    from telco_nbo.tracking import promotion_refusal
+
+                    why = promotion_refusal(kind, result.model_version, configs[kind].tracking_uri)
+                    if why:
+                        console.print(f"[yellow]{kind}: not champion[/] - {why}", highlight=False, soft_wrap=True)
 
             results = train_all(data, configs, kinds=kinds, on_done=done)
             if model == "all":
