@@ -94,10 +94,11 @@ def print_import_report(world) -> None:  # noqa: ANN001 - a World; kept import-f
             f"{n['dropped']} dropped",
             title_justify="left",
         )
-        for col in ("column", "status", "detail"):
+        cols = ["table", "column", "status", "detail"] if "table" in accounting[0] else ["column", "status", "detail"]
+        for col in cols:
             table.add_column(col)
         for a in accounting:
-            table.add_row(a["column"], a["status"], a["detail"])
+            table.add_row(*[a[c] for c in cols])
         out.print(table)
     X = to_model_matrix(build_account_features(world.tables, world.meta["as_of"]))
     const = constant_columns(X)
@@ -158,3 +159,31 @@ def suggest_mapping_cmd(
         )
         for note in draft["_notes"]:
             out.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+
+@app.command("import")
+def import_dir(
+    path: Path = typer.Argument(..., help="A folder of an operator's tables (CSV or Parquet files)."),
+    mapping: Path = typer.Option(..., "--mapping", "-m", help="The folder mapping YAML (per table: file, "
+                                 "columns, values, units, defaults)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="The data folder to create."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder."),
+) -> None:
+    """Map a folder of tables (households, accounts, lines, usage, tickets, ...) into a data folder.
+
+    Tables you lack are allowed; nothing is written unless every table is valid.
+    """
+    with user_errors():
+        from telco_nbo.data.folder_import import import_folder, load_folder_mapping
+        from telco_nbo.data.io import row_counts, write_world
+
+        spec = load_folder_mapping(mapping)
+        world = import_folder(path, spec)
+        written = write_world(world, out_dir, overwrite=overwrite)
+        counts = row_counts(world.tables)
+        out.print(
+            "[green]imported[/] " + ", ".join(f"{n:,} {t}" for t, n in counts.items() if n)
+            + f" ({world.meta['n_churned']:,} churned) as of {world.meta['as_of']} -> {written}",
+            highlight=False, soft_wrap=True,
+        )
+        print_import_report(world)
