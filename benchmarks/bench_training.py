@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import machine_line, run_measured, write_section  # noqa: E402
 
-IBM_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ibm_telco_customer_churn.csv"
+IBM_CSV = Path(__file__).resolve().parents[1] / "src" / "telco_nbo" / "data" / "samples" / "ibm_telco_customer_churn.csv"
 
 IBM = """
 import time, numpy as np, pandas as pd

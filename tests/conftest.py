@@ -22,7 +22,8 @@ for _var in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "BENTOML_DO_NOT_TRACK")
 os.environ.setdefault("TELCO_NBO_QUALITY_FLOOR", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-IBM_CSV = REPO_ROOT.parent / "shared" / "data" / "ibm_telco_customer_churn.csv"
+# The project's own copy (Apache-2.0, licence note beside it): tests never reach outside the repo.
+IBM_CSV = REPO_ROOT / "src" / "telco_nbo" / "data" / "samples" / "ibm_telco_customer_churn.csv"
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +34,9 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def ibm_csv() -> Path:
-    """The public IBM Telco churn CSV from ../shared/data, or skip with the reason."""
+    """The public IBM Telco churn CSV carried by the project (src/telco_nbo/data/samples)."""
     if not IBM_CSV.exists():
-        pytest.skip(f"IBM Telco data not found at {IBM_CSV} (only present beside the project in CI/dev)")
+        pytest.fail(f"IBM Telco sample missing from the repository: {IBM_CSV}")
     return IBM_CSV
 
 

@@ -180,3 +180,27 @@ def test_mlflow_run_fails_on_missing_data_and_links_its_training_runs(tmp_path, 
     assert child.data.tags["mlflow.parentRunId"] == project.info.run_id
     assert child.data.tags["telco_nbo.project_run_id"] == project.info.run_id
     assert project.data.tags["telco_nbo.training_runs"] == "1"
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_readme_points_only_inside_the_repository(tmp_path):
+    """A clone has everything the README uses: the IBM sample (with its licence) and the design doc."""
+    import re
+
+    from telco_nbo.data.samples import IBM_TELCO_CSV
+
+    readme = (REPO / "README.md").read_text()
+    assert "../shared" not in readme
+    for link in re.findall(r"\]\(([^)#]+)\)", readme):
+        if not link.startswith("http"):
+            assert (REPO / link).exists(), link
+    cmd = next(line for line in readme.splitlines() if "data import-csv" in line).split("#")[0].split()
+    csv = REPO / cmd[cmd.index("import-csv") + 1]
+    assert csv.resolve() == IBM_TELCO_CSV.resolve() and csv.is_file()
+    assert "Apache License" in (csv.parent / "LICENSE-Apache-2.0.txt").read_text()
+    assert "Apache License 2.0" in (csv.parent / "README.md").read_text()
+    res = runner.invoke(app, ["data", "import-csv", str(csv), "--mapping", "ibm", "--out", str(tmp_path / "d2")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "d2").is_dir()
