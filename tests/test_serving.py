@@ -61,7 +61,8 @@ def test_ready_only_after_models_load_and_health_routes_are_open(server: Server)
     assert 503 in server.ready_statuses and server.ready_statuses[-1] == 200
     assert httpx.get(server.url + "/healthz").status_code == 200
     assert httpx.get(server.url + "/livez").status_code == 200
-    status = post(server, "/status", {}, headers={}).json()
+    assert post(server, "/status", {}, headers={}).status_code == 401  # behind the key
+    status = post(server, "/status", {}).json()
     assert status["ready"] and set(status["model_versions"]) == {"telco-churn", "telco-propensity", "telco-uplift", "telco-clv"}
 
 
@@ -144,12 +145,12 @@ def test_concurrent_requests_get_the_answers_they_get_alone(server: Server, feat
     bodies = [{"account": _payload(r)} for _, r in features.iloc[100:112].iterrows()]
     bodies += [{"account_id": str(a)} for a in features["account_id"].iloc[100:112]]
     alone = [post(server, "/rank", b).json()["decisions"] for b in bodies]
-    before = post(server, "/status", {}, headers={}).json()
+    before = post(server, "/status", {}).json()
     with ThreadPoolExecutor(12) as pool:
         together = list(pool.map(lambda b: post(server, "/rank", b), bodies))
     assert [r.status_code for r in together] == [200] * len(bodies)
     assert [r.json()["decisions"] for r in together] == alone
-    after = post(server, "/status", {}, headers={}).json()
+    after = post(server, "/status", {}).json()
     assert after["engine"] == "process" and after["requests_batched"] - before["requests_batched"] == len(bodies)
 
 

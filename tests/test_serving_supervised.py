@@ -101,3 +101,103 @@ def test_a_killed_engine_is_restarted_and_readiness_and_liveness_say_so(server: 
     assert after["engine_restarts"] == before["engine_restarts"] + 1 and after["engine_pid"] != before["engine_pid"]
     assert httpx.get(server.url + "/readyz").status_code == 200 and httpx.get(server.url + "/livez").status_code == 200
     print(f"engine back {back:.1f} s after SIGKILL")
+
+
+# ---- bounds and the contract ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("change", "extra", "field"), [
+    ({"account_has_mobile": "yes"}, {}, "account_has_mobile"),  # booleans are strict
+    ({"account_has_mobile": 1}, {}, "account_has_mobile"),
+    ({"account_monthly_charges": -1e6}, {}, "account_monthly_charges"),  # below its range
+    ({"account_monthly_charges": 1e39}, {}, "account_monthly_charges"),  # above (float32 would be inf)
+    ({"account_tenure_months": 1e39}, {}, "account_tenure_months"),
+    ({"account_tickets_90d": 2**63}, {}, "account_tickets_90d"),
+    ({"account_tickets_90d": -1}, {}, "account_tickets_90d"),
+    ({"account_id": "x" * 65}, {}, "account_id"),
+    ({}, {"model_reasons": "yes"}, "model_reasons"),
+])
+def test_every_field_is_bounded_and_typed_strictly(server: Server, features: pd.DataFrame, change, extra,
+                                                   field) -> None:
+    row = _payload(features.iloc[0])
+    for route in ("/rank", "/score"):
+        if route == "/score" and extra:
+            continue
+        r = post(server, route, {"account": {**row, **change}, **extra})
+        assert r.status_code == 400 and field in r.text, (route, r.status_code, r.text[:300])
+        assert isinstance(r.json()["detail"], list)
+
+
+def test_infinities_and_overflowing_numbers_in_the_json_text_are_refused(server: Server, features: pd.DataFrame) -> None:
+    body = json.dumps({"account": {**_payload(features.iloc[0]), "account_monthly_charges": 123456.789}})
+    for token in ("1e400", "-1e400", "Infinity", "NaN"):
+        raw = body.replace("123456.789", token, 1)
+        r = httpx.post(server.url + "/score", content=raw, headers={**KEY, "content-type": "application/json"}, timeout=30)
+        assert r.status_code == 400 and "account_monthly_charges" in r.text, (token, r.text[:300])
+
+
+def test_huge_ids_get_a_short_answer(server: Server) -> None:
+    big = "A" * 5_000_000
+    for body in ({"account_id": big}, {"account_ids": [big]}, {"account_id": "A1", "offer_ids": [big]}):
+        r = post(server, "/score", body)
+        assert r.status_code == 400 and len(r.content) < 1000, (r.status_code, len(r.content))
+
+
+def test_the_key_is_checked_before_the_body_is_read_and_bodies_are_capped(server: Server) -> None:
+    big = b"{" + b" " * 30_000_000 + b"}"
+    r = httpx.post(server.url + "/rank", content=big, headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 401
+    r = httpx.post(server.url + "/rank", content=big, headers={**KEY, "content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b" " * 1_000_000
+
+    r = httpx.post(server.url + "/rank", content=chunks(), headers={**KEY, "content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("route", ["/rank", "/score", "/explain", "/status"])
+def test_a_body_that_is_not_json_is_a_415_not_a_500(server: Server, route: str) -> None:
+    for ctype in ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain"):
+        r = httpx.post(server.url + route, content=b"x=1", headers={**KEY, "content-type": ctype}, timeout=30)
+        assert r.status_code == 415, (ctype, r.status_code, r.text[:200])
+
+
+def test_status_is_behind_the_key(server: Server) -> None:
+    assert post(server, "/status", {}, headers={}).status_code == 401
+    st = post(server, "/status", {}).json()
+    assert st["ready"] and "engine_pid" in st
+
+
+def test_the_openapi_document_tells_the_truth(server: Server) -> None:
+    doc = httpx.get(server.url + "/docs.json", timeout=30).json()
+    schemas = doc["components"]["schemas"]
+    assert schemas["ErrorResponse"]["properties"]["detail"]["anyOf"][0]["type"] == "array"
+    for route in ("/rank", "/score", "/explain"):
+        op = doc["paths"][route]["post"]
+        assert {"200", "400", "401", "404", "413", "415", "422", "500", "503"} <= set(op["responses"])
+        for code in ("400", "401", "422", "503"):
+            assert op["responses"][code]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+        body = op["requestBody"]["content"]["application/json"]["schema"]
+        body = schemas[body["$ref"].rsplit("/", 1)[1]] if "$ref" in body else body
+        assert [b["required"] for b in body["oneOf"]] == [["account_id"], ["account_ids"], ["account"], ["accounts"]]
+    assert "401" in doc["paths"]["/status"]["post"]["responses"]
+    assert "503" in doc["paths"]["/readyz"]["get"]["responses"]
+    account = schemas["AccountFeatures"]["properties"]
+    charges = next(a for a in account["account_monthly_charges"]["anyOf"] if a.get("type") == "number")
+    assert charges["minimum"] == 0 and charges["maximum"] > 0
+    assert account["account_has_mobile"]["type"] == "boolean"
+
+
+def test_refusals_are_one_line_each_in_the_log(server: Server, features: pd.DataFrame) -> None:
+    before = server.log.read_text()
+    row = _payload(features.iloc[0])
+    for _ in range(3):
+        post(server, "/rank", {"account": {**row, "account_has_mobile": "yes"}})
+        post(server, "/rank", {"account_id": "A1"}, headers={})
+    time.sleep(0.5)
+    new = server.log.read_text()[len(before):]
+    assert "Traceback" not in new and new.count("refused") >= 6, new[-2000:]
+    assert "yes" not in new  # no input values

@@ -65,6 +65,7 @@ class ServeConfig:
         engine_restart: Restart a dead engine process (with backoff: 0.5 s doubling to 30 s).
         liveness_grace: Seconds a dead engine may stay down (being restarted) before liveness
             (``/livez``) fails, so that an orchestrator replaces a server that cannot recover.
+        max_body_bytes: Largest request body (413 beyond, see :mod:`telco_nbo.serving.guard`).
     """
 
     tracking_uri: str | None = None
@@ -77,6 +78,7 @@ class ServeConfig:
     engine: str = "thread"
     engine_restart: bool = True
     liveness_grace: float = 60.0
+    max_body_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.engine not in ("thread", "process"):
@@ -446,8 +448,17 @@ class NboApp:
             proc.terminate()
             proc.join(5)
 
-    def status(self) -> dict[str, Any]:
-        """Readiness details (and how many batches the micro-batcher formed)."""
+    @property
+    def has_api_key(self) -> bool:
+        """Whether callers must send the API key."""
+        return self._api_key is not None
+
+    def status(self, detail: bool = True) -> dict[str, Any]:
+        """Readiness details (and how many batches the micro-batcher formed).
+
+        Args:
+            detail: Include process ids and error texts (for an authenticated caller only).
+        """
         d = self._loaded
         out = {"ready": self.ready, "error": self.load_error, "load_seconds": self.load_seconds,
                "model_versions": d.versions if d else None, "accounts_in_folder": len(d.index) if d else 0,
@@ -459,6 +470,11 @@ class NboApp:
             out["engine_alive"] = bool(self._engine is not None and self._engine.alive)
             out["engine_restarts"] = self.engine_restarts
             out["engine_error"] = self.engine_error
+        if not detail:
+            out.pop("engine_pid", None)
+            for k in ("error", "engine_error"):
+                if out.get(k):
+                    out[k] = "see the server log"
         counter = self._engine if self._engine is not None else self._batcher
         out["batches"] = counter.batches if counter is not None else 0
         out["requests_batched"] = counter.items if counter is not None else 0

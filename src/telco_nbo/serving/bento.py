@@ -10,14 +10,17 @@ Start it with ``telco-nbo serve`` (or ``bentoml serve serving.service:NBOService
 - ``GET /healthz``, ``/livez`` (process up), ``/readyz`` (503 until the champions are loaded),
   ``/metrics`` (Prometheus), ``GET /status`` (what is loaded).
 
-Scoring routes take the API key (``X-API-Key``) when the service was started with one. Errors are
-JSON ``{"error", "problems"}`` with a 4xx status naming the field; malformed JSON and schema errors
-are answered 400 by BentoML with the field's location.
+Scoring routes and ``/status`` take the API key (``X-API-Key``) when the service was started with
+one; it is checked, with the media type and the body size, before the body is read
+(:mod:`telco_nbo.serving.guard`). Errors are JSON ``{"error", "problems"}`` with a 4xx status naming
+the field; malformed JSON and schema errors are answered 400 by BentoML with ``detail``, the list of
+violations (their locations, never the values sent).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -25,9 +28,55 @@ import bentoml
 from starlette.responses import Response
 
 from telco_nbo.serving.app import NboApp, ServeConfig, ServingError
+from telco_nbo.serving.guard import RequestGuard
 from telco_nbo.serving.schemas import ExplainRequest, RankRequest, ScoreRequest
 
 _JSON = "application/json"
+
+
+def _guard_setup() -> tuple[Any, int]:
+    # Read in the worker, on the first request: the same config the service loads with.
+    cfg = ServeConfig.from_env()
+    return (NboApp(cfg).check_api_key if cfg.api_key_env else None), cfg.max_body_bytes
+
+
+class _QuietRefusals(logging.Filter):
+    """BentoML logs every refused body (a schema violation) as an ERROR with a ~24-line traceback
+    that quotes the input. Make it one INFO line naming the violations' places and kinds; errors
+    that are the service's own (5xx) keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            places = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['type']}"
+                               for e in exc.errors(include_input=False)[:5])
+            summary = f"400 {exc.error_count()} schema violation(s): {places}"
+        else:
+            code = getattr(getattr(exc, "error_code", None), "value", 500)
+            if code >= 500:
+                return True
+            summary = f"{code} {type(exc).__name__}: {str(exc)[:160]}"
+        record.msg, record.args = f"{record.getMessage().replace('Exception on', 'refused', 1)}: {summary}", ()
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _install_quiet_refusals() -> None:
+    logger = logging.getLogger("bentoml._internal.server.http_app")
+    if not any(isinstance(f, _QuietRefusals) for f in logger.filters):
+        logger.addFilter(_QuietRefusals())
+    # The service's own lines (refusals at INFO, engine restarts) go where BentoML's go.
+    ours = logging.getLogger("telco_nbo")
+    if not ours.handlers:
+        for h in logging.getLogger("bentoml").handlers:
+            ours.addHandler(h)
+        ours.setLevel(logging.INFO)
+        ours.propagate = not ours.handlers
 
 
 def _respond(ctx: bentoml.Context, status: int, body: dict[str, Any]) -> Response:
@@ -49,6 +98,7 @@ class NBOService:
     """Next best offers for telecom accounts, from the @champion models."""
 
     def __init__(self) -> None:
+        _install_quiet_refusals()
         self.app = NboApp(ServeConfig.from_env())
         # Load in the background: the server answers /healthz at once and /readyz 503 until ready.
         self.app.load_in_background()
@@ -94,5 +144,10 @@ class NBOService:
 
     @bentoml.api(route="/status", input_spec=None)
     async def status(self, ctx: bentoml.Context) -> dict:
-        """What is loaded (open, like the health routes)."""
-        return _respond(ctx, 200 if self.app.ready else 503, self.app.status())
+        """What is loaded, the engine's state and restarts (behind the API key when there is one)."""
+        # Process ids and error texts only for a caller the key identified (the guard checked it).
+        return _respond(ctx, 200 if self.app.ready else 503, self.app.status(detail=self.app.has_api_key))
+
+
+# Runs before BentoML reads the body: API key, media type, body size (see telco_nbo.serving.guard).
+NBOService.add_asgi_middleware(RequestGuard, setup=_guard_setup)

@@ -2,15 +2,17 @@
 
 An account in a request is one row of :func:`telco_nbo.features.build_account_features`: the
 identity and rule columns the ranking reads and the model features, every one required (a missing
-field is named in the 400 answer, never guessed), typed (booleans, non-negative counts, nullable
-numbers, vocabularies) and nothing else (an unknown field is a typo, named in the answer).
+field is named in the 400 answer, never guessed), typed (strict booleans: ``"yes"`` is not true;
+counts; nullable numbers; vocabularies), bounded (every number finite and inside the range of
+:data:`FIELD_RANGES`; ids at most :data:`MAX_ID_LENGTH` characters) and nothing else (an unknown
+field is a typo, named in the answer).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model, model_validator
 
 from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
 from telco_nbo.features import CATEGORY_VALUES, FEATURE_COLUMNS
@@ -20,6 +22,48 @@ from telco_nbo.nbo.schemas import AccountDecision
 
 MAX_BATCH = 1000
 """Accounts per request at most (bigger batches belong to ``telco-nbo rank``)."""
+
+MAX_ID_LENGTH = 64
+"""Characters of an account, household or offer id at most."""
+
+MAX_COUNT = 100_000
+"""Largest count a request may carry (tickets, contacts, lines...): far above any real account."""
+
+FIELD_RANGES: dict[str, tuple[float, float]] = {
+    # Generous bounds of what an account can hold (the synthetic world and the IBM data sit well
+    # inside them); a value outside is a unit or encoding mistake, refused rather than scored: an
+    # XGBoost split does not care, but CLV multiplies the monthly charges, and a float32 matrix
+    # turns 1e39 into an infinity.
+    "account_months_to_contract_end": (-1200.0, 1200.0),
+    "account_days_to_contract_end": (-36_500.0, 36_500.0),
+    "household_size": (1.0, 50.0),
+    "account_tenure_months": (0.0, 1200.0),
+    "account_tenure_days": (0.0, 36_500.0),
+    "household_tenure_months": (0.0, 1200.0),
+    "account_monthly_charges": (0.0, 100_000.0),
+    "account_bill_mean_3m": (-100_000.0, 1_000_000.0),
+    "account_bill_change_3m": (-10_000.0, 10_000.0),
+    "line_overage_months_6m": (0.0, 6.0),
+    "line_data_gb_mean_3m": (0.0, 100_000.0),
+    "line_data_cap_util_3m": (0.0, 10_000.0),
+    "line_roaming_days_3m": (0.0, 92.0),
+    "line_intl_minutes_3m": (0.0, 1_000_000.0),
+    "line_dropped_calls_3m": (0.0, 1_000_000.0),
+    "line_device_age_months": (0.0, 1200.0),
+    "line_max_plan_tier": (0.0, 100.0),
+}
+"""Closed range of every number a request may carry; counts are 0..:data:`MAX_COUNT`."""
+
+DEFAULT_RANGE = (-1e9, 1e9)
+"""Range of a number without an entry in :data:`FIELD_RANGES` (a new feature): finite, float32-safe."""
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
+def _number(col: str) -> Any:
+    lo, hi = FIELD_RANGES.get(col, DEFAULT_RANGE)
+    return Annotated[float, Field(ge=lo, le=hi, allow_inf_nan=False)]
 
 _COUNT_FEATURES = {
     "household_n_accounts", "household_n_lines", "household_n_products", "account_open_tickets",
@@ -72,18 +116,18 @@ def feature_kinds() -> dict[str, str]:
 
 def _annotation(col: str, kind: str) -> Any:
     if kind == "id":
-        return str, Field(min_length=1, max_length=64)
+        return Id, ...
     if kind == "category":
         return Literal[_VOCAB[col]], ...  # type: ignore[valid-type]
     if kind == "bool":
-        return bool, ...
+        return StrictBool, ...
     if kind == "count":
-        return NonNegativeInt, ...
-    return float | None, Field(...)
+        return Count, ...
+    return _number(col) | None, Field(...)
 
 
 def _optional(col: str, kind: str) -> Any:
-    typ = {"bool": bool | None, "count": NonNegativeInt | None, "float_nan": float | None}[kind]
+    typ = {"bool": StrictBool | None, "count": Count | None, "float_nan": _number(col) | None}[kind]
     return typ, None
 
 
@@ -101,13 +145,22 @@ AccountFeatures = create_model(  # type: ignore[call-overload]
 """Pydantic model of one account's features (built from the feature contract)."""
 
 
+SELECTORS = ("account_id", "account_ids", "account", "accounts")
+
+
+def _exactly_one_selector(schema: dict[str, Any]) -> None:
+    # The rule the validator enforces, told in the OpenAPI document: exactly one selector is given
+    # and not null (a null selector counts as absent).
+    schema["oneOf"] = [{"required": [k], "properties": {k: {"not": {"type": "null"}}}} for k in SELECTORS]
+
+
 class _Selector(BaseModel):
     """Which accounts: exactly one of ``account_id``, ``account_ids``, ``account``, ``accounts``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_exactly_one_selector)
 
-    account_id: str | None = Field(None, min_length=1, description="An account of the data folder the service was started with")
-    account_ids: list[str] | None = Field(None, max_length=MAX_BATCH, description="Accounts of the data folder")
+    account_id: Id | None = Field(None, description="An account of the data folder the service was started with")
+    account_ids: list[Id] | None = Field(None, max_length=MAX_BATCH, description="Accounts of the data folder")
     account: AccountFeatures | None = Field(None, description="One account's features")  # type: ignore[valid-type]
     accounts: list[AccountFeatures] | None = Field(None, max_length=MAX_BATCH, description="A batch of accounts' features")  # type: ignore[valid-type]
 
@@ -128,21 +181,22 @@ class RankRequest(_Selector):
     """``POST /rank``."""
 
     top_k: int = Field(3, ge=1, le=50, description="Offers per account at most")
-    model_reasons: bool = Field(False, description="Also attach the top SHAP reasons of the churn score to every "
+    model_reasons: StrictBool = Field(False, description="Also attach the top SHAP reasons of the churn score to every "
                                                    "offer (one TreeSHAP pass; /explain gives them in full)")
 
 
 class ScoreRequest(_Selector):
     """``POST /score``."""
 
-    offer_ids: list[str] | None = Field(None, min_length=1, description="Offers to score (default: the whole catalog)")
+    offer_ids: list[Id] | None = Field(None, min_length=1, max_length=100,
+                                       description="Offers to score (default: the whole catalog)")
 
 
 class ExplainRequest(_Selector):
     """``POST /explain``."""
 
     k: int = Field(3, ge=1, le=20, description="Reason codes per account and model")
-    offer_ids: list[str] | None = Field(None, description="Also explain the propensity of these offers")
+    offer_ids: list[Id] | None = Field(None, max_length=100, description="Also explain the propensity of these offers")
 
 
 class RankResponse(BaseModel):
@@ -194,8 +248,17 @@ class ExplainResponse(BaseModel):
     model_versions: dict[str, str]
 
 
+class ErrorDetail(BaseModel):
+    """One schema violation (a 400 for a body the request schema refuses)."""
+
+    loc: list[str | int] = Field(description="Where: the path of the field in the body")
+    msg: str
+    type: str
+
+
 class ErrorResponse(BaseModel):
-    """Every 4xx / 5xx answer."""
+    """Every 4xx / 5xx answer: ``error`` always; ``problems`` (the service's checks) or ``detail`` (schema)."""
 
     error: str
-    problems: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list, description="Each problem named (service checks)")
+    detail: list[ErrorDetail] | None = Field(None, description="Each schema violation (400 for the body)")
