@@ -204,3 +204,28 @@ def test_readme_points_only_inside_the_repository(tmp_path):
     res = runner.invoke(app, ["data", "import-csv", str(csv), "--mapping", "ibm", "--out", str(tmp_path / "d2")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "d2").is_dir()
+
+
+def test_extra_column_in_a_data_folder_exits_2_and_import_csv_accounts_for_it(tmp_path):
+    """The README's promise: extra columns stop `data validate` (exit 2, named); import-csv lists them."""
+    from telco_nbo.data.io import write_world
+    from telco_nbo.data.samples import IBM_TELCO_CSV
+
+    world = tiny_world()
+    world.tables["lines"] = world.tables["lines"].assign(surprise=1)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for name, frame in world.tables.items():  # written by hand: the writer itself refuses the column
+        frame.to_parquet(folder / f"{name}.parquet")
+    ok = tmp_path / "ok"
+    write_world(tiny_world(), ok)
+    (folder / "meta.json").write_text((ok / "meta.json").read_text())
+    res = runner.invoke(app, ["data", "validate", str(folder)])
+    assert res.exit_code == 2, res.output
+    assert "unexpected column 'surprise'" in res.output and "lines" in res.output
+
+    csv = tmp_path / "ibm_extra.csv"
+    pd.read_csv(IBM_TELCO_CSV).head(400).assign(Surprise=lambda d: np.arange(len(d)) % 3).to_csv(csv, index=False)
+    res = runner.invoke(app, ["data", "import-csv", str(csv), "--mapping", "ibm", "--out", str(tmp_path / "d2")])
+    assert res.exit_code == 0, res.output
+    assert "Surprise" in res.output
