@@ -94,6 +94,9 @@ def test_a_bug_exits_3_with_its_traceback_not_1():
     assert res.exit_code == EXIT_INTERNAL_ERROR == 3
     assert "KeyError" in res.output and "internal error" in res.output
     assert runner.invoke(probe, ["fine"]).exit_code == 1
+    # Usage errors stay Click's exit 2 with its message, on the real app too.
+    res = runner.invoke(app, ["train", "churn", "--data", "x", "--trials", "-1"])
+    assert res.exit_code == 2 and "--trials" in res.output and "internal error" not in res.output
 
 
 def _cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):

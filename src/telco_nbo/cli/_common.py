@@ -50,12 +50,19 @@ class AppGroup(TyperGroup):
         """Run the command; map a bug to exit 3 and an interrupt to exit 130."""
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]", highlight=False)
             raise typer.Exit(code=EXIT_INTERRUPTED) from None
-        except Exception:
+        except BrokenPipeError:
+            # `telco-nbo ... | head`: the reader left; nothing to report.
+            raise typer.Exit(code=0) from None
+        except Exception as exc:
+            # Exit codes, usage errors (exit 2 with Click's message) and aborts are Click's or
+            # Typer's own control flow (Typer vendors a copy of Click, so match by module).
+            if type(exc).__module__.split(".")[0] in ("typer", "click") or isinstance(
+                exc, (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort)
+            ):
+                raise
             console.print_exception(show_locals=False)
             console.print(
                 "[bold red]internal error[/] (a bug, not a failed check): please report it with the traceback above.",
