@@ -232,3 +232,30 @@ def test_extra_column_in_a_data_folder_exits_2_and_import_csv_accounts_for_it(tm
     res = runner.invoke(app, ["data", "import-csv", str(csv), "--mapping", "ibm", "--out", str(tmp_path / "d2")])
     assert res.exit_code == 0, res.output
     assert "Surprise" in res.output
+
+
+def _all_command_paths(group, prefix=()):  # noqa: ANN001, ANN202
+    for name, cmd in group.commands.items():
+        yield (*prefix, name)
+        if hasattr(cmd, "commands"):
+            yield from _all_command_paths(cmd, (*prefix, name))
+
+
+def test_help_names_values_like_a_person_and_version_prints():
+    """No Python type names (<str>, <list[str]>, {model}) in any --help; --version works."""
+    import re
+
+    from typer.main import get_command
+
+    root = get_command(app)
+    paths = [(), *_all_command_paths(root)]
+    assert len(paths) > 8
+    for path in paths:
+        res = runner.invoke(app, [*path, "--help"], terminal_width=200)
+        assert res.exit_code == 0, (path, res.output)
+        bad = re.findall(r"<(?:str|path|bool|int|float|list\[[^\]]*\]|int range|float range)>|\{[a-z_]+\}", res.output)
+        assert not bad, (path, bad)
+    res = runner.invoke(app, ["--version"])
+    from importlib.metadata import version
+
+    assert res.exit_code == 0 and res.output.strip() == f"telco-nbo {version('telco-nbo')}"

@@ -46,6 +46,10 @@ class AppGroup(TyperGroup):
     sub-command runs inside this ``invoke``, so the mapping holds for all of them.
     """
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self)
+
     def invoke(self, ctx: click.Context) -> object:
         """Run the command; map a bug to exit 3 and an interrupt to exit 130."""
         try:
@@ -71,8 +75,59 @@ class AppGroup(TyperGroup):
             raise typer.Exit(code=EXIT_INTERNAL_ERROR) from None
 
 
+def _plain_metavars(command: click.Command) -> None:
+    """Name every value in ``--help`` the way people write it, not by its Python type.
+
+    Typer prints ``<str>``, ``<path>``, ``<list[str]>`` and ``{model}`` by default; an explicit
+    ``metavar`` wins, so each parameter without one gets ``NAME`` (the parameter's own name in
+    capitals: ``--data DATA``, ``MODEL``) and flags get none. Applied once when the app is built.
+    """
+    params = list(getattr(command, "params", []))
+    with contextlib.suppress(Exception):  # --help itself is made lazily, from a context
+        params.append(command.get_help_option(_context(command)))
+    for param in params:
+        if param is None:
+            continue
+        if getattr(param, "param_type_name", "") == "argument":
+            # An argument's type column ignores its metavar; its help text says what it takes.
+            param.display_type_rich = lambda ctx: None  # noqa: ARG005
+            label = (param.name or "value").upper()
+            param._usage_display_name = (lambda label=label, required=param.required: label if required else f"[{label}]")
+        if getattr(param, "metavar", "set") is not None:
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False):
+            param.metavar = ""
+            continue
+        longest = max((o for o in param.opts if o.startswith("--")), key=len, default=param.name or "value")
+        param.metavar = longest.lstrip("-").replace("-", "_").upper() + ("..." if getattr(param, "multiple", False) else "")
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
+def _context(command: click.Command) -> object:
+    """A bare context of ``command`` (Typer's own Click copy), enough to build its --help option."""
+    from typer import _click as vendored
+
+    return vendored.Context(command)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("telco-nbo")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+            v = "unknown (not installed)"
+        out.print(f"telco-nbo {v}", highlight=False)
+        raise typer.Exit()
+
+
 def configure_output(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show library logs (Optuna trials, MLflow)."),
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Keep the terminal for results: library chatter is hidden unless ``--verbose``.
 
