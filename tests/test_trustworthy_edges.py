@@ -259,3 +259,18 @@ def test_help_names_values_like_a_person_and_version_prints():
     from importlib.metadata import version
 
     assert res.exit_code == 0 and res.output.strip() == f"telco-nbo {version('telco-nbo')}"
+
+
+def test_data_generate_checks_out_before_generating_and_names_overwrite(tmp_path):
+    """A taken --out is refused at once (no progress bar, no generation) with the flag to use."""
+    import time
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    t0 = time.perf_counter()
+    res = runner.invoke(app, ["data", "generate", "--households", "200000", "--out", str(taken)])
+    assert res.exit_code == 2, res.output
+    assert time.perf_counter() - t0 < 5  # 200,000 households would take a minute to generate
+    assert "--overwrite" in res.output and "generating" not in res.output
+    assert (taken / "keep.txt").read_text() == "mine"

@@ -30,6 +30,11 @@ def generate(
 ) -> None:
     """Generate a synthetic world (households, accounts, lines, usage, tickets, contacts,
     experiments, and the ground truth) and print its headline rates."""
+    with user_errors():
+        from telco_nbo.data.io import check_output_folder
+
+        # Before generating: a taken folder is found out in a second, not after minutes of work.
+        check_output_folder(out_dir, overwrite=overwrite)
     if scheduler is not None:
         _generate_on_dask(households, seed, out_dir, scenario, as_of, overwrite, scheduler, partitions)
         return

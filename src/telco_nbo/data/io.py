@@ -334,6 +334,27 @@ def _write_truth_frame(df: pd.DataFrame, path: Path) -> None:
     pq.write_table(arrow, path, **_PARQUET_OPTIONS)
 
 
+def check_output_folder(out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Refuse a data-folder destination that is a file, or a non-empty folder without ``overwrite``.
+
+    Callers that spend minutes producing a world (``data generate``) call it first, so the user
+    learns about the folder before the work, not after.
+
+    Returns:
+        The destination as a path.
+
+    Raises:
+        ConfigError: Names the folder and the way out (``--overwrite``).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} exists and is not empty; choose another folder, or replace it with --overwrite "
+                          "(overwrite=True in Python; the old content goes only once the new folder is complete)")
+    return out
+
+
 def write_world(
     world: World,
     out_dir: str | os.PathLike[str],
@@ -373,11 +394,7 @@ def write_world(
     meta_text = _dump_json(meta, "World.meta")
     summary_text = _dump_json(summary, "truth summary") if summary is not None else None
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} exists and is not empty; choose another folder or overwrite it")
+    out = check_output_folder(out_dir, overwrite=overwrite)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -573,6 +590,7 @@ def row_counts(tables: Mapping[str, pd.DataFrame]) -> dict[str, int]:
 
 
 __all__ = [
+    "check_output_folder",
     "TRUTH_SUMMARY_KEY",
     "arrow_schema",
     "conform_table",

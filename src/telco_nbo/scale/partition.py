@@ -414,7 +414,7 @@ def write_partitioned_world(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} exists and is not empty; choose another folder or overwrite it")
+        raise ConfigError(f"{out} exists and is not empty; choose another folder, or replace it with --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
