@@ -274,3 +274,22 @@ def test_data_generate_checks_out_before_generating_and_names_overwrite(tmp_path
     assert time.perf_counter() - t0 < 5  # 200,000 households would take a minute to generate
     assert "--overwrite" in res.output and "generating" not in res.output
     assert (taken / "keep.txt").read_text() == "mine"
+
+
+def test_ranking_summary_says_who_got_nothing_and_what_was_never_chosen():
+    from telco_nbo.nbo.summary import summarize_ranking
+
+    frame = pd.DataFrame({
+        "account_id": ["A1", "A1", "A2", "A3", "A3", "A4"],
+        "offer_id": ["X", "Y", "X", "Y", "Z", "X"],
+        "selected": [True, False, False, True, True, False],
+        "rule_id": [None, "HH_ONE_PROMO", "ELIG_NETWORK", None, None, "HH_ONE_PROMO"],
+    })
+    s = summarize_ranking(frame, ["X", "Y", "Z", "W"])
+    assert (s.accounts, s.offers_made, s.accounts_without_offer) == (4, 3, 2)
+    assert s.share_without_offer == 0.5
+    assert s.offers_by_id == {"Y": 1, "X": 1, "Z": 1} or sum(s.offers_by_id.values()) == 3
+    assert s.never_chosen == ["W"]
+    assert s.top_blocking_rules[0] == ("HH_ONE_PROMO", 2)
+    text = "\n".join(s.lines())
+    assert "2 accounts (50%) got no offer" in text and "Never chosen (1): W" in text

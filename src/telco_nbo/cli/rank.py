@@ -126,10 +126,11 @@ def register(app: typer.Typer) -> None:
             tmp = out_file.with_name(f".{out_file.name}.tmp")
             frame.to_parquet(tmp, index=False)
             tmp.replace(out_file)  # atomic: a reader never sees half a file
-            chosen = frame[frame["selected"]]
-            out.print(f"ranked {frame['account_id'].nunique():,} accounts: {len(chosen):,} offers, "
-                      f"{int((~frame['selected']).sum()):,} suppressed -> {out_file}")
-            console.print(chosen["offer_id"].value_counts().to_string(), highlight=False)
+            from telco_nbo.nbo.summary import summarize_ranking
+
+            out.print(f"ranking ({int((~frame['selected']).sum()):,} suppressed rows with their rules) -> {out_file}")
+            for line in summarize_ranking(frame, [o.offer_id for o in catalog.offers]).lines():
+                out.print(line, highlight=False, soft_wrap=True)
 
 
 def champion_score_provider(versions: dict[str, str], tracking_uri: str | None):
