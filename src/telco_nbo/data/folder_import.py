@@ -325,6 +325,17 @@ def import_folder(folder: str | os.PathLike[str], mapping: FolderMapping) -> Wor
         notes.append("no households table: one household per account household_id (region suburban, size 1)")
     problems: dict[str, list[str]] = {}
     typed: dict[str, pd.DataFrame] = {}
+    hh = tables["households"]
+    if "created_date" not in hh.columns or hh["created_date"].isna().any():
+        # Households without a creation date: created with their first account.
+        try:
+            starts = conform_table("accounts", acc)["start_date"]
+        except DataValidationError:
+            starts = None  # the accounts' own problems are reported below
+        if starts is not None:
+            first = starts.groupby(acc["household_id"].to_numpy()).min().dt.strftime("%Y-%m-%d")
+            given = hh["created_date"] if "created_date" in hh.columns else pd.Series(None, index=hh.index)
+            hh["created_date"] = given.where(given.notna(), hh["household_id"].map(first))
     for name in TABLES:
         if name not in tables:
             typed[name] = empty_table(name)
@@ -340,11 +351,6 @@ def import_folder(folder: str | os.PathLike[str], mapping: FolderMapping) -> Wor
         first = next(iter(problems))
         lines = list(problems[first]) + [f"table '{o}': {p}" for o, ps in list(problems.items())[1:] for p in ps]
         raise DataValidationError(first, lines)
-    hh = typed["households"]
-    if hh["created_date"].isna().any():
-        # Derived households: created with their first account.
-        first_start = typed["accounts"].groupby("household_id")["start_date"].min()
-        hh["created_date"] = hh["created_date"].fillna(hh["household_id"].map(first_start)).astype("datetime64[ns]")
     if attrs is not None:
         typed[attributes.TABLE] = attrs
     validate_world(typed)

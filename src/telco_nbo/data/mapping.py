@@ -316,7 +316,8 @@ def infer_column(text: pd.Series) -> tuple[str | None, str]:
         ):
             return None, "row numbers (an identifier)"
         return "numeric", f"numbers, {n_distinct:,} distinct"
-    if n_distinct == len(vals) and len(vals) > MAX_CATEGORIES:
+    if n_distinct == len(vals):
+        # Every value seen once: nothing a model could learn from a category (ids, e-mails, phones).
         return None, f"identifier ({n_distinct:,} distinct texts, one per row)"
     if n_distinct > max(MAX_CATEGORIES, 0.05 * len(vals)):
         return None, f"free text ({n_distinct:,} distinct values)"

@@ -49,7 +49,7 @@ _NAME_PATTERNS: dict[str, str] = {
     "roaming_days": r"roaming_days|days_roaming",
     "dropped_calls": r"dropped_calls|call_drops",
     "bill_amount": r"^bill(_amount)?$|last_bill",
-    "support_calls": r"service_calls|support_calls|care_calls|(number|num|n)_tickets|^tickets$",
+    "support_calls": r"service_calls|support_calls|care_calls|custserv|cust_serv|(number|num|n)_tickets|^tickets$",
     "complaints": r"complaints?",
 }
 
