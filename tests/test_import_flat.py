@@ -315,3 +315,35 @@ def test_training_on_an_imported_flat_table_has_no_all_nan_warning(usage_csv: Pa
     assert not [w for w in caught if "All-NaN" in str(w.message)]
     assert result.holdout_metrics["roc_auc"] > 0.6
     assert "account_x_day_mins" in result.details["model"].get_booster().feature_names
+
+
+@pytest.mark.slow
+def test_passthrough_features_reach_churn_propensity_and_uplift() -> None:
+    from telco_nbo.data.synthetic import generate_world
+    from telco_nbo.data.validate import validate_world
+    from telco_nbo.models.propensity import ownership_dataset
+    from telco_nbo.training.data import prepare_offers, prepare_uplift
+
+    world = generate_world(600, 3)
+    ids = world["accounts"]["account_id"]
+    rng = np.random.default_rng(0)
+    tables = dict(world.tables)
+    tables[attributes.TABLE] = pd.DataFrame({
+        "account_id": ids.to_numpy(),
+        "x_loyalty_points": rng.integers(0, 500, len(ids)).astype(float),
+        "x_segment": attributes.make_categorical(pd.Series(rng.choice(["gold", "silver"], len(ids)))).array,
+    })
+    validate_world(tables)
+    as_of = pd.Timestamp(world.meta["as_of"])
+    churn = prepare_churn(tables, as_of, 90, world.meta.get("world_end"))
+    expected = ["account_x_loyalty_points", "account_x_segment"]
+    assert passthrough_columns(churn.X) == expected
+    assert isinstance(churn.X["account_x_segment"].dtype, pd.CategoricalDtype)
+    points = churn.features.set_index("account_id")["account_x_loyalty_points"]
+    src = tables[attributes.TABLE].set_index("account_id")["x_loyalty_points"]
+    np.testing.assert_array_equal(points.to_numpy(), src.reindex(points.index).to_numpy())
+    assert passthrough_columns(prepare_uplift(tables, world.truth).X) == expected
+    offers = prepare_offers(tables, as_of)
+    assert set(expected) <= set(offers.X.columns)
+    ds = ownership_dataset(build_account_features(tables, as_of), "device_protection")
+    assert set(expected) <= set(ds.X.columns)

@@ -541,6 +541,7 @@ def ownership_dataset(
         cols = list(FEATURE_COLUMNS) if feature_columns is None else list(feature_columns)
         if feature_columns is None and all(c in rows.columns for c in FEATURE_COLUMNS):
             X = to_model_matrix(rows)
+            cols = list(X.columns)  # the contract's features, then an import's account_x_ columns
         else:
             missing = [c for c in cols if c not in rows.columns]
             if missing:
