@@ -347,3 +347,59 @@ def test_passthrough_features_reach_churn_propensity_and_uplift() -> None:
     assert set(expected) <= set(offers.X.columns)
     ds = ownership_dataset(build_account_features(tables, as_of), "device_protection")
     assert set(expected) <= set(ds.X.columns)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "src/telco_nbo/data"
+
+
+def test_example_usage_mapping_imports_a_matching_extract(tmp_path: Path) -> None:
+    n = 50
+    rng = np.random.default_rng(5)
+    flat = pd.DataFrame({
+        "subscriber_id": [f"S{i:03d}" for i in range(n)], "msisdn": [f"06{i:08d}" for i in range(n)],
+        "email": [f"u{i}@x.org" for i in range(n)], "churned": rng.choice(["Y", "N"], n),
+        "tenure_days": rng.integers(0, 2000, n), "plan_fee": rng.uniform(10, 80, n).round(2),
+        "contract_term": rng.choice(["prepaid", "12m", "24m"], n), "home_broadband": rng.choice(["none", "fibre", "adsl"], n),
+        "care_calls_90d": rng.poisson(1, n), "complaints_90d": rng.poisson(0.2, n),
+        "handset_brand": rng.choice(["A", "B", "C"], n), "loyalty_points": rng.integers(0, 900, n),
+    })
+    for m in (1, 2, 3):
+        flat[f"voice_min_m{m}"] = rng.gamma(3, 100, n).round(1)
+        flat[f"intl_min_m{m}"] = rng.gamma(1, 5, n).round(1)
+        flat[f"data_mb_m{m}"] = rng.integers(0, 20000, n)
+        flat[f"bill_m{m}"] = rng.uniform(10, 90, n).round(2)
+    path = tmp_path / "extract.csv"
+    flat.to_csv(path, index=False)
+    mapping = EXAMPLES / "example_usage_mapping.yaml"
+    code, out = _run(["data", "import-csv", str(path), "--mapping", str(mapping), "--out", str(tmp_path / "d")])
+    assert code == 0, out
+    assert f"{flat.shape[1]} input columns: 20 mapped, 2 passed through, 2 dropped" in out
+    assert "personal data, never a feature" in out
+    world = load_world(tmp_path / "d")
+    assert world["usage_monthly"]["month"].nunique() == 3
+    assert world["support_tickets"]["category"].eq("network").sum() == int(flat["care_calls_90d"].sum())
+    assert world["support_tickets"]["is_complaint"].sum() == int(flat["complaints_90d"].sum())
+    assert set(world["accounts"]["payment_method"]) == {"credit_card"}
+
+
+def test_example_folder_mapping_imports_a_matching_export(tmp_path: Path) -> None:
+    d = tmp_path / "cdp"
+    d.mkdir()
+    pd.DataFrame({"customer_no": ["1", "2", "3"], "address_id": ["10", "10", "11"], "churn_flag": ["0", "1", "0"],
+                  "activation_date": ["2022-01-01", "2023-05-05", "2024-02-02"], "term": ["M2M", "12M", "24M"],
+                  "mrc_cents": ["4500", "6000", "3000"], "email": ["a@x", "b@x", "c@x"],
+                  "nps": ["7", "3", "9"]}).to_csv(d / "customers.csv", index=False)
+    pd.DataFrame({"address_id": ["10", "11"], "ftth_ready": ["yes", "no"]}).to_csv(d / "addresses.csv", index=False)
+    pd.DataFrame({"msisdn": ["m1", "m2", "m3"], "customer_no": ["1", "2", "3"], "product": ["MOB", "BB", "MOB"],
+                  "activation_date": ["2022-01-01", "2023-05-05", "2024-02-02"]}).to_csv(d / "subscriptions.csv", index=False)
+    pd.DataFrame({"msisdn": ["m1", "m1", "m3"], "bill_month": pd.to_datetime(["2025-10-01", "2025-11-01", "2025-11-01"]),
+                  "data_mb": [2048.0, 1024.0, 512.0]}).to_parquet(d / "usage.parquet", index=False)
+    code, out = _run(["data", "import", str(d), "--mapping", str(EXAMPLES / "example_folder_mapping.yaml"),
+                      "--out", str(tmp_path / "o")])
+    assert code == 0, out
+    assert "account_x_nps (numeric" in out and "personal data" in out
+    world = load_world(tmp_path / "o")
+    assert world["households"]["fiber_eligible"].tolist() == [True, False]
+    assert world["households"]["created_date"].tolist() == [pd.Timestamp("2022-01-01"), pd.Timestamp("2024-02-02")]
+    assert world["usage_monthly"]["data_gb"].tolist() == [2.0, 1.0, 0.5]
+    assert world["accounts"]["end_date"].notna().tolist() == [False, True, False]
