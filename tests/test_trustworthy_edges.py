@@ -293,3 +293,25 @@ def test_ranking_summary_says_who_got_nothing_and_what_was_never_chosen():
     assert s.top_blocking_rules[0] == ("HH_ONE_PROMO", 2)
     text = "\n".join(s.lines())
     assert "2 accounts (50%) got no offer" in text and "Never chosen (1): W" in text
+
+
+def test_long_steps_show_a_progress_bar_on_a_terminal_and_nothing_in_a_log():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from telco_nbo.cli._common import steps
+
+    tty = io.StringIO()
+    with steps(3, "first", on=Console(file=tty, force_terminal=True, width=100)) as step:
+        for name in ("loading", "scoring", "writing"):
+            step(name)
+            time.sleep(0.15)
+    shown = tty.getvalue()
+    assert "loading" in shown and "scoring" in shown and "2/3" in shown
+    log = io.StringIO()
+    with steps(2, "first", on=Console(file=log, force_terminal=False)) as step:
+        step("a")
+        step("b")
+    assert "━" not in log.getvalue()

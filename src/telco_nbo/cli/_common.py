@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import click
 import typer
@@ -23,6 +23,32 @@ EXIT_INTERRUPTED = 130
 # Piped output (CI logs, `| tee`) would otherwise wrap tables at 80 columns.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 out = Console(width=None if sys.stdout.isatty() else 140)
+
+
+@contextlib.contextmanager
+def steps(total: int, first: str, *, on: Console | None = None) -> Iterator[Callable[[str], None]]:
+    """A progress bar over a command's long steps (spinner, step i of n, elapsed time), on stderr.
+
+    Yields ``step(description)``: call it when the next step starts. The bar is transient and
+    drawn only on a terminal (a CI log gets the results, not redraws); results printed to stdout
+    meanwhile appear above it.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=on or console, transient=True) as bar:
+        task = bar.add_task(first, total=total)
+        started = [False]
+
+        def step(description: str) -> None:
+            if started[0]:
+                bar.update(task, advance=1, description=description)
+            else:
+                bar.update(task, description=description)
+                started[0] = True
+
+        yield step
+        bar.update(task, completed=total)
 
 
 @contextlib.contextmanager

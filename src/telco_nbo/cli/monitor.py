@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from telco_nbo.cli._common import console, out, user_errors
+from telco_nbo.cli._common import console, out, steps, user_errors
 
 DEFAULT_CONFIG = Path("monitoring/thresholds.yaml")
 
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Data drift, prediction drift, quality, uplift by segment and KPIs for one window."""
-        with user_errors():
+        with user_errors(), steps(5, "monitoring") as step:
             from telco_nbo.monitoring import (
                 add_to_workspace,
                 load_config,
@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
                 window_from_prediction_log,
             )
 
+            step(f"reading the window {current}")
             window = None
             if is_data_folder(current):
                 window = window_from_data_folder(
@@ -84,6 +85,7 @@ def register(app: typer.Typer) -> None:
                 cur = window_from_prediction_log(current)
             else:
                 cur = read_window(current)
+            step("loading the reference")
             ref = read_window(reference) if reference is not None else load_reference_from_champion(model, tracking_uri)
             labeled = None
             if labels is not None:
@@ -97,6 +99,7 @@ def register(app: typer.Typer) -> None:
                 )
                 if labeled.empty:
                     raise DataValidationError("labels", ["no label matches an account_id of the window"])
+            step("drift, quality, uplift and KPI checks")
             output = run_monitor(
                 ref,
                 cur,
@@ -106,14 +109,17 @@ def register(app: typer.Typer) -> None:
                 contact_log=read_window(contact_log) if contact_log is not None else (window.contact_log if window else None),
                 contacts=read_window(contacts) if contacts is not None else (window.contacts if window else None),
             )
+            step(f"writing the reports to {out_dir}")
             files = write_outputs(output, out_dir)
             result = output.result
+            step("logging to MLflow / the Evidently workspace")
             if not no_mlflow:
                 run_id = log_to_mlflow(output, out_dir, tracking_uri)
                 out.print(f"MLflow run: {run_id}")
             if workspace is not None:
                 pid = add_to_workspace(output, workspace)
                 out.print(f"Evidently workspace {workspace} project {pid} (view: evidently ui --workspace {workspace})")
+            step("done")
             out.print(f"summary: {files['summary_html']}")
             for c in result.warnings:
                 console.print(f"[yellow]warn[/] {c.name}: {c.detail}", highlight=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from telco_nbo.cli._common import console, out, user_errors
+from telco_nbo.cli._common import out, steps, user_errors
 
 # Models the ranking needs, in the order they are checked.
 REQUIRED_MODELS = ("telco-churn", "telco-propensity", "telco-uplift", "telco-clv")
@@ -103,29 +103,35 @@ def register(app: typer.Typer) -> None:
 
                 rank_on_dask(data, out_file, tracking_uri, catalog, config, top_k, as_of, scheduler, timing_rule)
                 return
-            provider = champion_score_provider(versions, tracking_uri)
-
             import pandas as pd
 
             from telco_nbo.data.io import load_world
             from telco_nbo.features import build_account_features
             from telco_nbo.nbo.rank import rank_batch
 
-            world = load_world(data)
-            when = as_of or world.meta.get("as_of")
-            if when is None:
-                raise ConfigError(f"{data} records no as_of date: pass --as-of YYYY-MM-DD")
-            try:
-                when_ts = pd.Timestamp(when)
-            except (ValueError, TypeError):
-                raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
-            features = build_account_features(world.tables, when_ts)
-            frame = rank_batch(features, provider.score(features, catalog), catalog, config, top_k, as_of=when_ts,
-                               timing_rule=timing_rule)
-            out_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out_file.with_name(f".{out_file.name}.tmp")
-            frame.to_parquet(tmp, index=False)
-            tmp.replace(out_file)  # atomic: a reader never sees half a file
+            with steps(6, "loading the champion models") as step:
+                step("loading the champion models")
+                provider = champion_score_provider(versions, tracking_uri)
+                step(f"loading and validating {data}")
+                world = load_world(data)
+                when = as_of or world.meta.get("as_of")
+                if when is None:
+                    raise ConfigError(f"{data} records no as_of date: pass --as-of YYYY-MM-DD")
+                try:
+                    when_ts = pd.Timestamp(when)
+                except (ValueError, TypeError):
+                    raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
+                step("building features")
+                features = build_account_features(world.tables, when_ts)
+                step("scoring")
+                scores = provider.score(features, catalog)
+                step("ranking offers")
+                frame = rank_batch(features, scores, catalog, config, top_k, as_of=when_ts, timing_rule=timing_rule)
+                step(f"writing {out_file}")
+                out_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out_file.with_name(f".{out_file.name}.tmp")
+                frame.to_parquet(tmp, index=False)
+                tmp.replace(out_file)  # atomic: a reader never sees half a file
             from telco_nbo.nbo.summary import summarize_ranking
 
             out.print(f"ranking ({int((~frame['selected']).sum()):,} suppressed rows with their rules) -> {out_file}")

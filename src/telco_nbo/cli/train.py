@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from telco_nbo.cli._common import console, out, user_errors
+from telco_nbo.cli._common import console, out, steps, user_errors
 
 MODELS = ("churn", "propensity", "uplift", "clv", "all")
 
@@ -75,7 +75,14 @@ def register(app: typer.Typer) -> None:
                     if why:
                         console.print(f"[yellow]{kind}: not champion[/] - {why}", highlight=False, soft_wrap=True)
 
-            results = train_all(data, configs, kinds=kinds, on_done=done)
+            with steps(len(kinds), f"training {kinds[0]}") as step:
+                def done_and_next(kind: str, result) -> None:  # noqa: ANN001 - TrainResult
+                    done(kind, result)
+                    later = kinds[kinds.index(kind) + 1:]
+                    step(f"training {later[0]}" if later else "done")
+
+                step(f"training {kinds[0]} (Optuna trials, fit, SHAP, MLflow)")
+                results = train_all(data, configs, kinds=kinds, on_done=done_and_next)
             if model == "all":
                 for kind in kinds:
                     if kind not in results:
