@@ -13,6 +13,7 @@ from telco_nbo.cli import data as _data
 from telco_nbo.cli import data_generate as _data_generate  # noqa: F401
 from telco_nbo.cli import data_import as _data_import  # noqa: F401
 from telco_nbo.cli import demo as _demo
+from telco_nbo.cli import evaluate as _evaluate
 from telco_nbo.cli import monitor as _monitor
 from telco_nbo.cli import promote as _promote
 from telco_nbo.cli import rank as _rank
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.callback()(_common.configure_output)
 app.add_typer(_data.app, name="data")
 _demo.register(app)
+_evaluate.register(app)
 _monitor.register(app)
 _promote.register(app)
 _rank.register(app)

@@ -20,12 +20,13 @@ The structure (account ``a``, offer ``o``, channel ``c``, at a day ``t``)
   ``delta_churn = p_churn_contacted - p0``.
 * **Margin**: an accepted offer earns its catalog ``monthly_margin`` plus ``bill_change x`` the
   account's monthly bill (plan review: -8 % of the bill, which the world's bills apply) for
-  ``months_o = min(term, 12)`` months, or :data:`NO_COMMITMENT_MONTHS` (6) for an offer without
-  a term, discounted at 1 % a month: ``delta_margin = p_accept x accept_value(a, o)``.
+  ``months_o = min(term, 12)`` months, or 6 for an offer without a term, discounted at 1 % a
+  month: ``delta_margin = p_accept x accept_value(a, o)``
+  (:mod:`telco_nbo.evaluation.economics`, shared with the evaluation and off-policy estimates).
 * **Value of one contact**: ``true_value = delta_margin - delta_churn x V_a - cost(c)``, where
   ``V_a = margin_a x annuity(36)`` is what a kept customer is worth (36 months of its margin,
   discounted; the same horizon as ``truth/clv``) and ``cost(c)`` the cost of a contact on the
-  channel (:data:`CONTACT_COSTS`). Every term is observable in a data folder (acceptance in
+  channel (the engine's default costs). Every term is observable in a data folder (acceptance in
   ``contacts``, churn in ``accounts.end_date``, the bill in ``accounts.monthly_charges``), so a
   logged contact's realized value has exactly this expectation: off-policy estimates and the
   truth measure the same thing.
@@ -88,32 +89,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from telco_nbo.data.schema import CHANNELS
+from telco_nbo.evaluation.economics import DEFAULT_ECONOMICS, Economics
 
 EFFECT_DAYS = 90
 """Days a contact's effect on the churn hazard lasts (the decision window of the 90-day label)."""
 OTHER_CHANNEL_FACTOR = 0.7
-NO_COMMITMENT_MONTHS = 6
-VALUE_HORIZON_MONTHS = 12
-KEPT_CUSTOMER_MONTHS = 36
-MONTHLY_DISCOUNT_RATE = 0.01
-CONTACT_COSTS: dict[str, float] = {"app": 0.05, "email": 0.02, "sms": 0.08, "call_center": 4.0, "retail": 6.0}
-"""Cost of one contact per channel (the same figures as the engine's default config)."""
 GENERIC_ACCEPT: dict[str, float] = {
     "cross_sell": 0.03, "upsell": 0.03, "add_on": 0.03, "retention": 0.05, "win_back": 0.0, "service_recovery": 0.03,
 }
-BILL_CHANGE: dict[str, float] = {"PLAN_REVIEW": -0.08}
-"""Change of the account's whole bill while an accepted offer runs (plan review: -8 %)."""
-
 PERSUADABLE, SURE_THING, LOST_CAUSE, SLEEPING_DOG = range(4)
 SENSITIVE_PRICE_Z = 0.25
 SENSITIVE_TRAIT = 1.2
-
-
-def annuity(months: np.ndarray | float) -> np.ndarray:
-    """``sum_{k=1..months} 1.01^-k`` (fractional months interpolate linearly)."""
-    m = np.asarray(months, dtype=float)
-    v = 1.0 / (1.0 + MONTHLY_DISCOUNT_RATE)
-    return v * (1 - v**m) / (1 - v)
 
 
 @dataclass(frozen=True)
@@ -145,15 +131,6 @@ class OfferVectors:
             channels=chan,
             eligibility=tuple(o.eligibility for o in offers),
         )
-
-    def months(self) -> np.ndarray:
-        """Months of margin an acceptance earns: the term (at most 12) or 6 without a term."""
-        return np.where(self.term_months > 0, np.minimum(self.term_months, VALUE_HORIZON_MONTHS),
-                        NO_COMMITMENT_MONTHS).astype(float)
-
-    def bill_change(self) -> np.ndarray:
-        """Fraction of the account's bill an accepted offer changes (0 for most offers)."""
-        return np.array([BILL_CHANGE.get(o, 0.0) for o in self.ids], float)
 
 
 @dataclass(frozen=True)
@@ -352,12 +329,7 @@ def churn_after(p0: np.ndarray, r: np.ndarray) -> np.ndarray:
     return 1 - s ** np.asarray(r, float)
 
 
-def accept_value(offers: OfferVectors, bill: np.ndarray) -> np.ndarray:
-    """``(n, m)`` margin an acceptance earns over its months, discounted (module docstring)."""
-    per_month = offers.monthly_margin[None, :] + offers.bill_change()[None, :] * np.asarray(bill, float)[:, None]
-    return per_month * annuity(offers.months())[None, :]
-
-
-def kept_value(monthly_margin: np.ndarray) -> np.ndarray:
-    """What keeping a customer is worth: 36 months of its margin, discounted."""
-    return np.asarray(monthly_margin, float) * float(annuity(KEPT_CUSTOMER_MONTHS))
+def accept_value(offers: OfferVectors, bill: np.ndarray, economics: Economics = DEFAULT_ECONOMICS) -> np.ndarray:
+    """``(n, m)`` margin an acceptance earns over its months, discounted (:mod:`telco_nbo.evaluation.economics`)."""
+    return economics.accept_value(offers.ids, offers.monthly_margin, offers.term_months,
+                                  np.asarray(bill, float)[:, None])

@@ -37,7 +37,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from telco_nbo.data.schema import CHANNELS
 from telco_nbo.data.synthetic._base import (
     BIG,
     K_POST,
@@ -49,15 +48,8 @@ from telco_nbo.data.synthetic._base import (
     UPLIFT_SEGMENTS,
     WAVE_SHARE,
 )
-from telco_nbo.data.synthetic.offers import (
-    accept_value,
-    channel_factor,
-    churn_after,
-    CONTACT_COSTS,
-    kept_value,
-    OfferContext,
-    Response,
-)
+from telco_nbo.data.synthetic.offers import accept_value, channel_factor, churn_after, OfferContext, Response
+from telco_nbo.evaluation.economics import DEFAULT_ECONOMICS
 
 
 class TruthStage:
@@ -96,7 +88,7 @@ class TruthStage:
             "price_sensitivity": self.a_sens[act],
             # The retention segment at as_of (offers.py): who a retention offer would persuade.
             "uplift_segment": np.array(UPLIFT_SEGMENTS, dtype=object)[resp.segment],
-            "kept_value": kept_value(margin),
+            "kept_value": DEFAULT_ECONOMICS.kept_value(st["charges"][act]),
         })
         self.truth["clv"] = pd.DataFrame({
             "account_id": act, "monthly_margin": margin, "clv_36m": clv,
@@ -108,12 +100,12 @@ class TruthStage:
         """``truth/offer_effects``: every active account x catalog offer x allowed channel at as_of."""
         ov = self.ov
         charges = st["charges"][act]
-        kept = kept_value(MARGIN_RATE * charges)
+        kept = DEFAULT_ECONOMICS.kept_value(charges)
         acc_val = accept_value(ov, charges)  # (n, m)
         p_if_acc = churn_after(p90[:, None], resp.r_accept)
         p_if_rej = churn_after(p90[:, None], resp.r_reject)
         pref = self.a_chan[act]
-        costs = np.array([CONTACT_COSTS[c] for c in CHANNELS])
+        costs = DEFAULT_ECONOMICS.cost_vector()
         parts = []
         for j in range(len(ov.ids)):
             for c in np.flatnonzero(ov.channels[j]):
