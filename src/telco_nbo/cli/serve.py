@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
                                             "decision engine (backoff 0.5 s doubling to 30 s)."),
         liveness_grace: float = typer.Option(60.0, "--liveness-grace", min=0.0, help="Seconds a dead engine may take "
                                              "to come back before /livez fails."),
+        drain_timeout: int = typer.Option(30, "--drain-timeout", min=1, help="On SIGTERM: seconds to finish "
+                                          "the requests in flight (new connections are refused meanwhile)."),
         access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log one line per HTTP request "
                                         "(every decision is in the prediction log either way)."),
         export_models: Path | None = typer.Option(None, "--export-models", help="Only copy the champions into this folder "
@@ -80,7 +82,7 @@ def register(app: typer.Typer) -> None:
             env = dict(os.environ, TELCO_NBO_SERVE_CONFIG=json.dumps(cfg), BENTOML_DO_NOT_TRACK="True")
             console.print(f"serving on http://{host}:{port} (decisions -> {cfg['prediction_log']})", highlight=False)
             args = [sys.executable, "-m", "bentoml", "serve", "telco_nbo.serving.bento:NBOService",
-                    "--host", host, "--port", str(port)]
+                    "--host", host, "--port", str(port), "--timeout-graceful-shutdown", str(drain_timeout)]
             if workers > 1:
                 env["TELCO_NBO_SERVE_WORKERS"] = str(workers)
             env["TELCO_NBO_SERVE_ACCESS_LOG"] = "1" if access_log else "0"

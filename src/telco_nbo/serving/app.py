@@ -445,7 +445,7 @@ class NboApp:
             return
         proc.join(timeout)
         if proc.is_alive():
-            proc.terminate()
+            proc.kill()  # the engine ignores SIGTERM
             proc.join(5)
 
     @property
@@ -666,6 +666,8 @@ class NboApp:
             self._batcher.close()
         if self._engine is not None:
             self._engine.stop()
+        if self._loaded is not None:
+            self._loaded.log.close()
 
     def rank_many(self, items: list[tuple[Any, str | None]]) -> list[dict[str, Any] | ServingError]:
         """Answer several ``/rank`` requests with one scoring and ranking call where possible.

@@ -39,7 +39,17 @@ class EngineStopped(RuntimeError):
 
 
 def _engine_main(config_json: str, conn: Any) -> None:
-    """Entry point of the engine process: load, report, then answer batches until the pipe closes."""
+    """Entry point of the engine process: load, report, then answer batches until the pipe closes.
+
+    SIGTERM and SIGINT are ignored: the engine's life is its pipe. A supervisor that signals the
+    whole process group (circus stops a worker's children too; systemd signals the cgroup) would
+    otherwise kill it under the requests the HTTP worker is still draining; the worker closes the
+    pipe after its last answer, and the engine exits then (or when the worker dies).
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from telco_nbo.serving.app import NboApp, ServeConfig
 
     app = NboApp(ServeConfig(**{**json.loads(config_json), "engine": "thread", "api_key_env": None}))
@@ -53,17 +63,23 @@ def _engine_main(config_json: str, conn: Any) -> None:
     gc.collect()
     gc.freeze()
     conn.send(("ready", app.status()))
-    while True:
-        try:
-            items = conn.recv()
-        except (EOFError, OSError):
-            return  # the HTTP worker is gone
-        try:
-            out = app.answer(items)
-        except Exception:  # noqa: BLE001 - NboApp.answer answers per request; this is the last net
-            log.exception("a batch of %d requests failed", len(items))
-            out = [(500, INTERNAL_ERROR)] * len(items)
-        conn.send(out)
+    try:
+        while True:
+            try:
+                items = conn.recv()
+            except (EOFError, OSError):
+                return  # the HTTP worker closed the pipe (drained) or is gone
+            try:
+                out = app.answer(items)
+            except Exception:  # noqa: BLE001 - NboApp.answer answers per request; this is the last net
+                log.exception("a batch of %d requests failed", len(items))
+                out = [(500, INTERNAL_ERROR)] * len(items)
+            try:
+                conn.send(out)
+            except (OSError, ValueError):
+                return  # nobody is left to read the answers
+    finally:
+        app.close()  # flushes and closes the prediction log
 
 
 INTERNAL_ERROR = b'{"error":"internal error while answering (see the server log)","problems":[]}'
@@ -256,5 +272,5 @@ class EngineProcess:
         if self._proc is not None:
             self._proc.join(timeout)
             if self._proc.is_alive():
-                self._proc.terminate()
+                self._proc.kill()  # it ignores SIGTERM (see _engine_main)
                 self._proc.join(timeout)

@@ -91,11 +91,14 @@ class PredictionLog:
             self._fd = None
 
     def close(self) -> None:
-        """Close the file."""
+        """Flush the file to disk and close it (at shutdown: every answered decision is on disk)."""
         with self._lock:
             if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+                try:
+                    os.fsync(self._fd)
+                except OSError:  # pragma: no cover - e.g. a pipe or /dev/full
+                    pass
+                self._close_fd()
 
 
 def decision_records(decisions: list[dict], features: Mapping[str, np.ndarray], feature_names: list[str],
