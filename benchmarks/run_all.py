@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 # (script, full-size arguments, quick arguments)
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_data.py", [], ["--sizes", "20000", "100000"]),
+    ("bench_world.py", [], ["--households", "20000"]),
     ("bench_training.py", ["--steps", "ibm", "churn", "all", "--households", "83000", "--trials", "20"],
      ["--steps", "ibm", "churn", "--households", "20000", "--trials", "3"]),
     ("bench_serving.py", [], ["--accounts", "20000", "--seconds", "5", "--repeat", "1"]),
