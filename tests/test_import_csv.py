@@ -268,3 +268,15 @@ def test_ibm_churn_keeps_its_cross_validated_auc(ibm_world) -> None:
         model = make_churn_classifier(**params).fit(frame.X.iloc[tr], frame.y[tr])
         aucs.append(roc_auc_score(frame.y[te], model.predict_proba(frame.X.iloc[te])[:, 1]))
     assert np.mean(aucs) >= 0.845, aucs
+
+
+def test_suggested_mapping_of_the_ibm_sample_matches_the_built_in_one(ibm_path: Path, ibm_world, tmp_path: Path) -> None:
+    mapping = tmp_path / "ibm_suggested.yaml"
+    code, out = _run(["data", "suggest-mapping", str(ibm_path), "--target", "Churn", "--out", str(mapping)])
+    assert code == 0, out
+    assert "21 column(s) mapped to fields, 0 passed through, 0 dropped" in out
+    suggested = load_mapping(mapping)
+    assert suggested.columns == load_mapping("ibm").columns
+    mine = import_flat_csv(ibm_path, suggested)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(mine[name], ibm_world[name], obj=name)

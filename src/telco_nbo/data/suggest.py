@@ -64,7 +64,9 @@ _CATEGORY_KEYWORDS: dict[str, list[tuple[str, str]]] = {
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "_", str(name).lower()).strip("_")
+    # camelCase words apart first ("MultipleLines" -> multiple_lines, "customerID" -> customer_id).
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name))
+    return re.sub(r"[^0-9a-z]+", "_", spaced.lower()).strip("_")
 
 
 def _values(text: pd.Series) -> pd.Series:
