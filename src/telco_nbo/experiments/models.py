@@ -65,6 +65,8 @@ class Comparison(_Model):
         rel_lift: ``mean_treatment / mean_reference - 1``; ``None`` when the reference mean is 0.
         rel_ci_low: Delta-method interval of ``rel_lift``.
         rel_ci_high: Upper end.
+        rel_p_value: Two-sided p-value of ``rel_lift`` (delta method, same standard error as its
+            interval).
         test: ``two_proportion_z`` (pooled) or ``welch_t``.
         statistic: z or t.
         df: Welch-Satterthwaite degrees of freedom (t test only).
@@ -74,6 +76,9 @@ class Comparison(_Model):
         expected_loss: Posterior expected loss of shipping the arm, in metric units (>= 0).
         seq_ci_low: Always-valid (normal-mixture confidence sequence) interval of ``abs_lift``.
         seq_ci_high: Upper end.
+        rel_seq_ci_low: Always-valid interval of ``rel_lift`` (the same mixture boundary on the
+            delta-method variance of the relative lift).
+        rel_seq_ci_high: Upper end.
         cuped: Whether the means are CUPED-adjusted.
         note: Why a number is missing, if one is.
     """
@@ -90,6 +95,7 @@ class Comparison(_Model):
     rel_lift: float | None = None
     rel_ci_low: float | None = None
     rel_ci_high: float | None = None
+    rel_p_value: float | None = None
     test: Literal["two_proportion_z", "welch_t"]
     statistic: float
     df: float | None = None
@@ -99,6 +105,8 @@ class Comparison(_Model):
     expected_loss: float
     seq_ci_low: float | None = None
     seq_ci_high: float | None = None
+    rel_seq_ci_low: float | None = None
+    rel_seq_ci_high: float | None = None
     cuped: bool = False
     note: str | None = None
 

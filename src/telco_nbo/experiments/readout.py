@@ -200,8 +200,8 @@ def compare(
         arm: Arm name.
         reference: Reference arm name.
         alpha: Two-sided level.
-        seed: Seed for the Beta-Binomial Monte Carlo.
-        n_draws: Monte Carlo draws.
+        seed: Unused since the Beta-Binomial chance to win is computed by quadrature (kept for callers).
+        n_draws: Unused, as ``seed``.
         cuped: Whether the inputs are CUPED-adjusted: binary metrics then use the Welch path
             (adjusted values are no longer 0/1) and the normal posterior.
         seq_tau2_factor: When set, add the always-valid interval with ``tau^2 = factor * V``, where
@@ -230,16 +230,22 @@ def compare(
             prob, loss = np.nan, np.nan
     if not np.isfinite(float(r.p_value)):
         return None
-    rel, rel_lo, rel_hi = stats.relative_lift(r, alpha)
+    rel, rel_lo, rel_hi, rel_p = stats.relative_lift_test(r, alpha)
     note = None
     if not np.isfinite(float(rel)):
         note = f"relative lift undefined: the {reference} mean is 0"
-    seq_lo = seq_hi = None
+    seq_lo = seq_hi = rel_seq_lo = rel_seq_hi = None
     if seq_tau2_factor is not None:
         var = float(r.se) ** 2
         if var > 0:
             hw = float(seqmod.mixture_halfwidth(var, seq_tau2_factor * var, alpha))
             seq_lo, seq_hi = float(r.diff) - hw, float(r.diff) + hw
+        # The relative lift is asymptotically normal with its delta-method variance; the same
+        # boundary (tau^2 the same multiple of its variance) gives its always-valid interval.
+        rvar = float(stats.relative_variance(r))
+        if np.isfinite(rvar) and rvar > 0 and np.isfinite(float(rel)):
+            rhw = float(seqmod.mixture_halfwidth(rvar, seq_tau2_factor * rvar, alpha))
+            rel_seq_lo, rel_seq_hi = float(rel) - rhw, float(rel) + rhw
     fin = lambda v: float(v) if np.isfinite(float(v)) else None  # noqa: E731
     return Comparison(
         arm=arm,
@@ -254,6 +260,7 @@ def compare(
         rel_lift=fin(rel),
         rel_ci_low=fin(rel_lo),
         rel_ci_high=fin(rel_hi),
+        rel_p_value=fin(rel_p),
         test=test,
         statistic=float(r.statistic),
         df=None if r.df is None else float(r.df),
@@ -263,6 +270,8 @@ def compare(
         expected_loss=float(loss),
         seq_ci_low=seq_lo,
         seq_ci_high=seq_hi,
+        rel_seq_ci_low=rel_seq_lo,
+        rel_seq_ci_high=rel_seq_hi,
         cuped=cuped,
         note=note,
     )
@@ -328,8 +337,8 @@ def run_readout(
             For strict always-validity fix it before the experiment starts.
         primary_metric: Metric decisions are made on; default the first metric.
         srm_threshold: SRM p-value below which the readout is flagged untrustworthy.
-        n_draws: Monte Carlo draws for Beta-Binomial posteriors.
-        seed: Seed of those draws.
+        n_draws: Unused (the Beta-Binomial chance to win is computed by quadrature); kept for callers.
+        seed: Unused, as ``n_draws``.
 
     Returns:
         The readout.

@@ -6,19 +6,26 @@ single call (the validity tests do exactly that).
 
 Formulas (two-sided, level ``alpha``; ``t`` = treatment, ``c`` = control/reference):
 
-* **Two proportions.** ``d = p_t - p_c``. Test: pooled z, ``z = d / sqrt(p(1-p)(1/n_t + 1/n_c))``
-  with ``p = (x_t + x_c)/(n_t + n_c)`` — identical to ``statsmodels.stats.proportion.
-  proportions_ztest``. Interval: Wald (unpooled), ``d +- z_{1-a/2} sqrt(p_t(1-p_t)/n_t +
-  p_c(1-p_c)/n_c)`` — identical to ``confint_proportions_2indep(method="wald")``. Pooling under H0
-  gives the test its exact size; the unpooled variance is the right one away from H0.
+* **Two proportions.** ``d = p_t - p_c`` with the unpooled (Wald) standard error
+  ``se = sqrt(p_t(1-p_t)/n_t + p_c(1-p_c)/n_c)`` for **both** the test, ``z = d / se``, and the
+  interval, ``d +- z_{1-a/2} se`` — identical to ``statsmodels.stats.proportion.
+  test_proportions_2indep(method="wald", correction=False)`` and ``confint_proportions_2indep(
+  method="wald")``. One standard error for both means the p-value is below ``alpha`` exactly when
+  the interval excludes 0 (a pooled test with an unpooled interval can disagree: 5/200 vs 100/2000
+  gives p 0.114 with an interval excluding 0). The pooled test's better size under H0 matters only
+  for small counts; the A/A simulations in the tests check the size of this one.
 * **Welch t.** ``se = sqrt(s_t^2/n_t + s_c^2/n_c)``, Welch-Satterthwaite
   ``df = se^4 / ((s_t^2/n_t)^2/(n_t-1) + (s_c^2/n_c)^2/(n_c-1))``; ``t = d/se``; interval
   ``d +- t_{df,1-a/2} se`` — identical to ``scipy.stats.ttest_ind(equal_var=False)`` and its
   ``confidence_interval``.
 * **Relative lift (delta method).** ``r = m_t/m_c - 1``; ``Var(r) ~ Var(m_t)/m_c^2 +
-  m_t^2 Var(m_c)/m_c^4`` (independent arms); interval ``r +- z_{1-a/2} sqrt(Var(r))``.
-* **Bayesian.** Binary: independent ``Beta(1 + x, 1 + n - x)`` posteriors, Monte Carlo from a seeded
-  ``numpy.random.Generator``. Continuous: flat prior, ``D ~ N(d, se^2)``, closed form
+  m_t^2 Var(m_c)/m_c^4`` (independent arms); interval ``r +- z_{1-a/2} sqrt(Var(r))`` and p-value
+  ``2 (1 - Phi(|r| / sqrt(Var(r))))`` (:func:`relative_lift_test`).
+* **Bayesian.** Binary: independent ``Beta(1 + x, 1 + n - x)`` posteriors; chance to win
+  ``P(p_t > p_c) = int f_t(x) F_c(x) dx`` and expected loss ``E[max(p_c - p_t, 0)] = int f_t(x)
+  (m_c (1 - F_c^+(x)) - x (1 - F_c(x))) dx`` (``F_c^+`` the CDF of ``Beta(a_c + 1, b_c)``, from
+  ``y f_{a,b}(y) = m f_{a+1,b}(y)``), by adaptive quadrature (:func:`scipy.integrate.quad`) over
+  the treatment posterior's mass: deterministic, no seed. Continuous: flat prior, ``D ~ N(d, se^2)``, closed form
   ``P(sD > 0) = Phi(s d / se)`` and ``E[max(-sD, 0)] = se phi(s d/se) - s d Phi(-s d/se)`` where
   ``s = +1`` if higher is better else ``-1``. Expected loss is what shipping the arm costs, in metric
   units, averaged over the posterior.
@@ -77,7 +84,7 @@ def _check_alpha(alpha: float) -> None:
 
 
 def two_proportions(x_t: ArrayLike, n_t: ArrayLike, x_c: ArrayLike, n_c: ArrayLike, alpha: float = 0.05) -> DiffResult:
-    """Pooled two-proportion z test and Wald interval of ``p_t - p_c``.
+    """Two-proportion Wald z test and Wald interval of ``p_t - p_c`` (one unpooled standard error).
 
     Args:
         x_t: Successes in treatment.
@@ -87,20 +94,18 @@ def two_proportions(x_t: ArrayLike, n_t: ArrayLike, x_c: ArrayLike, n_c: ArrayLi
         alpha: Two-sided level.
 
     Returns:
-        The difference, test and interval. ``p_value`` is NaN where both arms have no variance
-        (all 0 or all 1 in both), the case the test cannot address.
+        The difference, test and interval. ``p_value`` is NaN where the standard error is 0 (every
+        unit of each arm has the same outcome), the case the test cannot address.
     """
     _check_alpha(alpha)
     x_t, n_t, x_c, n_c = (np.asarray(v, dtype=float) for v in (x_t, n_t, x_c, n_c))
     p_t, p_c = x_t / n_t, x_c / n_c
     diff = p_t - p_c
-    pooled = (x_t + x_c) / (n_t + n_c)
-    se0 = np.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_c))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se0 > 0, diff / np.where(se0 > 0, se0, 1.0), np.nan)
-    p_value = 2 * stats.norm.sf(np.abs(z))
     var_t, var_c = p_t * (1 - p_t) / n_t, p_c * (1 - p_c) / n_c
     se = np.sqrt(var_t + var_c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.nan)
+    p_value = 2 * stats.norm.sf(np.abs(z))
     q = stats.norm.ppf(1 - alpha / 2)
     return DiffResult(p_t, p_c, var_t, var_c, diff, se, diff - q * se, diff + q * se, z, p_value)
 
@@ -164,10 +169,40 @@ def relative_lift(r: DiffResult, alpha: float = 0.05) -> tuple[Any, Any, Any]:
     return lift, lift - q * se, lift + q * se
 
 
+def relative_lift_test(r: DiffResult, alpha: float = 0.05) -> tuple[Any, Any, Any, Any]:
+    """Relative lift with its delta-method interval and the matching two-sided p-value.
+
+    The p-value uses the same standard error as the interval, so it is below ``alpha`` exactly
+    when the interval excludes 0.
+
+    Args:
+        r: A difference result.
+        alpha: Two-sided level.
+
+    Returns:
+        ``(lift, ci_low, ci_high, p_value)``; NaN where the control mean is 0.
+    """
+    lift, lo, hi = relative_lift(r, alpha)
+    q = stats.norm.ppf(1 - alpha / 2)
+    se = (np.asarray(hi, float) - np.asarray(lo, float)) / (2 * q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, np.asarray(lift, float) / np.where(se > 0, se, 1.0), np.nan)
+    return lift, lo, hi, 2 * stats.norm.sf(np.abs(z))
+
+
+def relative_variance(r: DiffResult) -> Any:
+    """Delta-method variance of the relative lift ``mean_t/mean_c - 1`` (NaN where ``mean_c`` is 0)."""
+    m_t, m_c = np.asarray(r.mean_t, float), np.asarray(r.mean_c, float)
+    nz = m_c != 0
+    safe = np.where(nz, m_c, 1.0)
+    return np.where(nz, r.var_mean_t / safe**2 + m_t**2 * r.var_mean_c / safe**4, np.nan)
+
+
 def bayes_binary(
-    x_t: int, n_t: int, x_c: int, n_c: int, *, higher_is_better: bool = True, n_draws: int = 20_000, seed: int | Sequence[int] = 0
+    x_t: int, n_t: int, x_c: int, n_c: int, *, higher_is_better: bool = True, n_draws: int | None = None,
+    seed: int | Sequence[int] | None = None,
 ) -> tuple[float, float]:
-    """Chance to beat control and expected loss under independent Beta(1, 1) priors.
+    """Chance to beat control and expected loss under independent Beta(1, 1) priors, by quadrature.
 
     Args:
         x_t: Successes in treatment.
@@ -175,18 +210,34 @@ def bayes_binary(
         x_c: Successes in control.
         n_c: Units in control.
         higher_is_better: Direction of a win (False for churn).
-        n_draws: Monte Carlo draws per arm.
-        seed: Seed of the numpy Generator (so a readout is reproducible).
+        n_draws: Ignored (kept for callers of the former Monte Carlo version); the result is exact
+            to quadrature precision and needs no seed.
+        seed: Ignored, as ``n_draws``.
 
     Returns:
         ``(P(treatment better), E[max(loss, 0)])`` with loss in proportion units.
     """
-    rng = np.random.default_rng(seed)
-    pt = rng.beta(1 + x_t, 1 + n_t - x_t, size=n_draws)
-    pc = rng.beta(1 + x_c, 1 + n_c - x_c, size=n_draws)
-    s = 1.0 if higher_is_better else -1.0
-    gain = s * (pt - pc)
-    return float(np.mean(gain > 0)), float(np.mean(np.maximum(-gain, 0.0)))
+    del n_draws, seed
+    from scipy import integrate
+
+    a_t, b_t = 1.0 + x_t, 1.0 + n_t - x_t
+    a_c, b_c = 1.0 + x_c, 1.0 + n_c - x_c
+    post_t, post_c, post_c1 = stats.beta(a_t, b_t), stats.beta(a_c, b_c), stats.beta(a_c + 1.0, b_c)
+    m_c = a_c / (a_c + b_c)
+    # Integrate over where the treatment posterior has its mass (quad over [0, 1] can miss a
+    # posterior 0.001 wide); the tails beyond 1e-12 change nothing at the precision reported.
+    lo, hi = post_t.ppf(1e-12), post_t.isf(1e-12)
+    opts = {"epsabs": 1e-10, "epsrel": 1e-9, "limit": 200, "points": [post_t.mean()]}
+    p_t_wins = integrate.quad(lambda x: post_t.pdf(x) * post_c.cdf(x), lo, hi, **opts)[0]
+    if higher_is_better:
+        # E[max(p_c - p_t, 0)]: E over p_t of E[max(p_c - x, 0)] = m_c (1 - F_c+(x)) - x (1 - F_c(x)).
+        loss = integrate.quad(lambda x: post_t.pdf(x) * (m_c * post_c1.sf(x) - x * post_c.sf(x)), lo, hi, **opts)[0]
+        prob = p_t_wins
+    else:
+        # E[max(p_t - p_c, 0)]: E[max(x - p_c, 0)] = x F_c(x) - m_c F_c+(x).
+        loss = integrate.quad(lambda x: post_t.pdf(x) * (x * post_c.cdf(x) - m_c * post_c1.cdf(x)), lo, hi, **opts)[0]
+        prob = 1.0 - p_t_wins
+    return float(min(max(prob, 0.0), 1.0)), float(max(loss, 0.0))
 
 
 def bayes_normal(diff: ArrayLike, se: ArrayLike, *, higher_is_better: bool = True) -> tuple[Any, Any]:
