@@ -25,6 +25,7 @@ def validate(
     with user_errors():
         from rich.table import Table
 
+        from telco_nbo.data import attributes
         from telco_nbo.data.io import load_world, row_counts, table_files
 
         started = time.perf_counter()
@@ -38,6 +39,9 @@ def validate(
         for name, n in row_counts(world.tables).items():
             f = files.get(name)
             table.add_row(name, f"{n:,}", f.name if f else "")
+        if attributes.TABLE in world.tables:
+            extra = world.tables[attributes.TABLE]
+            table.add_row(attributes.TABLE, f"{len(extra):,}", f"{extra.shape[1] - 1} account_x_ feature(s)")
         out.print(table)
         source = world.meta.get("source")
         as_of = world.meta.get("as_of")

@@ -129,13 +129,13 @@ class FolderMapping(BaseModel):
             if bad:
                 raise ValueError(f"tables.{name}: defaults/values/units for unknown column(s) {bad}")
             keys = [ID_COLUMNS.get(name)] if name in ID_COLUMNS else ["line_id", "month"]
-            if name == "accounts" and tm.churn is None and "end_date" not in tm.columns and "end_date" not in tm.defaults:
-                pass  # end_date may be named as is in the file; checked on read
             bad = [k for k in keys if k in tm.defaults]
             if bad:
                 raise ValueError(f"tables.{name}.defaults: a key cannot take a default ({bad})")
             if tm.churn is not None and name != "accounts":
                 raise ValueError(f"tables.{name}.churn: the churn flag belongs to the accounts table")
+            if tm.churn is not None and ("end_date" in tm.columns or "end_date" in tm.defaults):
+                raise ValueError(f"tables.{name}: give either churn (a flag) or end_date (a date), not both")
         return v
 
 
