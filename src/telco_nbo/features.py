@@ -681,7 +681,9 @@ def _is_open(tickets: pd.DataFrame, t: np.datetime64) -> np.ndarray:
 def _promotional(contacts: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
     promo_of = pd.Series(_bools(offers, "promotional"), index=offers["offer_id"].to_numpy())
     # Unknown offers count as promotional: the cautious side for contact caps.
-    return contacts["offer_id"].map(promo_of).fillna(True).to_numpy(dtype=bool)
+    # (A logged "no contact" row has no offer; it is never a contact, so ``contacted`` filters it.)
+    mapped = contacts["offer_id"].map(promo_of)
+    return np.where(mapped.isna().to_numpy(), True, mapped.to_numpy(dtype=object)).astype(bool)
 
 
 # --------------------------------------------------------------------------------------------------
