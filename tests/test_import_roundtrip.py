@@ -133,3 +133,34 @@ def test_multi_table_csv_folder_gives_the_same_churn_model(world, original, tmp_
     # Usage came through the unit conversion: the same GB as the original.
     np.testing.assert_allclose(
         imported["usage_monthly"]["data_gb"].sum(), world["usage_monthly"]["data_gb"].sum(), rtol=1e-9)
+
+
+def test_uplift_and_propensity_train_on_a_folder_import_with_a_passthrough_column(world, tmp_path: Path) -> None:
+    from telco_nbo.data.folder_import import FolderMapping, import_folder
+    from telco_nbo.data.io import write_world
+    from telco_nbo.training.pipeline import load_config, train_propensity, train_uplift
+
+    spec = _write_operator_folder(world, tmp_path / "export")
+    customers = pd.read_csv(tmp_path / "export" / "customers.csv", dtype=str)
+    customers["nps"] = np.random.default_rng(0).integers(0, 11, len(customers)).astype(str)
+    customers.to_csv(tmp_path / "export" / "customers.csv", index=False)
+    for name in ("contacts", "offers", "experiments"):
+        world[name].to_csv(tmp_path / "export" / f"{name}.csv", index=False)
+        spec["tables"][name] = {"file": f"{name}.csv"}
+    write_world(import_folder(tmp_path / "export", FolderMapping.model_validate(spec)), tmp_path / "d")
+
+    def cfg(kind: str):
+        return load_config(kind).model_copy(update={"trials": 0, "tracking_uri": f"sqlite:///{tmp_path / 'ml.db'}",
+                                                    "register_model": False})
+
+    uplift = train_uplift(tmp_path / "d", cfg("uplift"))
+    names = list(uplift.details["learner"].feature_names_in_)
+    assert "account_x_nps" in names
+    from telco_nbo.training.data import prepare_uplift
+
+    # Features constant among the enrolments (imported data) are left out, not fed as zeros.
+    frame = prepare_uplift(load_world(tmp_path / "d").tables, drop_constant=True)
+    assert names == list(frame.X.columns) and frame.X.nunique(dropna=False).min() > 1
+    propensity = train_propensity(tmp_path / "d", cfg("propensity"))
+    assert "account_x_nps" in propensity.details["model"].get_booster().feature_names
+    assert propensity.holdout_metrics["roc_auc"] > 0.6

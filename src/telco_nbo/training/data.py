@@ -174,6 +174,7 @@ def prepare_uplift(
     experiment_id: str = RETENTION_EXPERIMENT,
     horizon_days: int = 90,
     min_per_arm: int = 20,
+    drop_constant: bool = False,
 ) -> UpliftFrame:
     """Enrolments of a randomized retention experiment as uplift training rows.
 
@@ -183,6 +184,8 @@ def prepare_uplift(
         experiment_id: The experiment.
         horizon_days: Outcome window after ``T0``.
         min_per_arm: Fewest rows per arm worth fitting.
+        drop_constant: Leave out model features with a single value in these rows (imported
+            data); they are listed in ``dropped_features``.
 
     Raises:
         DataValidationError: No such experiment or enrolments, an arm too small, or accounts
@@ -237,9 +240,17 @@ def prepare_uplift(
         mapped = rows["account_id"].map(tt)
         if mapped.notna().all():
             true_tau = mapped.to_numpy(dtype=float)
+    X = to_model_matrix(rows)
+    dropped: tuple[str, ...] = ()
+    if drop_constant:
+        from telco_nbo.features import constant_columns
+
+        dropped = tuple(constant_columns(X))
+        X = X.drop(columns=list(dropped))
     return UpliftFrame(
         features=rows.drop(columns=["arm", "churned", "_t0"]),
-        X=to_model_matrix(rows),
+        X=X,
+        dropped_features=dropped,
         y=y,
         account_ids=rows["account_id"].to_numpy(dtype=object),
         household_ids=rows["household_id"].to_numpy(dtype=object),

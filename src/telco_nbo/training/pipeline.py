@@ -401,6 +401,13 @@ def _train_ownership(data_dir: str | Path, world: World, as_of: pd.Timestamp, cf
     for addon, (ds, holdout, valid) in datasets.items():
         train = ~holdout & ~valid
         X, y = ds.X, ds.y
+        dropped: list[str] = []
+        if world.meta.get("drop_constant_features"):
+            from telco_nbo.features import constant_columns
+
+            # Imported data: features only a default filled are left out, not fed as data.
+            dropped = constant_columns(X)
+            X = X.drop(columns=dropped)
         sub = cfg.model_copy(update={"study_name": f"{cfg.study_name}-{addon}" if cfg.study_name else None})
         run_id = start_run("propensity", run_name=f"own-{addon}", tags={TAG + "propensity.addon": addon}, tracking_uri=uri)
         try:
@@ -409,7 +416,8 @@ def _train_ownership(data_dir: str | Path, world: World, as_of: pd.Timestamp, cf
             evaluation = evaluate_classifier(y[holdout], p_ho)
             run = log_training_run(
                 "propensity", model, X_train=X[~holdout], y_train=y[~holdout], X_holdout=X[holdout], y_holdout=y[holdout],
-                params={"as_of": str(as_of.date()), "target": f"owns {addon}", "excluded": json.dumps(ds.excluded)},
+                params={"as_of": str(as_of.date()), "target": f"owns {addon}", "excluded": json.dumps(ds.excluded),
+                        "dropped_constant_features": ",".join(dropped)[:6000]},
                 metrics=metrics, holdout_metrics=evaluation.headline(),
                 config=_resolved(cfg, data_dir, as_of, model_params=params, addon=addon),
                 figures=_classifier_figures(model, X[holdout], evaluation, cfg, f"Owns {addon}"),
@@ -445,7 +453,8 @@ def train_uplift(data_dir: str | Path, cfg: TrainingConfig | None = None, *, wor
     t_start = time.perf_counter()
     cfg = cfg or load_config("uplift")
     world = world or _load_world(data_dir)
-    frame = prepare_uplift(world.tables, world.truth, horizon_days=cfg.label_horizon_days)
+    frame = prepare_uplift(world.tables, world.truth, horizon_days=cfg.label_horizon_days,
+                           drop_constant=bool(world.meta.get("drop_constant_features")))
     holdout, valid = _splits(frame.household_ids, cfg)
     train = ~holdout & ~valid
     X, y, t = frame.X, frame.y, frame.treatment
@@ -500,7 +509,8 @@ def train_uplift(data_dir: str | Path, cfg: TrainingConfig | None = None, *, wor
             extra_train={"treatment": t[fit_rows]}, extra_holdout={"treatment": t[holdout]},
             train_pred=train_pred, holdout_pred=taus[chosen],
             raw_example=frame.features.loc[fit_rows].head(5),
-            params={**learner_params, "learner": chosen, "n_enrolled": len(y), "treated_share": float(t.mean())},
+            params={**learner_params, "learner": chosen, "n_enrolled": len(y), "treated_share": float(t.mean()),
+                    "dropped_constant_features": ",".join(frame.dropped_features)[:6000]},
             metrics=metrics, holdout_metrics=holdout_metrics,
             config=_resolved(cfg, data_dir, frame.as_of, learner_params=learner_params),
             figures=figures,
