@@ -68,8 +68,8 @@ def register(app: typer.Typer) -> None:
             rule = timing_rule_from_readout(result, key, alpha=alpha) if key else None
             files = {
                 "readout.json": result.model_dump_json(indent=2),
-                "readout.md": to_markdown(result),
-                "readout.html": to_html(result),
+                "readout.md": to_markdown(result, rule=rule),
+                "readout.html": to_html(result, rule=rule),
             }
             if rule is not None:
                 files["timing_rule.json"] = rule.model_dump_json(indent=2)

@@ -56,13 +56,15 @@ def _comparison_cells(c: Comparison, spec: MetricSpec, sequential: bool) -> list
         f"{c.n_treatment:,} / {c.n_reference:,}",
         f"{_mean(c.mean_treatment, spec)} vs {_mean(c.mean_reference, spec)}",
         f"{lf(c.abs_lift)} {_ci(c.abs_ci_low, c.abs_ci_high, lf)}",
-        f"{_pct(c.rel_lift)} {_ci(c.rel_ci_low, c.rel_ci_high, _pct)}" if c.rel_lift is not None else (c.note or "—"),
+        (f"{_pct(c.rel_lift)} {_ci(c.rel_ci_low, c.rel_ci_high, _pct)}"
+         + (f" p {_p(c.rel_p_value)}" if c.rel_p_value is not None else "")) if c.rel_lift is not None else (c.note or "—"),
         _p(c.p_value) + (" *" if c.significant else ""),
         f"{c.prob_beat_reference:.1%}",
         lf(c.expected_loss).lstrip("+"),
     ]
     if sequential:
-        cells.append(_ci(c.seq_ci_low, c.seq_ci_high, lf))
+        cells.append(_ci(c.seq_ci_low, c.seq_ci_high, lf)
+                     + (f"; rel. {_ci(c.rel_seq_ci_low, c.rel_seq_ci_high, _pct)}" if c.rel_seq_ci_low is not None else ""))
     return cells
 
 
@@ -103,19 +105,26 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def to_markdown(readout: Readout) -> str:
-    """Render the readout as GitHub-flavoured markdown.
+def to_markdown(readout: Readout, *, rule=None) -> str:  # noqa: ANN001 - TimingRule | None
+    """Render the readout as GitHub-flavoured markdown, the decision first.
 
     Args:
         readout: The readout.
+        rule: The timing rule derived from the readout, if any.
 
     Returns:
         Markdown text.
     """
+    from telco_nbo.experiments.decision import decide
+
     md = [f"# A/B readout: {readout.experiment_id}", ""]
     if not readout.trustworthy:
         md += ["> **UNTRUSTWORTHY — DO NOT USE THESE RESULTS.**", ">"]
         md += [f"> {w}" for w in readout.warnings if "SAMPLE RATIO" in w] + [""]
+    d = decide(readout, rule)
+    md += [f"## Decision: {d.headline}", "", f"- **Which arm:** {d.arm or readout.control_arm + ' (no change)'}",
+           f"- **How sure:** {d.how_sure}", f"- **What it is worth:** {d.worth}", f"- **What to do:** {d.action}",
+           f"- **Timing rule:** {d.timing or 'none derived for this readout'}", ""]
     md += [f"- {line}" for line in _summary_lines(readout)] + [""]
     md += ["## Sample ratio check", ""]
     total = sum(readout.srm.observed.values())
@@ -227,7 +236,24 @@ th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f
 .banner{background:#b00020;color:#fff;padding:1em 1.4em;font-size:18px;font-weight:bold;border-radius:4px}
 .ok{background:#e8f5e9;padding:.5em 1em;border-radius:4px}
 .small{color:#777;font-style:italic}.sig{font-weight:bold}
+.decision{border:2px solid #1f6feb;border-radius:6px;padding:.8em 1.2em;margin:.8em 0 1.2em;background:#f6f8fa}
+.decision h2{margin:.1em 0 .4em;font-size:22px}.decision dl{margin:0}.decision dt{font-weight:bold;margin-top:.45em}
+.decision dd{margin:0 0 0 0;font-size:15px}.decision.bad{border-color:#b00020}
+details{margin:1em 0}summary{cursor:pointer;font-weight:bold}
 """
+
+
+def _decision_html(readout: Readout, rule) -> str:  # noqa: ANN001 - TimingRule | None
+    from telco_nbo.experiments.decision import decide
+
+    d = decide(readout, rule)
+    e = html.escape
+    rows = [("Which arm", d.arm or f"{readout.control_arm} (no change)"), ("How sure", d.how_sure),
+            ("What it is worth", d.worth), ("What to do", d.action),
+            ("Timing rule", d.timing or "none derived for this readout")]
+    cls = "decision" if d.trustworthy else "decision bad"
+    return (f"<section class='{cls}' id='decision'><h2 id='headline'>{e(d.headline)}</h2><dl>"
+            + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows) + "</dl></section>")
 
 
 def _html_table(header: list[str], rows: list[list[str]], small_col: int | None = None) -> str:
@@ -239,12 +265,17 @@ def _html_table(header: list[str], rows: list[list[str]], small_col: int | None 
     return "".join(out) + "</table>"
 
 
-def to_html(readout: Readout, *, plots: bool = True) -> str:
-    """Render the readout as one self-contained HTML page.
+def to_html(readout: Readout, *, plots: bool = True, rule=None) -> str:  # noqa: ANN001 - TimingRule | None
+    """Render the readout as one self-contained HTML page that answers first.
+
+    The page opens with the decision (:func:`telco_nbo.experiments.decision.decide`: which arm, how
+    sure, what it is worth, what to do, the timing rule), then the primary metric, the other
+    metrics, and the sample-ratio and segment details.
 
     Args:
         readout: The readout.
         plots: Embed the forest plots (PNG, base64).
+        rule: The timing rule derived from the readout, if any (shown in the decision).
 
     Returns:
         HTML text.
@@ -256,18 +287,21 @@ def to_html(readout: Readout, *, plots: bool = True) -> str:
         srm = [w for w in readout.warnings if "SAMPLE RATIO" in w]
         h.append("<div class='banner'>UNTRUSTWORTHY — DO NOT USE THESE RESULTS<br><span style='font-size:14px;font-weight:normal'>"
                  + "<br>".join(map(e, srm)) + "</span></div>")
-    else:
+    h.append(_decision_html(readout, rule))
+    if readout.trustworthy:
         h.append("<div class='ok'>Sample ratio check passed.</div>")
     h.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in _summary_lines(readout)) + "</ul>")
+    seq = readout.sequential is not None
+    # The primary metric first: it is what the decision rests on.
+    ordered = sorted(readout.metrics, key=lambda m: m.spec.name != readout.primary_metric)
+    for m in ordered:
+        h.append(_metric_html(readout, m, seq, plots))
     total = sum(readout.srm.observed.values())
     h.append("<h2>Sample ratio check</h2>")
     h.append(_html_table(["arm", "units", "observed share", "designed share"],
                          [[a, f"{n:,}", f"{n / total:.2%}", f"{readout.srm.expected_share[a]:.2%}"] for a, n in readout.srm.observed.items()]))
     h.append(f"<p>chi-square = {readout.srm.chi2:.3f}, p = {e(_p(readout.srm.p_value))} (flag below {readout.srm.threshold}): "
              f"<b>{'MISMATCH' if readout.srm.flagged else 'ok'}</b></p>")
-    seq = readout.sequential is not None
-    for m in readout.metrics:
-        h.append(_metric_html(readout, m, seq, plots))
     other = [w for w in readout.warnings if "SAMPLE RATIO" not in w]
     if other:
         h.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{e(w)}</li>" for w in other) + "</ul>")

@@ -272,42 +272,130 @@ def headline_snapshot(result: MonitoringResult) -> Snapshot:
 # ------------------------------------------------------------------------------------------------
 
 
-def _table(rows: list[dict], columns: list[str] | None = None) -> str:
+_OPS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
+
+
+def _human(value: object) -> object:
+    """A cell as a person reads it: yes/no for booleans, "all accounts" for the overall segment."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value == OVERALL:
+        return "all accounts"
+    return value
+
+
+def _table(rows: list[dict], columns: list[str] | None = None, rename: dict[str, str] | None = None) -> str:
     if not rows:
         return "<p><em>none</em></p>"
     frame = pd.DataFrame(rows)
     if columns:
         frame = frame[[c for c in columns if c in frame.columns]]
+    frame = frame.map(_human) if hasattr(frame, "map") else frame.applymap(_human)
+    if rename:
+        frame = frame.rename(columns=rename)
     return frame.to_html(index=False, escape=True, float_format=lambda v: f"{v:.4f}", na_rep="")
 
 
+def _check_rows(checks: list[CheckResult]) -> list[dict]:
+    """Checks in words: what was measured, the rule it must meet, and the outcome."""
+    rows = []
+    for c in checks:
+        measured = "not computed" if c.value is None else f"{c.value:.4g}"
+        outcome = "ok" if c.passed else ("FAILED" if c.severity == "fail" else "warning")
+        rows.append({
+            "result": outcome,
+            "check": c.name,
+            "what": f"{c.metric} of {_human(c.subject)}",
+            "measured": measured,
+            "rule": f"must be {_OPS[c.op]} {c.threshold:.4g}",
+            "kind": "decides the exit code" if c.severity == "fail" else "reported only",
+            "detail": c.detail,
+        })
+    return rows
+
+
+def verdict_text(result: MonitoringResult) -> tuple[str, str]:
+    """The verdict in one headline and one sentence saying what moved (or that nothing did)."""
+    fails = [c for c in result.checks if c.severity == "fail"]
+    drifted = [d.column for d in result.data_drift if d.drifted]
+    if result.passed:
+        head = f"PASSED: all {len(fails)} checks within their lines"
+        body = (f"Nothing moved beyond its threshold; {len(drifted)} of {len(result.data_drift)} features drifted "
+                f"(drift share {result.drift_share:.0%}).") if result.data_drift else "Nothing moved beyond its threshold."
+        if result.warnings:
+            body += f" {len(result.warnings)} warning(s) below, reported only."
+        return head, body
+    head = f"FAILED: {len(result.failed)} of {len(fails)} checks broke their lines"
+    moved = "; ".join(c.detail or f"{c.name} = {c.value}" for c in result.failed[:4])
+    more = f" (and {len(result.failed) - 4} more)" if len(result.failed) > 4 else ""
+    return head, f"What moved: {moved}{more}."
+
+
+def what_moved_png(result: MonitoringResult, top: int = 12) -> bytes | None:
+    """A bar chart of the most-moved columns: drift score over its threshold (1 = the line).
+
+    Returns:
+        PNG bytes, or ``None`` when there is no drift measure to show.
+    """
+    cols = [*result.prediction_drift, *result.data_drift]
+    cols = [d for d in cols if d.threshold and d.threshold > 0]
+    if not cols:
+        return None
+    import io
+
+    from matplotlib.figure import Figure
+
+    cols = sorted(cols, key=lambda d: d.score / d.threshold, reverse=True)[:top][::-1]
+    ratio = [d.score / d.threshold for d in cols]
+    fig = Figure(figsize=(8, 0.32 * len(cols) + 1.1))
+    ax = fig.add_subplot()
+    ax.barh([d.column for d in cols], ratio, color=["#cf222e" if d.drifted else "#8c959f" for d in cols])
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.text(1.0, len(cols) - 0.4, " threshold", fontsize=8, va="bottom")
+    ax.set_xlabel("drift score / its threshold (red: drifted)")
+    ax.set_title("What moved: the columns that drifted most against the reference", fontsize=10)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
 def render_summary_html(result: MonitoringResult, report_files: dict[str, str]) -> str:
-    """A one-page summary for people: verdict, failed checks, then every table."""
-    status = "PASSED" if result.passed else f"FAILED ({len(result.failed)} checks)"
+    """A one-page summary for people: the verdict and a chart of what moved first, then every table."""
+    import base64
+
+    head, body = verdict_text(result)
     color = "#1a7f37" if result.passed else "#cf222e"
     links = " · ".join(f'<a href="{html.escape(f)}">{html.escape(k)} (Evidently)</a>' for k, f in report_files.items())
-    failed = [c.model_dump() for c in result.failed]
-    warned = [c.model_dump() for c in result.warnings]
-    check_cols = ["category", "name", "metric", "value", "op", "threshold", "passed", "severity", "detail"]
+    png = what_moved_png(result)
+    chart = (f"<img id='what-moved' alt='what moved' src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
+             if png else "")
+    cols = ["result", "check", "what", "measured", "rule", "kind", "detail"]
+    drift_names = {"column": "column", "kind": "type", "method": "method", "threshold": "threshold", "score": "score",
+                   "drifted": "drifted"}
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>Monitoring: {html.escape(result.model_name)}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
-        "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}h2{margin-top:1.5em}</style></head><body>",
+        "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}h2{margin-top:1.5em}"
+        f".verdict{{border:2px solid {color};border-radius:6px;padding:.6em 1.1em;margin:.6em 0}}"
+        f".verdict h2{{color:{color};margin:.1em 0 .3em;font-size:24px}}</style></head><body>",
         f"<h1>Monitoring: {html.escape(result.model_name)}</h1>",
-        f"<p style='font-size:20px;color:{color}'><b>{status}</b></p>",
+        f"<section class='verdict'><h2 id='headline'>{html.escape(head)}</h2><p>{html.escape(body)}</p></section>",
+        chart,
         f"<p>Run {result.created_at:%Y-%m-%d %H:%M} UTC · reference {result.reference_rows:,} rows · "
         f"current {result.current_rows:,} rows · compared on {result.sampled_rows:,} sampled rows per side · "
         f"drift share {result.drift_share:.1%}</p>",
         f"<p>{links}</p>",
         "<h2>Failed checks</h2>",
-        _table(failed, check_cols),
+        _table(_check_rows(result.failed), cols),
         "<h2>Warnings</h2>",
-        _table(warned, check_cols),
+        _table(_check_rows(result.warnings), cols),
         "<h2>Data drift per feature</h2>",
-        _table([d.model_dump() for d in sorted(result.data_drift, key=lambda d: -d.score)]),
+        _table([d.model_dump() for d in sorted(result.data_drift, key=lambda d: -d.score)], rename=drift_names),
         "<h2>Prediction drift</h2>",
-        _table([d.model_dump() for d in result.prediction_drift]),
+        _table([d.model_dump() for d in result.prediction_drift], rename=drift_names),
         "<h2>Quality (overall and per segment)</h2>",
         _table([q.model_dump() for q in result.quality]),
         "<h2>Uplift by segment and period</h2>",
@@ -317,7 +405,7 @@ def render_summary_html(result: MonitoringResult, report_files: dict[str, str]) 
     ]
     for name, rows in result.kpis.items():
         parts += [f"<h2>KPI: {html.escape(name.replace('_', ' '))}</h2>", _table(rows)]
-    parts += ["<h2>All checks</h2>", _table([c.model_dump() for c in result.checks], check_cols), "</body></html>"]
+    parts += ["<h2>All checks</h2>", _table(_check_rows(result.checks), cols), "</body></html>"]
     return "\n".join(parts)
 
 
