@@ -109,4 +109,8 @@ def _print_summary(result, rule, out_dir: Path, run_id: str | None) -> None:  # 
     if rule is not None:
         rules = ", ".join(f"{k} -> {v}" for k, v in rule.rules.items()) or "none (no significant winner)"
         out.print(f"timing rule by {rule.segment_column} on {rule.metric}: {rules}")
+    from telco_nbo.experiments.decision import decide
+
+    d = decide(result, rule)
+    out.print(f"[bold]{d.headline}[/] {d.action}", highlight=False, soft_wrap=True)
     out.print(f"written to {out_dir}" + (f"; MLflow run {run_id}" if run_id else ""))
