@@ -53,8 +53,8 @@ def _payload(row: pd.Series) -> dict:
     return json.loads(pd.Series(row).to_json())
 
 
-def post(server: Server, route: str, body=None, headers=KEY, **kw) -> httpx.Response:
-    return httpx.post(server.url + route, json=body, headers=headers, timeout=30, **kw)
+def post(server: Server, route: str, body=None, headers=KEY, timeout: float = 30, **kw) -> httpx.Response:
+    return httpx.post(server.url + route, json=body, headers=headers, timeout=timeout, **kw)
 
 
 def _status(server: Server) -> dict:
@@ -269,3 +269,72 @@ def test_sigterm_under_load_finishes_every_request_in_flight_and_flushes_the_log
     with pytest.raises(ProcessLookupError):
         os.kill(engine_pid, 0)  # the engine exited with the server
     print(f"drain: {len(before)} sent before SIGTERM ({len(in_flight)} in flight), all 200; {answered} lines logged")
+
+
+# ---- hot reload ----------------------------------------------------------------------------------------
+
+
+def _new_champion(uri: str, name: str) -> str:
+    """Register the champion's model again as a new version and move @champion to it."""
+    from telco_nbo.tracking import tracking_session
+
+    with tracking_session(uri) as client:  # the source (models:/m-...) resolves against this store
+        cur = client.get_model_version_by_alias(name, "champion")
+        new = client.create_model_version(name, source=cur.source, run_id=cur.run_id)
+        client.set_registered_model_alias(name, "champion", new.version)
+    return str(new.version)
+
+
+def _wait_for_version(srv: Server, name: str, version: str, timeout: float = 120) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if post(srv, "/status", {}).json()["model_versions"][name] == version:
+            return time.monotonic()
+        time.sleep(0.3)
+    raise AssertionError(f"{name} never switched to v{version}")
+
+
+def test_a_champion_swap_under_load_loses_nothing_and_later_answers_name_the_new_version(
+        store: dict, features: pd.DataFrame, tmp_path: Path) -> None:
+    import shutil
+    import threading
+
+    # A copy of the registry (the artifacts stay where they are): the module's store is untouched.
+    shutil.copyfile(store["root"] / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    srv = Server.cli({**store, "uri": uri}, tmp_path, extra=["--reload-every", "2"])
+    results: list = []
+    stop, lock = threading.Event(), threading.Lock()
+    threads: list = []
+    try:
+        srv.wait_ready()
+        v0 = post(srv, "/status", {}).json()["model_versions"]
+        assert post(srv, "/admin/reload", {}, headers={}).status_code == 401
+        rows = [_payload(r) for _, r in features.head(8).iterrows()]
+        bodies = [{"accounts": rows[k:k + 4]} for k in (0, 4)] + [{"account_id": str(features["account_id"].iloc[9])}]
+        threads = _load(srv.url, bodies, 4, stop, results, lock)
+        time.sleep(2)
+        # 1. POST /admin/reload after moving the churn champion (the poller may get there first).
+        churn_v = _new_champion(uri, "telco-churn")
+        r = post(srv, "/admin/reload", {}, timeout=60)
+        # 200 once switched; 202 when loading beside the load takes longer than the route waits.
+        assert r.status_code in (200, 202), r.text
+        t_switched = _wait_for_version(srv, "telco-churn", churn_v)
+        # 2. The registry poll alone picks up the next change.
+        prop_v = _new_champion(uri, "telco-propensity")
+        t_polled = _wait_for_version(srv, "telco-propensity", prop_v)
+        time.sleep(2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        srv.stop()
+    assert [r[2] for r in results if r[2] != 200] == [], [r[2:] for r in results if r[2] != 200][:5]
+    versions = [(r[0], r[3]["model_versions"]) for r in results]
+    assert {v["telco-churn"] for _, v in versions} == {v0["telco-churn"], churn_v}
+    # Every answer is wholly old or wholly new; sent after the switch, it names the new version.
+    assert all(v["telco-churn"] == churn_v for t, v in versions if t > t_switched)
+    assert all(v["telco-propensity"] == prop_v for t, v in versions if t > t_polled)
+    assert all(d["model_versions"] == body["model_versions"] for r in results for body in [r[3]]
+               for d in body["decisions"])
+    print(f"reload under load: {len(results)} answers, all 200")

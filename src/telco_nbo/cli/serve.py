@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
                                              "to come back before /livez fails."),
         drain_timeout: int = typer.Option(30, "--drain-timeout", min=1, help="On SIGTERM: seconds to finish "
                                           "the requests in flight (new connections are refused meanwhile)."),
+        reload_every: float | None = typer.Option(None, "--reload-every", min=1.0, help="Poll the registry every "
+                                                  "SECONDS and switch to changed @champion models (also: POST /admin/reload)."),
         access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log one line per HTTP request "
                                         "(every decision is in the prediction log either way)."),
         export_models: Path | None = typer.Option(None, "--export-models", help="Only copy the champions into this folder "
@@ -78,6 +80,7 @@ def register(app: typer.Typer) -> None:
                 "config_path": str(config_path.resolve()) if config_path else None,
                 "model_dir": str(model_dir.resolve()) if model_dir else None,
                 "engine": engine, "engine_restart": engine_restart, "liveness_grace": liveness_grace,
+                "reload_every": reload_every,
             }
             env = dict(os.environ, TELCO_NBO_SERVE_CONFIG=json.dumps(cfg), BENTOML_DO_NOT_TRACK="True")
             console.print(f"serving on http://{host}:{port} (decisions -> {cfg['prediction_log']})", highlight=False)

@@ -66,6 +66,8 @@ class ServeConfig:
         liveness_grace: Seconds a dead engine may stay down (being restarted) before liveness
             (``/livez``) fails, so that an orchestrator replaces a server that cannot recover.
         max_body_bytes: Largest request body (413 beyond, see :mod:`telco_nbo.serving.guard`).
+        reload_every: Seconds between polls of the registry; a changed ``@champion`` is loaded
+            and switched to (:meth:`NboApp.reload`). None: only ``POST /admin/reload``.
     """
 
     tracking_uri: str | None = None
@@ -79,6 +81,7 @@ class ServeConfig:
     engine_restart: bool = True
     liveness_grace: float = 60.0
     max_body_bytes: int = 8 * 1024 * 1024
+    reload_every: float | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ("thread", "process"):
@@ -261,6 +264,9 @@ class NboApp:
         self.engine_restarts = 0
         self.engine_down_since: float | None = None
         self.engine_error: str | None = None
+        self._reload_lock = threading.Lock()
+        self._poller: threading.Thread | None = None
+        self.reloads = 0
         self._api_key = None
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
@@ -327,7 +333,14 @@ class NboApp:
             if self.config.engine_restart and self._supervisor is None:
                 self._supervisor = threading.Thread(target=self._supervise, name="nbo-engine-supervisor", daemon=True)
                 self._supervisor.start()
+            self._start_poller()
             return
+        self._loaded = self._build_loaded()
+        self.load_seconds = time.perf_counter() - t0
+        log.info("NBO service ready in %.1f s: %s", self.load_seconds, self._loaded.versions)
+        self._start_poller()
+
+    def _build_loaded(self, prediction_log: Any = None) -> _Loaded:
         from telco_nbo.config import get_settings
         from telco_nbo.nbo.catalog import load_catalog
         from telco_nbo.nbo.config import load_nbo_config
@@ -339,9 +352,10 @@ class NboApp:
         policy = Policy.build(load_catalog(cfg.catalog_path), load_nbo_config(cfg.config_path))
         models = ChampionModels.load_dir(cfg.model_dir) if cfg.model_dir else ChampionModels.load(cfg.tracking_uri)
         scorer = FastScorer(models, policy, nthread=1)
-        settings = get_settings()
-        path = Path(cfg.prediction_log) if cfg.prediction_log else settings.resolved_prediction_log()
-        loaded = _Loaded(policy, scorer, models, dict(models.versions), PredictionLog(path),
+        if prediction_log is None:
+            path = Path(cfg.prediction_log) if cfg.prediction_log else get_settings().resolved_prediction_log()
+            prediction_log = PredictionLog(path)
+        loaded = _Loaded(policy, scorer, models, dict(models.versions), prediction_log,
                          unscored_offers=scorer.unknown_offers())
         if cfg.data_dir:
             self._load_folder(loaded, Path(cfg.data_dir))
@@ -349,9 +363,115 @@ class NboApp:
         if loaded.folder_columns:
             one = {k: v[:1] for k, v in loaded.folder_columns.items()}
             self._rank_group(loaded, [_Prepared(0, None, None, None, None, log=False, cols=one)], 3, False, [None], [])
-        self._loaded = loaded
-        self.load_seconds = time.perf_counter() - t0
-        log.info("NBO service ready in %.1f s: %s", self.load_seconds, loaded.versions)
+        return loaded
+
+    # ---- hot reload -------------------------------------------------------------------------------
+
+    @property
+    def model_versions(self) -> dict[str, str] | None:
+        """Versions of the models answering now."""
+        if self._engine is not None:
+            return dict((self._engine.status or {}).get("model_versions") or {}) or None
+        return dict(self._loaded.versions) if self._loaded is not None else None
+
+    def registry_versions(self) -> dict[str, str]:
+        """Versions the service would load now: the registry's ``@champion`` (or the model folder's).
+
+        Raises:
+            ConfigError: A model has no champion, or the folder no ``versions.json``.
+        """
+        if self.config.model_dir:
+            try:
+                raw = json.loads((Path(self.config.model_dir) / "versions.json").read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{self.config.model_dir} holds no versions.json: {exc}") from exc
+            return {str(k): str(v) for k, v in sorted(raw.items())}
+        from mlflow.exceptions import MlflowException
+
+        from telco_nbo.serving.scoring import KINDS
+        from telco_nbo.tracking import CHAMPION, registered_model_name, tracking_session
+
+        out: dict[str, str] = {}
+        with tracking_session(self.config.tracking_uri) as client:
+            for kind in KINDS:
+                name = registered_model_name(kind)
+                try:
+                    out[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
+                except MlflowException as exc:
+                    raise ConfigError(f"model {name!r} has no version with alias '{CHAMPION}'") from exc
+        return dict(sorted(out.items()))
+
+    def reload(self, force: bool = False) -> dict[str, Any]:
+        """Load the current champions beside the models answering now, then switch to them atomically.
+
+        Requests keep being answered meanwhile by the old models; a request is answered wholly by
+        the old or wholly by the new ones (its ``model_versions`` say which). With the engine
+        process, a new engine loads; new requests go to it once it is ready, and the old engine
+        answers what it holds, then exits. If loading fails, the old models keep answering.
+
+        Args:
+            force: Reload even if the champions' versions are unchanged.
+
+        Returns:
+            ``reloaded`` (whether anything changed), ``model_versions``, ``previous``, ``seconds``.
+
+        Raises:
+            ServingError: Not loaded yet (503) or the new champions failed to load (500).
+        """
+        with self._reload_lock:
+            previous = self.model_versions
+            if previous is None:
+                raise ServingError(503, "service not ready: nothing to reload yet")
+            t0 = time.perf_counter()
+            try:
+                latest = self.registry_versions()
+            except (ConfigError, OSError) as exc:
+                raise ServingError(500, "cannot read the champions: " + excerpt(str(exc))) from None
+            if latest == previous and not force:
+                return {"reloaded": False, "model_versions": previous, "previous": previous, "seconds": 0.0}
+            if self._engine is not None:
+                from telco_nbo.serving.engine import EngineProcess, EngineStopped
+
+                new = EngineProcess(self.config)
+                try:
+                    new.start()
+                except EngineStopped as exc:
+                    log.error("reload failed, still answering with %s: %s", previous, excerpt(str(exc), 300))
+                    raise ServingError(500, "the new champions failed to load; still answering with the "
+                                            "previous ones: " + excerpt(str(exc))) from None
+                if self._closing.is_set():
+                    new.stop()
+                    raise ServingError(503, "shutting down")
+                self._swap_engine(new)
+            else:
+                try:
+                    loaded = self._build_loaded(self._loaded.log if self._loaded is not None else None)
+                except Exception as exc:  # noqa: BLE001 - the old models keep answering
+                    log.error("reload failed, still answering with %s: %s", previous, excerpt(str(exc), 300))
+                    raise ServingError(500, "the new champions failed to load; still answering with the "
+                                            "previous ones: " + excerpt(str(exc))) from None
+                self._loaded = loaded  # one reference: a batch uses the old or the new, whole
+            self.reloads += 1
+            versions = self.model_versions
+            seconds = time.perf_counter() - t0
+            log.info("reloaded the champions in %.1f s: %s -> %s", seconds, previous, versions)
+            return {"reloaded": True, "model_versions": versions, "previous": previous, "seconds": round(seconds, 3)}
+
+    def _start_poller(self) -> None:
+        every = self.config.reload_every
+        if every and self._poller is None:
+            self._poller = threading.Thread(target=self._poll, args=(float(every),), name="nbo-reload-poll", daemon=True)
+            self._poller.start()
+
+    def _poll(self, every: float) -> None:
+        """Reload whenever the registry's champions change (``--reload-every``)."""
+        while not self._closing.wait(every):
+            try:
+                self.reload()
+            except ServingError as exc:
+                log.warning("registry poll: %s", exc.message)
+            except Exception as exc:  # noqa: BLE001 - a poll must never end the poller
+                log.warning("registry poll failed: %s", excerpt(f"{type(exc).__name__}: {exc}", 300))
 
     def _load_folder(self, loaded: _Loaded, folder: Path) -> None:
         import pandas as pd
@@ -470,6 +590,7 @@ class NboApp:
             out["engine_alive"] = bool(self._engine is not None and self._engine.alive)
             out["engine_restarts"] = self.engine_restarts
             out["engine_error"] = self.engine_error
+        out["reloads"] = self.reloads
         if not detail:
             out.pop("engine_pid", None)
             for k in ("error", "engine_error"):

@@ -148,6 +148,27 @@ class NBOService:
         # Process ids and error texts only for a caller the key identified (the guard checked it).
         return _respond(ctx, 200 if self.app.ready else 503, self.app.status(detail=self.app.has_api_key))
 
+    @bentoml.api(route="/admin/reload", input_spec=None)
+    async def admin_reload(self, ctx: bentoml.Context) -> dict:
+        """Load the registry's current @champion models beside the old ones and switch to them (key required).
+
+        Answers 200 with the versions once switched (``reloaded`` false when nothing changed), or
+        202 when loading takes longer than this request may wait (``/status`` shows the versions).
+        """
+        import asyncio
+
+        task = asyncio.ensure_future(asyncio.to_thread(self.app.reload))
+        done, _ = await asyncio.wait({task}, timeout=_RELOAD_WAIT)
+        if not done:
+            return _respond(ctx, 202, {"reloading": True, "model_versions": self.app.model_versions})
+        try:
+            return _respond(ctx, 200, task.result())
+        except ServingError as exc:
+            return _respond(ctx, exc.status, exc.body())
+
+
+_RELOAD_WAIT = 20.0
+"""Seconds /admin/reload waits for the new models (under the route timeout of 30 s)."""
 
 # Runs before BentoML reads the body: API key, media type, body size (see telco_nbo.serving.guard).
 NBOService.add_asgi_middleware(RequestGuard, setup=_guard_setup)

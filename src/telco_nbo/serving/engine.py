@@ -52,7 +52,8 @@ def _engine_main(config_json: str, conn: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from telco_nbo.serving.app import NboApp, ServeConfig
 
-    app = NboApp(ServeConfig(**{**json.loads(config_json), "engine": "thread", "api_key_env": None}))
+    app = NboApp(ServeConfig(**{**json.loads(config_json), "engine": "thread", "api_key_env": None,
+                                 "reload_every": None}))
     try:
         app.load()
     except Exception as exc:  # noqa: BLE001 - reported to the HTTP worker, which answers 503

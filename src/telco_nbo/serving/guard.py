@@ -220,6 +220,7 @@ def patch_openapi(doc: dict[str, Any]) -> dict[str, Any]:
                 for code in (401, 415, 503):
                     responses[str(code)] = error(code)
             elif path.startswith(GUARDED_PREFIXES):
+                responses["202"] = {"description": "Accepted: still loading the new models (see /status)"}
                 for code in (400, 401, 413, 415, 500, 503):
                     responses[str(code)] = error(code)
             elif path in ("/readyz", "/livez", "/healthz"):
