@@ -79,13 +79,17 @@ def test_uplift_floor_refuses_a_qini_at_or_below_zero_and_reports_its_interval()
     assert not bad.passed and bad.high < 0 and "not above" in bad.detail
 
 
-def test_clv_floor_asks_that_high_clv_accounts_churn_less():
-    rng = np.random.default_rng(6)
-    churn_p = rng.uniform(0.02, 0.5, 4000)
-    y = rng.binomial(1, churn_p)
-    good = check_floor("clv", pd.DataFrame({"target": y, "prediction": 1000 * (1 - churn_p)}))
-    assert good.passed and "naive constant CLV" in good.detail
-    assert not check_floor("clv", pd.DataFrame({"target": y, "prediction": rng.uniform(0, 1000, 4000)})).passed
+def test_clv_floor_against_a_naive_clv():
+    """With the truth: correlation with true CLV; without: the hazard's ranking of churners."""
+    from telco_nbo.quality_floor import CLV_MIN_CORRELATION, check_clv_floor
+
+    good = check_floor("clv", pd.DataFrame(), metrics={"holdout_truth_clv_pearson": 0.96, "holdout_roc_auc": 0.6})
+    assert good.passed and good.metric == "truth_clv_pearson" and "naive" in good.detail
+    weak = check_clv_floor({"holdout_truth_clv_pearson": CLV_MIN_CORRELATION / 2, "holdout_roc_auc": 0.7})
+    assert not weak.passed and "below" in weak.detail
+    assert check_clv_floor({"holdout_roc_auc": 0.7}).passed  # real data: no truth, the hazard decides
+    assert not check_clv_floor({"holdout_roc_auc": 0.505}).passed
+    assert not check_clv_floor({}).passed
 
 
 @pytest.mark.integration

@@ -583,8 +583,11 @@ def _floor(client: MlflowClient, kind: str, run_id: str) -> Any:
 
     if not get_settings().quality_floor:
         return None
-    artifact = client.get_run(run_id).data.tags.get(TAG_HOLDOUT_ARTIFACT)
+    run = client.get_run(run_id)
+    artifact = run.data.tags.get(TAG_HOLDOUT_ARTIFACT)
     try:
+        if kind == "clv":
+            return check_floor(kind, pd.DataFrame(), metrics=dict(run.data.metrics))
         if not artifact:
             raise ValueError("the run stored no holdout")
         with tempfile.TemporaryDirectory() as tmp:
