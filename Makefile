@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench lock clean
+.PHONY: install demo test bench docs newcomer lock clean
 
 # No usage telemetry from MLflow / BentoML: the embedded default runs offline.
 export MLFLOW_DISABLE_TELEMETRY = true
@@ -29,6 +29,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# The notebooks executed on a 3,000-household world, as HTML with their charts: docs/notebooks/index.html
+docs: $(STAMP)
+	$(PY) scripts/render_notebooks.py --households 3000 --out docs/notebooks
+
+# The README's commands replayed end to end in a temporary folder (also run by the test suite).
+newcomer: $(STAMP)
+	TELCO_NBO_BIN=$(VENV)/bin scripts/newcomer.sh
 
 # Regenerate the lock (needs network and uv): the only way requirements.lock changes.
 lock:
