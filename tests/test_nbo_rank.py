@@ -12,7 +12,7 @@ from test_nbo_rules import one_account
 
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.nbo.arbitration import expected_months
-from telco_nbo.nbo.catalog import load_catalog
+from telco_nbo.nbo.catalog import Catalog, load_catalog
 from telco_nbo.nbo.config import NboConfig
 from telco_nbo.nbo.rank import OUTPUT_COLUMNS, decisions_from_frame, rank_accounts, rank_batch
 from telco_nbo.nbo.schemas import AccountDecision, DecisionBatch
@@ -73,12 +73,35 @@ def test_sleeping_dogs_get_no_retention_offer():
 
 def test_kind_weights_move_the_ranking():
     f = one_account(account_lifecycle_stage="at_risk")
-    s = scores_for(f, {"PLAN_REVIEW": 0.5, "TRAVEL_PACK": 0.5, "RETENTION_DISCOUNT": 0.5}, uplift=0.02)
+    s = scores_for(f, {"TRAVEL_PACK": 0.5, "RETENTION_DISCOUNT": 0.5}, uplift=0.08)
     cfg = NboConfig(caps={"promo_per_household": 5, "promo_per_account": 5}, conflicts=[])
     base = rank_batch(f, s, config=cfg, top_k=1)
     assert base.loc[base.selected, "offer_id"].tolist() == ["TRAVEL_PACK"]
     boosted = rank_batch(f, s, config=cfg.model_copy(update={"kind_weights": {"retention": 3.0}}), top_k=1)
-    assert boosted.loc[boosted.selected, "offer_id"].tolist() == ["PLAN_REVIEW"]
+    assert boosted.loc[boosted.selected, "offer_id"].tolist() == ["RETENTION_DISCOUNT"]
+
+
+def test_no_offer_borrows_another_offers_uplift():
+    # The uplift model learned RETENTION_DISCOUNT's effect (EXP-RETENTION-1); a plan review has no
+    # evidence of its own, so it is valued on acceptance only and the audit trail says so.
+    f = one_account(account_lifecycle_stage="at_risk")
+    s = scores_for(f, {"PLAN_REVIEW": 0.5, "RETENTION_DISCOUNT": 0.5}, uplift=0.2)
+    cfg = NboConfig(caps={"promo_per_household": 5, "promo_per_account": 5}, conflicts=[], min_expected_value=-1e9)
+    out = rank_batch(f, s, config=cfg, top_k=None).set_index("offer_id")
+    assert out.loc["RETENTION_DISCOUNT", "uplift"] == pytest.approx(0.2)
+    assert out.loc["PLAN_REVIEW", "uplift"] == 0 and out.loc["PLAN_REVIEW", "retention_value"] == 0
+    assert not any("no randomized evidence" in r for r in out.loc["RETENTION_DISCOUNT", "reasons"])
+    # A selected service-recovery offer without evidence says so in its reasons.
+    g = one_account(account_lifecycle_stage="at_risk", account_network_tickets_180d=2)
+    care = rank_batch(g, scores_for(g, {"PREMIUM_CARE": 0.5}, uplift=0.2), config=cfg, top_k=None).set_index("offer_id")
+    assert care.loc["PREMIUM_CARE", "selected"] and care.loc["PREMIUM_CARE", "uplift"] == 0
+    assert any("no randomized evidence" in r for r in care.loc["PREMIUM_CARE", "reasons"])
+    # Evidence named in the catalog (no Python change) lets the model's effect count for that offer.
+    cat = load_catalog()
+    proven = Catalog(offers=[o.model_copy(update={"effect_evidence": ["EXP-RETENTION-1"]}) if o.offer_id == "PLAN_REVIEW"
+                             else o for o in cat.offers])
+    out2 = rank_batch(f, s, config=cfg, catalog=proven, top_k=None).set_index("offer_id")
+    assert out2.loc["PLAN_REVIEW", "uplift"] == pytest.approx(0.2)
 
 
 def test_one_promotional_offer_per_household_and_conflicts_named():

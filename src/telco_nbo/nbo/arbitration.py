@@ -5,7 +5,7 @@ Expected value of offering ``j`` to account ``i`` on channel ``c``::
     months      = min(term_j, H)                      if the offer has a term
                 = min(E[months retained over H], no_commitment_months)   otherwise
     acceptance  = P(accept)_ij x monthly_margin_j x months
-    retention   = uplift_ij x CLV_i                   (uplift kinds only, or a per-offer uplift)
+    retention   = uplift_ij x CLV_i                   (offers with evidence only, or a per-offer uplift)
     value       = w_kind(j) x (acceptance + retention)
     EV          = value - contact_cost(c)
 
@@ -144,7 +144,8 @@ def value_parts(
         propensity: ``(n, m)`` P(accept | contacted); NaN where unscored.
         churn: ``(n,)`` churn probability.
         clv: ``(n,)`` CLV.
-        retention_uplift: ``(n,)`` account-level uplift (used for uplift kinds).
+        retention_uplift: ``(n,)`` account-level uplift (for offers whose ``effect_evidence`` names
+            ``config.uplift_experiment``; never lent to another offer).
         offer_uplift: ``(n, m)`` per-offer uplift; NaN -> the account-level rule.
         channel: ``(n, m)`` chosen channel index, -1 for none (cost NaN).
         offers: Catalog vectors.
@@ -158,7 +159,8 @@ def value_parts(
     term, margin, uplift_kind, kind_weight, costs = _per_catalog(offers, config, "value", lambda: (
         np.array([o.term_months for o in offers.offers], dtype=float),
         np.array([o.monthly_margin for o in offers.offers], dtype=float),
-        np.isin(offers.kind, list(config.uplift_kinds)),
+        # Only offers with randomized evidence from the uplift model's experiment get its effect.
+        np.array([config.uplift_experiment in o.effect_evidence for o in offers.offers], dtype=bool),
         np.array([config.kind_weight(k) for k in offers.kind], dtype=float),
         np.array([config.contact_costs[c] for c in CHANNELS] + [np.nan]),  # index -1 -> NaN
     ))

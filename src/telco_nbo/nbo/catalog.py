@@ -58,6 +58,11 @@ class Offer(BaseModel):
     complexity: Literal["low", "high"] = "low"
     eligibility: Eligibility = Field(default_factory=Eligibility)
     message: str
+    # Randomized evidence of this offer's effect on churn: experiment ids (or logging policy ids)
+    # whose contacts measured it. An offer without any gets no retention effect in its value (no
+    # effect is lent from another offer): acceptance x margin only, and it is marked for
+    # exploration in the audit trail.
+    effect_evidence: list[str] = Field(default_factory=list)
 
     @field_validator("message")
     @classmethod

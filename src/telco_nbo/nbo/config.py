@@ -164,8 +164,9 @@ class NboConfig(BaseModel):
             90 days), used to turn it into a monthly hazard.
         contact_costs: Cost of one contact per channel (same currency as margins).
         kind_weights: Business lever per offer kind; multiplies the offer's value (not its cost).
-        uplift_kinds: Kinds whose retention effect (uplift on churn x CLV) counts in the value when
-            the scores give no per-offer uplift.
+        uplift_experiment: The experiment the account-level uplift model learned from; its uplift
+            counts in the value (uplift on churn x CLV) only for offers whose ``effect_evidence``
+            names it, when the scores give no per-offer uplift. No offer borrows another's effect.
         complaint_blocked_kinds: "Generic promotions" held back while a complaint is active.
         min_expected_value: An offer is made only if its expected value is above this.
         channel_fallback: Channel order by offer complexity when the preferred channel is not
@@ -184,7 +185,7 @@ class NboConfig(BaseModel):
         default_factory=lambda: {"app": 0.05, "email": 0.02, "sms": 0.08, "call_center": 4.0, "retail": 6.0}
     )
     kind_weights: dict[OfferKind, float] = Field(default_factory=dict)
-    uplift_kinds: list[OfferKind] = Field(default_factory=lambda: ["retention"])
+    uplift_experiment: str = "EXP-RETENTION-1"
     complaint_blocked_kinds: list[OfferKind] = Field(
         default_factory=lambda: ["cross_sell", "upsell", "add_on", "win_back"]
     )

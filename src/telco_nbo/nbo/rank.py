@@ -437,7 +437,25 @@ def _reasons(core: RankCore, acc: np.ndarray, off: np.ndarray) -> list[list[str]
             extra = core.aligned.reasons.get(int(a))
             if extra:
                 texts[k] = texts[k] + [r for o, r in extra if o is None or o == oid]
+    # The audit trail says when an offer meant to keep customers has no evidence of doing so.
+    unproven = _unproven_retention(policy)[off]
+    no_offer_uplift = np.isnan(core.aligned.offer_uplift[acc, off]) if core.aligned.offer_uplift.size else \
+        np.ones(len(off), bool)
+    for k in np.flatnonzero(unproven & no_offer_uplift):
+        texts[k] = texts[k] + [UNPROVEN_REASON]
     return texts
+
+
+UNPROVEN_REASON = ("no randomized evidence of its effect on churn yet: valued on acceptance x margin only "
+                   "(a candidate for exploration)")
+"""Reason added to a retention or service-recovery offer whose effect on churn nobody measured."""
+
+
+def _unproven_retention(policy: Policy) -> np.ndarray:
+    """``(m,)``: retention / service-recovery offers without evidence from the uplift model's experiment."""
+    exp = policy.config.uplift_experiment
+    return np.array([o.kind in ("retention", "service_recovery") and exp not in o.effect_evidence
+                     for o in policy.offers.offers], dtype=bool)
 
 
 def core_decisions(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = None) -> list[dict]:
