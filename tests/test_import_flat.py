@@ -405,3 +405,10 @@ def test_example_folder_mapping_imports_a_matching_export(tmp_path: Path) -> Non
     assert world["households"]["created_date"].tolist() == [pd.Timestamp("2022-01-01"), pd.Timestamp("2024-02-02")]
     assert world["usage_monthly"]["data_gb"].tolist() == [2.0, 1.0, 0.5]
     assert world["accounts"]["end_date"].notna().tolist() == [False, True, False]
+
+
+def test_fields_of_a_folder_mapping() -> None:
+    code, out = _run(["data", "fields", "--folder"])
+    assert code == 0, out
+    for fragment in ("usage_monthly", "data_gb", "also mb", "default: 'month_to_month'", "or a churn flag", "key"):
+        assert fragment in out, fragment

@@ -115,22 +115,32 @@ def print_import_report(world) -> None:  # noqa: ANN001 - a World; kept import-f
 
 
 @app.command("fields")
-def fields() -> None:
+def fields(
+    folder: bool = typer.Option(False, "--folder", help="The contract columns a folder mapping (data import) fills."),
+) -> None:
     """Print every field a mapping can name: table, type, unit, and required or its default."""
     from rich.table import Table
 
-    from telco_nbo.data.mapping import fields_frame
+    if folder:
+        from telco_nbo.data.folder_import import folder_fields_frame
 
-    frame = fields_frame()
-    table = Table(title="mappable fields (columns: field -> your column; defaults: field -> value)",
-                  title_justify="left")
+        frame = folder_fields_frame()
+        title = "contract columns of a folder mapping (tables.<table>.columns: column -> your column)"
+    else:
+        from telco_nbo.data.mapping import fields_frame
+
+        frame = fields_frame()
+        title = "mappable fields of a flat mapping (columns: field -> your column; defaults: field -> value)"
+    table = Table(title=title, title_justify="left")
     for col in frame.columns:
         table.add_column(col)
     for row in frame.itertuples(index=False):
         table.add_row(*[str(v) for v in row])
     out.print(table)
     out.print(
-        "Columns a mapping does not name are kept as typed account features account_x_<name> "
+        "Columns a mapping does not name"
+        + (" (in the accounts file)" if folder else "")
+        + " are kept as typed account features account_x_<name> "
         "(numeric or categorical) unless constant, empty, an identifier or free text.",
         highlight=False, soft_wrap=True,
     )

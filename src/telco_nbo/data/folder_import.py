@@ -139,6 +139,33 @@ class FolderMapping(BaseModel):
         return v
 
 
+def folder_fields_frame() -> pd.DataFrame:
+    """Every contract column a folder mapping can fill: table, column, type, unit, key or default."""
+    units = {"monthly_charges": "currency/month (also cents)", "monthly_price": "currency/month (also cents)",
+             "bill_amount": "currency/month (also cents)", "data_gb": "GB (also mb, kb, bytes, tb)",
+             "overage_gb": "GB (also mb, kb, bytes, tb)", "data_cap_gb": "GB (also mb, kb, bytes, tb)",
+             "voice_minutes": "minutes (also seconds, hours)", "intl_minutes": "minutes (also seconds, hours)"}
+    rows = []
+    for table in TABLES:
+        keys = {ID_COLUMNS.get(table)} if table in ID_COLUMNS else {"line_id", "month"}
+        for col, spec in SCHEMAS[table].columns.items():
+            defaults = TABLE_DEFAULTS.get(table, {})
+            if col in keys:
+                need = "key"
+            elif table == "accounts" and col == "end_date":
+                need = "default: None (active), or a churn flag (churn:)"
+            elif col in defaults:
+                need = f"default: {defaults[col]!r}"
+            elif (table, col) in (("households", "created_date"), ("accounts", "household_id")):
+                need = "default: derived"
+            else:
+                need = "no built-in default: map it or set defaults"
+            rows.append({"table": table, "column": col, "type": str(spec.dtype), "unit": units.get(col, ""),
+                         "required_or_default": need + (" (table optional)" if table != "accounts" and need == "key"
+                                                        else "")})
+    return pd.DataFrame(rows)
+
+
 def load_folder_mapping(path: str | os.PathLike[str]) -> FolderMapping:
     """Load and check a folder mapping YAML.
 
@@ -370,4 +397,5 @@ def import_folder(folder: str | os.PathLike[str], mapping: FolderMapping) -> Wor
     return World(tables=typed, truth={}, meta=meta)
 
 
-__all__ = ["FolderMapping", "TABLE_DEFAULTS", "TableMapping", "import_folder", "load_folder_mapping"]
+__all__ = ["FolderMapping", "TABLE_DEFAULTS", "TableMapping", "folder_fields_frame", "import_folder",
+           "load_folder_mapping"]
