@@ -134,8 +134,12 @@ def register(app: typer.Typer) -> None:
                 tmp.replace(out_file)  # atomic: a reader never sees half a file
             from telco_nbo.nbo.summary import summarize_ranking
 
-            out.print(f"ranking ({int((~frame['selected']).sum()):,} suppressed rows with their rules) -> {out_file}")
-            for line in summarize_ranking(frame, [o.offer_id for o in catalog.offers]).lines():
+            out.print(f"ranked {frame['account_id'].nunique():,} accounts: {int(frame['selected'].sum()):,} offers, "
+                      f"{int((~frame['selected']).sum()):,} suppressed -> {out_file}")
+            summary = summarize_ranking(frame, [o.offer_id for o in catalog.offers])
+            out.print(f"{summary.accounts_without_offer:,} accounts ({summary.share_without_offer:.0%}) got no offer.",
+                      highlight=False)
+            for line in summary.lines()[1:]:
                 out.print(line, highlight=False, soft_wrap=True)
 
 
