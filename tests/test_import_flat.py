@@ -269,6 +269,10 @@ BAD_FOLDER = {
     "text in a number column": ("accounts", "mrc", "n/a", ["table 'accounts'", "column 'mrc': expected a number",
                                                            "row 2"]),
     "orphan line": ("lines", "cust", "9", ["table 'lines'", "A9"]),
+    "unknown code": ("accounts", "plan", "36M", ["table 'accounts'", "column 'plan' (accounts.contract_type)",
+                                                  "'36M' in row 2"]),
+    "bad date": ("accounts", "start", "yesterday", ["table 'accounts'", "column 'start' (accounts.start_date)",
+                                                    "row 2", "'yesterday'", "customers.csv"]),
     "unknown table": ("mapping", "tables", "billing", ["unknown table(s) ['billing']"]),
 }
 

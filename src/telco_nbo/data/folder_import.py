@@ -289,6 +289,20 @@ def _map_table(
     return frame, attr_frame, churn.reset_index(drop=True) if churn is not None else None
 
 
+def _with_sources(table: str, problems: list[str], mapping: FolderMapping) -> list[str]:
+    """Problem lines naming the user's column beside the contract's (``'term' (contract_type)``)."""
+    tm = mapping.tables.get(table)
+    if tm is None:
+        return problems
+    out = []
+    for line in problems:
+        for col, src in tm.columns.items():
+            if src != col:
+                line = line.replace(f"column '{col}'", f"column '{src}' ({table}.{col})")
+        out.append(line)
+    return out
+
+
 def import_folder(folder: str | os.PathLike[str], mapping: FolderMapping) -> World:
     """Read a folder of tables with one mapping into a validated world (nothing is written).
 
@@ -373,14 +387,24 @@ def import_folder(folder: str | os.PathLike[str], mapping: FolderMapping) -> Wor
             typed[name] = conform_table(name, tables[name])
         except DataValidationError as exc:
             file = mapping.tables[name].file if name in mapping.tables else "(derived)"
-            problems[name] = [*exc.problems, f"(in {file}, row r is file line r + 2)"]
+            problems[name] = [*_with_sources(name, exc.problems, mapping), f"(in {file}, row r is file line r + 2)"]
+    if "accounts" in problems and "households" in problems:
+        # Creation dates derived from the accounts' start dates fail with them: say it once.
+        rest = [x for x in problems["households"] if "created_date" not in x and "(derived)" not in x]
+        if rest:
+            problems["households"] = rest
+        else:
+            del problems["households"]
     if problems:
         first = next(iter(problems))
         lines = list(problems[first]) + [f"table '{o}': {p}" for o, ps in list(problems.items())[1:] for p in ps]
         raise DataValidationError(first, lines)
     if attrs is not None:
         typed[attributes.TABLE] = attrs
-    validate_world(typed)
+    try:
+        validate_world(typed)
+    except DataValidationError as exc:
+        raise DataValidationError(exc.table, _with_sources(exc.table, exc.problems, mapping)) from None
     meta = {
         "source": f"folder:{mapping.name}",
         "as_of": as_of.strftime("%Y-%m-%d"),
