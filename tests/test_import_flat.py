@@ -177,6 +177,10 @@ def _bad_flat(usage_csv: Path, tmp_path: Path, case: str) -> tuple[Path, Path]:
         df.loc[7, "CustServ Calls"] = "5000"
     elif case == "passthrough numeric holds text":
         mapping["passthrough"] = {"State": "numeric"}
+    elif case == "roaming days over a month":
+        df["Roam"] = "0"
+        df.loc[11, "Roam"] = "45"
+        mapping["columns"]["roaming_days"] = "Roam"
     elif case == "mapped column missing":
         df = df.drop(columns=["Intl Mins"])
     elif case == "unknown churn value":
@@ -193,6 +197,7 @@ BAD_FLAT = {
                                "'n/a'"],
     "ticket count out of range": ["column 'CustServ Calls': more than 1000 tickets in row 7", "'5000'"],
     "passthrough numeric holds text": ["column 'State': passthrough numeric, got text in rows 0, 1, 2"],
+    "roaming days over a month": ["column 'Roam': more than 31 roaming days in a month in row 11", "'45'"],
     "mapped column missing": ["missing column 'Intl Mins' (mapped, field intl_minutes)", "columns of the file:"],
     "unknown churn value": ["column 'Churn': unknown value 'maybe' in row 3"],
 }

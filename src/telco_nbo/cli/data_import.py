@@ -51,7 +51,7 @@ def validate(
 
 @app.command("import-csv")
 def import_csv(
-    path: Path = typer.Argument(..., help="A flat churn table, one row per customer (CSV)."),
+    path: Path = typer.Argument(..., help="A flat churn table, one row per customer (CSV or Parquet)."),
     mapping: str = typer.Option("ibm", "--mapping", "-m", help="'ibm' (built in) or a mapping YAML file."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="The data folder to create."),
     as_of: str | None = typer.Option(

@@ -213,6 +213,12 @@ def _parse_fields(flat: pd.DataFrame, mapping: FlatMapping, table: str) -> pd.Da
         for m, col in enumerate(cols, start=1):
             key = f"{fld}@{m}" if len(cols) > 1 or spec.role == "usage" else fld
             out[key] = _parse_column(fld, spec, col, flat[col], mapping, problems)
+    for key, values in out.items():
+        if key.split("@")[0] == "roaming_days" and (values > 31).any():
+            col = mapping.source_columns("roaming_days")[int(key.split("@")[1]) - 1]
+            pos = np.flatnonzero((values > 31).to_numpy())
+            problems.append(f"column '{col}': more than 31 roaming days in a month in {_fmt_rows(pos)} "
+                            f"(values {_fmt_values(flat[col].iloc[pos])})")
     counts = [f for f in ("support_calls", "complaints") if f in out]
     for fld in counts:
         too_many = out[fld] > MAX_TICKETS_PER_ROW
@@ -360,7 +366,6 @@ def _usage(
     usage = pd.concat(parts, ignore_index=True)
     for c in ("roaming_days", "dropped_calls"):
         usage[c] = np.round(usage[c]).astype(np.int64)
-    usage["roaming_days"] = usage["roaming_days"].clip(upper=31)
     usage["month"] = usage["month"].astype("datetime64[ns]")
     return usage.sort_values(["line_id", "month"], kind="stable").reset_index(drop=True), skipped
 
