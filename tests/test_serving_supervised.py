@@ -338,3 +338,53 @@ def test_a_champion_swap_under_load_loses_nothing_and_later_answers_name_the_new
     assert all(d["model_versions"] == body["model_versions"] for r in results for body in [r[3]]
                for d in body["decisions"])
     print(f"reload under load: {len(results)} answers, all 200")
+
+
+# ---- heavy /explain beside /rank -----------------------------------------------------------------------
+
+
+def test_a_long_explain_does_not_hold_up_rank_and_explain_has_a_cost_cap(server: Server, features: pd.DataFrame) -> None:
+    import threading
+
+    from telco_nbo.nbo.catalog import load_catalog
+
+    offers = [o.offer_id for o in load_catalog().offers]
+    ids = features["account_id"].astype(str).tolist()[:1000]
+    deadline = time.monotonic() + 90
+    while not (st := _status(server))["explain_engine_alive"] and time.monotonic() < deadline:
+        time.sleep(0.3)  # it loads after the main engine (/explain goes to the main one meanwhile)
+    assert st["explain_engine_alive"] and st["explain_engine_pid"] != st["engine_pid"]
+    # The cap: accounts x (churn + each offer) explanations, refused before any work.
+    too_many = max(1, 5000 // (1 + len(offers)) + 1)
+    r = post(server, "/explain", {"account_ids": (ids * 10)[:too_many] if len(ids) >= too_many else ids,
+                                  "offer_ids": offers})
+    if len(ids) >= too_many:
+        assert r.status_code == 422 and "at most 5000" in r.json()["error"]
+    heavy = {"account_ids": ids[: 5000 // (1 + len(offers[:3]))], "offer_ids": offers[:3], "k": 20}
+    lat: list[float] = []
+    stop = threading.Event()
+
+    def ranks() -> None:
+        with httpx.Client(timeout=60) as c:
+            i = 0
+            while not stop.is_set():
+                t = time.perf_counter()
+                rr = c.post(server.url + "/rank", json={"account_id": ids[i % len(ids)]}, headers=KEY)
+                lat.append(time.perf_counter() - t)
+                assert rr.status_code == 200
+                i += 1
+
+    th = threading.Thread(target=ranks)
+    th.start()
+    time.sleep(0.5)
+    lat.clear()
+    t0 = time.perf_counter()
+    r = post(server, "/explain", heavy, timeout=120)
+    took = time.perf_counter() - t0
+    stop.set()
+    th.join(60)
+    assert r.status_code == 200 and len(r.json()["explanations"]) == len(heavy["account_ids"])
+    # /rank kept answering while the explanation ran: no answer waited for it.
+    assert len(lat) >= 3 and max(lat) < 0.5 * took, (len(lat), max(lat), took)
+    print(f"/explain of {len(heavy['account_ids'])} accounts x 4 models: {took:.2f} s; /rank meanwhile: "
+          f"{len(lat)} answers, max {1000 * max(lat):.0f} ms")

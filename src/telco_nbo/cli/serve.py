@@ -38,6 +38,11 @@ def register(app: typer.Typer) -> None:
                                           "the requests in flight (new connections are refused meanwhile)."),
         reload_every: float | None = typer.Option(None, "--reload-every", min=1.0, help="Poll the registry every "
                                                   "SECONDS and switch to changed @champion models (also: POST /admin/reload)."),
+        explain_engine: bool = typer.Option(True, "--explain-engine/--no-explain-engine", help="Answer /explain "
+                                            "in an engine process of its own (lower CPU priority): a long "
+                                            "explanation never holds up /rank."),
+        explain_max_cost: int = typer.Option(5000, "--explain-max-cost", min=1, help="Most explanations one "
+                                             "/explain may ask for (accounts x models explained); 422 beyond."),
         access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log one line per HTTP request "
                                         "(every decision is in the prediction log either way)."),
         export_models: Path | None = typer.Option(None, "--export-models", help="Only copy the champions into this folder "
@@ -80,7 +85,8 @@ def register(app: typer.Typer) -> None:
                 "config_path": str(config_path.resolve()) if config_path else None,
                 "model_dir": str(model_dir.resolve()) if model_dir else None,
                 "engine": engine, "engine_restart": engine_restart, "liveness_grace": liveness_grace,
-                "reload_every": reload_every,
+                "reload_every": reload_every, "explain_engine": explain_engine,
+                "explain_max_cost": explain_max_cost,
             }
             env = dict(os.environ, TELCO_NBO_SERVE_CONFIG=json.dumps(cfg), BENTOML_DO_NOT_TRACK="True")
             console.print(f"serving on http://{host}:{port} (decisions -> {cfg['prediction_log']})", highlight=False)

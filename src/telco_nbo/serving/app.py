@@ -68,6 +68,10 @@ class ServeConfig:
         max_body_bytes: Largest request body (413 beyond, see :mod:`telco_nbo.serving.guard`).
         reload_every: Seconds between polls of the registry; a changed ``@champion`` is loaded
             and switched to (:meth:`NboApp.reload`). None: only ``POST /admin/reload``.
+        explain_engine: With ``engine="process"``, answer /explain in an engine process of its
+            own, at a lower CPU priority, so that a long explanation never holds up /rank.
+        explain_max_cost: Most explanations one /explain may ask for (accounts x models
+            explained: the churn model plus each offer in ``offer_ids``); 422 beyond.
     """
 
     tracking_uri: str | None = None
@@ -82,6 +86,8 @@ class ServeConfig:
     liveness_grace: float = 60.0
     max_body_bytes: int = 8 * 1024 * 1024
     reload_every: float | None = None
+    explain_engine: bool = True
+    explain_max_cost: int = 5000
 
     def __post_init__(self) -> None:
         if self.engine not in ("thread", "process"):
@@ -151,6 +157,9 @@ class _Prepared:
 
 
 _KINDS = ("rank", "score", "explain")
+
+EXPLAIN_NICE = 10
+"""CPU niceness of the /explain engine: on a busy machine the /rank engine's turn comes first."""
 
 _EXCERPT = 160
 """Characters of an exception's text an answer may carry (never the whole input)."""
@@ -258,6 +267,8 @@ class NboApp:
         self._batcher: Any = None
         self._batcher_lock = threading.Lock()
         self._engine: Any = None
+        self._heavy: Any = None  # the /explain engine (explain_engine)
+        self.explain_engine_restarts = 0
         self._swap_lock = threading.Lock()
         self._closing = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -333,6 +344,9 @@ class NboApp:
             if self.config.engine_restart and self._supervisor is None:
                 self._supervisor = threading.Thread(target=self._supervise, name="nbo-engine-supervisor", daemon=True)
                 self._supervisor.start()
+            if self.config.explain_engine:
+                # Ready without it: /explain goes to the main engine until this one has loaded.
+                threading.Thread(target=self._start_heavy, name="nbo-explain-engine", daemon=True).start()
             self._start_poller()
             return
         self._loaded = self._build_loaded()
@@ -443,6 +457,13 @@ class NboApp:
                     new.stop()
                     raise ServingError(503, "shutting down")
                 self._swap_engine(new)
+                if self._heavy is not None:
+                    # Until the new /explain engine is ready, /explain goes to the new main engine
+                    # (never to models older than /rank's).
+                    old_heavy, self._heavy = self._heavy, None
+                    self._retire(old_heavy)
+                    threading.Thread(target=self._start_heavy, args=(False,), name="nbo-explain-engine",
+                                     daemon=True).start()
             else:
                 try:
                     loaded = self._build_loaded(self._loaded.log if self._loaded is not None else None)
@@ -501,53 +522,83 @@ class NboApp:
     RESTART_BACKOFF = (0.5, 30.0)
     """First and longest wait before restarting a dead engine (doubling in between)."""
 
-    def _supervise(self) -> None:
-        """Watch the engine process; restart it when it dies, with backoff, until :meth:`close`.
+    def _supervise(self, role: str = "main") -> None:
+        """Watch an engine process; restart it when it dies, with backoff, until :meth:`close`.
 
-        Runs in its own thread: a restart loads the models (seconds), which must not hold up the
-        event loop that answers /livez, /readyz and the refusals meanwhile.
+        Runs in its own thread (one per engine): a restart loads the models (seconds), which must
+        not hold up the event loop that answers /livez, /readyz and the refusals meanwhile.
         """
         from telco_nbo.serving.engine import EngineProcess, EngineStopped
 
+        attr = "_engine" if role == "main" else "_heavy"
+        what = "decision engine" if role == "main" else "/explain engine"
         first, longest = self.RESTART_BACKOFF
         backoff = first
+        down_since: float | None = None
         while not self._closing.wait(0.1):
-            eng = self._engine
-            if eng is None or eng.process_alive:
+            eng = getattr(self, attr)
+            if eng is None or eng.process_alive or eng.retiring or getattr(self, attr) is not eng:
                 if eng is not None and eng.started_at and time.monotonic() - eng.started_at > 60:
                     backoff = first  # it has run a while: the next death starts the backoff afresh
                 continue
-            if self.engine_down_since is None:
-                self.engine_down_since = time.monotonic()
-            log.error("the decision engine (pid %s) died with exit code %s; restarting it in %.1f s",
-                      eng.pid, eng.exitcode, backoff)
+            if down_since is None:
+                down_since = time.monotonic()
+                if role == "main":
+                    self.engine_down_since = down_since
+            log.error("the %s (pid %s) died with exit code %s; restarting it in %.1f s",
+                      what, eng.pid, eng.exitcode, backoff)
             if self._closing.wait(backoff):
                 return
             backoff = min(backoff * 2, longest)
-            new = EngineProcess(self.config)
+            new = EngineProcess(self.config, nice=0 if role == "main" else EXPLAIN_NICE)
             try:
                 new.start()
             except EngineStopped as exc:
-                self.engine_error = excerpt(str(exc))
-                log.error("restarting the decision engine failed: %s", excerpt(str(exc), 300))
-                self._swap_engine(new)  # dead too: the next round retries after a longer wait
+                if role == "main":
+                    self.engine_error = excerpt(str(exc))
+                log.error("restarting the %s failed: %s", what, excerpt(str(exc), 300))
+                self._swap_engine(new, role)  # dead too: the next round retries after a longer wait
                 continue
             if self._closing.is_set():
                 new.stop()
                 return
-            self._swap_engine(new)
-            self.engine_restarts += 1
-            self.engine_error = None
-            log.info("the decision engine is back (pid %s) after %.1f s down", new.pid,
-                     time.monotonic() - self.engine_down_since)
-            self.engine_down_since = None
+            self._swap_engine(new, role)
+            log.info("the %s is back (pid %s) after %.1f s down", what, new.pid, time.monotonic() - down_since)
+            down_since = None
+            if role == "main":
+                self.engine_restarts += 1
+                self.engine_error = None
+                self.engine_down_since = None
+            else:
+                self.explain_engine_restarts += 1
 
-    def _swap_engine(self, new: Any) -> None:
-        """Send new requests to ``new``; the old engine answers what it holds, then exits."""
-        with self._swap_lock:
-            old, self._engine = self._engine, new
-        if old is None:
+    def _start_heavy(self, supervise: bool = True) -> None:
+        """Start the /explain engine (see :attr:`ServeConfig.explain_engine`) and, once, its supervisor."""
+        from telco_nbo.serving.engine import EngineProcess, EngineStopped
+
+        new = EngineProcess(self.config, nice=EXPLAIN_NICE)
+        try:
+            new.start()
+        except EngineStopped as exc:
+            log.error("the /explain engine did not start (the main engine answers /explain): %s", excerpt(str(exc), 300))
             return
+        if self._closing.is_set():
+            new.stop()
+            return
+        self._swap_engine(new, role="heavy")
+        if supervise and self.config.engine_restart:
+            threading.Thread(target=self._supervise, args=("heavy",), name="nbo-explain-supervisor", daemon=True).start()
+
+    def _swap_engine(self, new: Any, role: str = "main") -> None:
+        """Send new requests to ``new``; the old engine answers what it holds, then exits."""
+        attr = "_engine" if role == "main" else "_heavy"
+        with self._swap_lock:
+            old = getattr(self, attr)
+            setattr(self, attr, new)
+        if old is not None:
+            self._retire(old)
+
+    def _retire(self, old: Any) -> None:
         loop = old._loop
         try:
             if loop is not None and not loop.is_closed():
@@ -591,8 +642,14 @@ class NboApp:
             out["engine_restarts"] = self.engine_restarts
             out["engine_error"] = self.engine_error
         out["reloads"] = self.reloads
+        if self.config.engine == "process" and self.config.explain_engine:
+            out["explain_engine_alive"] = bool(self._heavy is not None and self._heavy.alive)
+            out["explain_engine_restarts"] = self.explain_engine_restarts
+            if self._heavy is not None:
+                out["explain_engine_pid"] = self._heavy.pid
         if not detail:
             out.pop("engine_pid", None)
+            out.pop("explain_engine_pid", None)
             for k in ("error", "engine_error"):
                 if out.get(k):
                     out[k] = "see the server log"
@@ -734,6 +791,11 @@ class NboApp:
         """
         import asyncio
 
+        if kind == "explain":
+            try:
+                self._check_explain_cost(req)
+            except ServingError as exc:
+                return exc.status, _encode(exc.body())
         if self._engine is None:
             return await asyncio.wrap_future(self.submit(kind, req, request_id))
         if kind not in _KINDS:
@@ -748,10 +810,21 @@ class NboApp:
         from telco_nbo.serving.engine import EngineStopped
 
         eng = self._engine
+        if kind == "explain" and self._heavy is not None and self._heavy.alive:
+            eng = self._heavy  # its own queue and process: a long explanation never holds up /rank
         try:
             return await eng.answer((kind, req, request_id), _request_size((kind, req, request_id)))
         except EngineStopped:
             return self._engine_stopped()
+
+    def _check_explain_cost(self, req: Any) -> None:
+        """Refuse (422) an /explain that asks for more explanations than one request may."""
+        n = _request_size(("explain", req, None))
+        cost = n * (1 + len(getattr(req, "offer_ids", None) or []))
+        cap = self.config.explain_max_cost
+        if cost > cap:
+            raise ServingError(422, f"/explain asks for {cost} explanations (accounts x models); at most {cap} "
+                                    "per request: split it")
 
     def _engine_stopped(self) -> tuple[int, bytes]:
         # The supervisor restarts the engine (and logs it, once); until then /readyz says 503.
@@ -787,6 +860,8 @@ class NboApp:
             self._batcher.close()
         if self._engine is not None:
             self._engine.stop()
+        if self._heavy is not None:
+            self._heavy.stop()
         if self._loaded is not None:
             self._loaded.log.close()
 
@@ -932,6 +1007,7 @@ class NboApp:
     def explain(self, req: Any) -> dict[str, Any]:
         """Answer ``/explain``: SHAP reason codes of the churn score (and of chosen offers' propensity)."""
         loaded = self._require()
+        self._check_explain_cost(req)
         which = self._check_offers(loaded, req.offer_ids or [])
         cols = self._columns(loaded, req)
         try:

@@ -38,7 +38,7 @@ class EngineStopped(RuntimeError):
     """The engine process is gone (crashed or killed)."""
 
 
-def _engine_main(config_json: str, conn: Any) -> None:
+def _engine_main(config_json: str, conn: Any, nice: int = 0) -> None:
     """Entry point of the engine process: load, report, then answer batches until the pipe closes.
 
     SIGTERM and SIGINT are ignored: the engine's life is its pipe. A supervisor that signals the
@@ -50,6 +50,8 @@ def _engine_main(config_json: str, conn: Any) -> None:
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if nice:
+        os.nice(nice)
     from telco_nbo.serving.app import NboApp, ServeConfig
 
     app = NboApp(ServeConfig(**{**json.loads(config_json), "engine": "thread", "api_key_env": None,
@@ -92,10 +94,13 @@ class EngineProcess:
 
     Args:
         config: The :class:`~telco_nbo.serving.app.ServeConfig` the engine loads.
+        nice: Added to the engine process's CPU niceness (the /explain engine runs at a lower
+            priority than the /rank one).
     """
 
-    def __init__(self, config: Any):
+    def __init__(self, config: Any, nice: int = 0):
         self._config_json = json.dumps(asdict(config))
+        self._nice = int(nice)
         self._conn: Any = None
         self._proc: Any = None
         self.status: dict[str, Any] | None = None
@@ -121,7 +126,7 @@ class EngineProcess:
         # spawn, not fork: the HTTP worker has threads (fork would copy locks held by them).
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_engine_main, args=(self._config_json, child), name="nbo-engine", daemon=True)
+        self._proc = ctx.Process(target=_engine_main, args=(self._config_json, child, self._nice), name="nbo-engine", daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent
@@ -222,6 +227,11 @@ class EngineProcess:
                 pass
         self._conn.close()
         self._conn = None
+
+    @property
+    def retiring(self) -> bool:
+        """Whether the engine was replaced (it finishes what it holds, then exits)."""
+        return self._retiring
 
     @property
     def busy(self) -> int:
