@@ -30,9 +30,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
-# The notebooks executed on a 3,000-household world, as HTML with their charts: docs/notebooks/index.html
+# The notebooks executed (each on its own default world), as HTML with their charts: docs/notebooks/index.html
 docs: $(STAMP)
-	$(PY) scripts/render_notebooks.py --households 3000 --out docs/notebooks
+	$(PY) scripts/render_notebooks.py --out docs/notebooks
 
 # The README's commands replayed end to end in a temporary folder (also run by the test suite).
 newcomer: $(STAMP)

@@ -6,7 +6,7 @@ and an ``index.html``. Execution goes through nbclient, as in the test suite; th
 here from the executed cells (markdown via markdown-it, code highlighted by Pygments, images
 embedded as base64, tables as the HTML the notebook produced), so no extra package is needed.
 
-Usage: python scripts/render_notebooks.py [--households 3000] [--out docs/notebooks] [NOTEBOOK ...]
+Usage: python scripts/render_notebooks.py [--households N] [--out docs/notebooks] [NOTEBOOK ...]
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
-    ap.add_argument("--households", type=int, default=3000, help="size of the world each notebook generates")
+    ap.add_argument("--households", type=int, default=None,
+                    help="size of the world each notebook generates (default: each notebook's own; small worlds "
+                         "may leave a model below the promotion gate's quality floor, and a notebook that ranks stops)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "notebooks")
     args = ap.parse_args(argv)
     paths = args.notebooks or sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -112,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     pages = []
     for path in paths:
         with tempfile.TemporaryDirectory() as work:
-            os.environ.update({"TELCO_NBO_NB_HOUSEHOLDS": str(args.households), "TELCO_NBO_NB_WORKDIR": work,
-                               "MPLBACKEND": "Agg"})
+            os.environ.update({"TELCO_NBO_NB_WORKDIR": work, "MPLBACKEND": "Agg"})
+            if args.households is not None:
+                os.environ["TELCO_NBO_NB_HOUSEHOLDS"] = str(args.households)
             nb = nbformat.read(path, as_version=4)
             t0 = time.perf_counter()
             print(f"executing {path.name} ...", flush=True)

@@ -62,7 +62,11 @@ class ChampionScoreProvider:
                 try:
                     mv = client.get_model_version_by_alias(name, CHAMPION)
                 except mlflow.exceptions.MlflowException as exc:
-                    raise ConfigError(f"model {name!r} has no '{CHAMPION}' version; run telco-nbo train {kind} first") from exc
+                    from telco_nbo.tracking import no_champion_reason
+
+                    why = no_champion_reason(client, name)
+                    raise ConfigError(f"model {name!r} has no '{CHAMPION}' version: {why}" if why else
+                                      f"model {name!r} has no '{CHAMPION}' version; run telco-nbo train {kind} first") from exc
                 self.scorers[kind] = load_pyfunc_scorer(f"models:/{name}@{CHAMPION}")
                 self.versions[name] = str(mv.version)
             with tempfile.TemporaryDirectory() as tmp:

@@ -608,6 +608,20 @@ def promotion_refusal(kind: str, version: int | str, tracking_uri: str | None = 
     return tags.get(TAG_PROMOTION + "reason") or "refused"
 
 
+def no_champion_reason(client: MlflowClient, name: str) -> str | None:
+    """Why ``name`` has no champion when its latest version was refused by the gate (else ``None``)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    latest = max(versions, key=lambda v: int(v.version), default=None)
+    if latest is None or latest.tags.get(TAG_PROMOTION + "decision") != "refused":
+        return None
+    return latest.tags.get(TAG_PROMOTION + "reason")
+
+
 def _floor_refusal(name: str, version: int | str, floor: Any) -> str:
     kind = name.removeprefix("telco-")
     return (f"{name} v{version} is below the quality floor: {floor.detail}. It is not champion; train on more data, "

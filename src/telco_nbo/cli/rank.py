@@ -33,11 +33,9 @@ def champion_versions(tracking_uri: str | None) -> dict[str, str]:
                 versions[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
             except MlflowException:
                 # A version refused by the promotion gate says why, instead of "train first".
-                try:
-                    latest = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), default=None)
-                except MlflowException:
-                    latest = None
-                why = None if latest is None else latest.tags.get("telco_nbo.promotion.reason")
+                from telco_nbo.tracking import no_champion_reason
+
+                why = no_champion_reason(client, name)
                 raise ConfigError(
                     (f"no champion for {name}: {why}" if why else f"no champion model registered for {name}; run telco-nbo train first")
                     + f" (tracking store: {client._tracking_client.tracking_uri})"
