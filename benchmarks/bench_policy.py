@@ -90,7 +90,7 @@ def measure(data: Path, uri: str, n_resamples: int, seed: int) -> dict:
 
 
 def render(r: dict, source: str) -> str:
-    tv, b, d = r["true_value"]["total"], r["baselines"], r["differences"]
+    tv, b, d = r["true_value"], r["baselines"], r["differences"]
     ci = lambda c: f"[{c[0]:+,.0f}, {c[1]:+,.0f}]"  # noqa: E731
     lines = [
         f"Machine: {machine_line()}. Command: `python benchmarks/bench_policy.py` ({source}).",

@@ -80,7 +80,7 @@ def _log_mlflow(result, out_dir: Path, tracking_uri: str) -> str:  # noqa: ANN00
     with mlflow.start_run(run_name=f"evaluate {result.as_of}") as run:
         metrics = {"contacts": float(result.contacts)}
         if result.true_value is not None:
-            metrics["true_value_total"] = result.true_value["total"]["total"]
+            metrics["true_value_total"] = result.true_value["total"]
             for k in ("oracle", "top_churn", "random"):
                 metrics[f"{k}_total"] = result.baselines[k]["total"]
             if result.share_of_oracle is not None:

@@ -110,7 +110,7 @@ def evaluate_decisions(tables: dict[str, pd.DataFrame], truth: dict[str, pd.Data
         diff, ci = paired_difference(pol, rnd * frac, n, n_resamples=n_resamples, seed=seed)
         diffs["policy_minus_random_at_policy_budget"] = {"difference": diff, "ci95": ci}
         oracle_total = base["oracle"]["total"]
-        share = tv["total"]["total"] / oracle_total if oracle_total > 0 else None
+        share = tv["total"] / oracle_total if oracle_total > 0 else None
         unknown = 0
     else:
         unknown = int(len(d))

@@ -34,7 +34,7 @@ def headline(ev: PolicyEvaluation) -> str:
             return f"{ev.contacts:,} contacts; this folder has no truth and no logged exploration to value them."
         return (f"Estimated from the logged exploration (doubly robust): the {ev.contacts:,} contacts are worth "
                 f"{_money(dr['estimate'])} against contacting nobody (95 % interval {_ci(dr['ci95'])}).")
-    tot = ev.true_value["total"]
+    tot = ev.true_value
     b = ev.baselines or {}
     parts = [f"The policy's {ev.contacts:,} contacts create {_money(tot['total'])} in true value "
              f"(95 % interval {_ci(tot['ci95'])})"]
@@ -60,7 +60,7 @@ def _chart(ev: PolicyEvaluation) -> str:
 
     rows = []
     if ev.true_value is not None:
-        rows.append(("policy", ev.true_value["total"]["total"], ev.true_value["total"]["ci95"]))
+        rows.append(("policy", ev.true_value["total"], ev.true_value["ci95"]))
         for k in ("oracle", "top_churn", "random", "contact_nobody"):
             b = ev.baselines[k]
             rows.append((k, b["total"], b["ci95"]))
@@ -109,7 +109,7 @@ def to_html(ev: PolicyEvaluation) -> str:
     if ev.true_value is not None:
         lines.append("<h2>Against the baselines (same rules, true value)</h2><table><tr><th>policy</th>"
                      "<th>contacts</th><th>true value</th><th>95 % interval</th><th>at the policy's budget</th></tr>")
-        t = ev.true_value["total"]
+        t = ev.true_value
         lines.append(f"<tr><td>NBO policy</td><td>{t['contacts']:,}</td><td>{_money(t['total'])}</td>"
                      f"<td>{_ci(t['ci95'])}</td><td>{_money(t['total'])}</td></tr>")
         for k in ("oracle", "top_churn", "random", "contact_nobody"):

@@ -64,7 +64,7 @@ class PolicyValue:
 
     def to_dict(self) -> dict:
         """JSON-ready form (the rows are left out)."""
-        return {"total": asdict(self.total), "by_offer": {k: asdict(v) for k, v in self.by_offer.items()},
+        return {**asdict(self.total), "by_offer": {k: asdict(v) for k, v in self.by_offer.items()},
                 "accounts": self.accounts}
 
 
