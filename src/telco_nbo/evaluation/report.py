@@ -46,9 +46,13 @@ def headline(ev: PolicyEvaluation) -> str:
     if tc is not None and dif is not None:
         lo, hi = dif["ci95"]
         verdict = "beats" if lo > 0 else ("loses to" if hi < 0 else "cannot be told apart from")
-        parts.append(f" It {verdict} calling the riskiest customers ({_money(tc['total'])} at that targeting's best "
-                     f"budget of {tc['contacts']:,} contacts; difference {_money(dif['difference'])}, "
-                     f"95 % interval {_ci(dif['ci95'])}).")
+        if tc["contacts"] == 0:
+            best = (f"which is worth nothing at any budget: its best is to call nobody, and at the policy's "
+                    f"budget it would make {_money(tc['at_policy_budget'])}")
+        else:
+            best = f"{_money(tc['total'])} at that targeting's best budget of {tc['contacts']:,} contacts"
+        parts.append(f" It {verdict} calling the riskiest customers ({best}; difference "
+                     f"{_money(dif['difference'])}, 95 % interval {_ci(dif['ci95'])}).")
     return "".join(parts)
 
 
