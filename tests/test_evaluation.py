@@ -130,6 +130,30 @@ def test_a_ranking_counts_its_first_choices_and_a_log_its_last_decision(tmp_path
         read_decisions(bad)
 
 
+def test_oracle_and_top_churn_keep_one_promotional_offer_per_household() -> None:
+    from telco_nbo.evaluation.baselines import baselines
+
+    rows = [  # account, offer, value; A1 and A2 share a household
+        ("A1", "FIBER", 50.0), ("A1", "CARE", 5.0), ("A2", "FIBER", 40.0), ("A2", "CARE", 8.0), ("A3", "FIBER", 30.0),
+        ("A1", "DISCOUNT", -1.0), ("A2", "DISCOUNT", -2.0), ("A3", "DISCOUNT", 3.0),
+    ]
+    truth = pd.DataFrame({"account_id": [r[0] for r in rows], "offer_id": [r[1] for r in rows], "channel": "app",
+                          "p_accept": 0.5, "contact_cost": 0.05, "true_value": [r[2] for r in rows]})
+    acc = pd.DataFrame({"account_id": ["A1", "A2", "A3"], "p_churn_90d": [0.3, 0.2, 0.1]})
+    ranking = truth[["account_id", "offer_id"]].assign(layer=None, rule_id=None, churn_probability=0.1)
+    household = pd.Series({"A1": "H1", "A2": "H1", "A3": "H2"})
+    promo = pd.Series({"FIBER": True, "DISCOUNT": True, "CARE": False})
+    free = baselines(truth, acc, 2, ranking=ranking, retention_offer="DISCOUNT", n_resamples=100)
+    assert free.oracle.total == pytest.approx(50 + 40 + 30)
+    capped = baselines(truth, acc, 2, ranking=ranking, retention_offer="DISCOUNT", household_of=household,
+                       promotional=promo, n_resamples=100)
+    # H1 keeps A1's fiber (the most valuable), A2 falls back to care; A3 keeps its fiber.
+    assert capped.oracle.total == pytest.approx(50 + 8 + 30)
+    assert "per household" in capped.rules
+    # top churn: A1 (-1) then A2 is dropped (same household), then A3 (+3): best budget is all kept
+    assert capped.top_churn.total == pytest.approx(2.0) and capped.top_churn.contacts == 2
+
+
 # --- respond ---------------------------------------------------------------------------------------
 
 

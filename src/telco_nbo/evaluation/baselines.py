@@ -6,10 +6,13 @@ value floor or the household / top-k selection steps still counts as allowed) --
 the same truth. Each is reported at its own best budget and at the policy's budget:
 
 * **oracle**: every account's best allowed (offer, channel) by true value, contacted when that
-  value is positive; at the policy's budget, the best ``B`` of those;
+  value is positive, keeping the household rule (one promotional offer per household: the most
+  valuable; the household's other accounts fall back to their best non-promotional offer); at
+  the policy's budget, the best ``B`` of those;
 * **top_churn**: the retention offer (``RETENTION_DISCOUNT`` unless told) to the accounts with
   the highest predicted churn (the ranking's ``churn_probability``), on the account's preferred
-  channel when allowed; its best budget is the prefix of that ordering with the highest value;
+  channel when allowed, one per household; its best budget is the prefix of that ordering with
+  the highest value;
 * **random**: a random allowed offer to random accounts (exact expectation); its best budget is
   everyone allowed if the mean is positive, else nobody;
 * **contact_nobody**: 0.
@@ -115,9 +118,18 @@ class Baselines:
         return out
 
 
+def _household_cap(picks: pd.DataFrame, household_of: pd.Series, promotional: pd.Series, cap: int) -> pd.DataFrame:
+    """Keep at most ``cap`` promotional picks per household, the most valuable first (picks in value order)."""
+    hh = household_of.reindex(picks["account_id"]).to_numpy()
+    promo = promotional.reindex(picks["offer_id"]).fillna(True).to_numpy(bool)
+    rank_in_hh = pd.Series(promo.astype(int)).groupby(hh).cumsum().to_numpy()
+    return picks[~promo | (rank_in_hh <= cap)]
+
+
 def baselines(truth: pd.DataFrame, accounts_truth: pd.DataFrame, policy_budget: int, *,
               ranking: pd.DataFrame | None = None, retention_offer: str = "RETENTION_DISCOUNT",
-              n_resamples: int = 1000, seed: int = 0) -> Baselines:
+              household_of: pd.Series | None = None, promotional: pd.Series | None = None,
+              promo_per_household: int = 1, n_resamples: int = 1000, seed: int = 0) -> Baselines:
     """Compute the baselines (module docstring).
 
     Args:
@@ -127,6 +139,12 @@ def baselines(truth: pd.DataFrame, accounts_truth: pd.DataFrame, policy_budget: 
         policy_budget: The policy's number of contacts.
         ranking: The policy's ``rank`` output (rules and predicted churn), or ``None``.
         retention_offer: The offer top-churn targeting sends.
+        household_of: Account id -> household id; with ``promotional`` (offer id -> bool) and a
+            ranking, the oracle and top churn keep the household rule too: at most
+            ``promo_per_household`` promotional offers per household (the most valuable; an
+            account that loses its pick falls back to its best non-promotional offer).
+        promotional: Offer id -> whether the household promotional cap applies to it.
+        promo_per_household: The cap.
         n_resamples: Bootstrap resamples.
         seed: Bootstrap seed.
 
@@ -138,8 +156,21 @@ def baselines(truth: pd.DataFrame, accounts_truth: pd.DataFrame, policy_budget: 
     rows = _best_channel_rows(truth, pairs)
     B = int(policy_budget)
     # Oracle: best allowed offer per account, if positive.
-    best = rows.sort_values(["account_id", "true_value"], ascending=[True, False]).drop_duplicates("account_id")
-    pos = best[best["true_value"] > 0].sort_values("true_value", ascending=False)
+    household_rule = ranking is not None and household_of is not None and promotional is not None
+    if household_rule:
+        rules += f"; at most {promo_per_household} promotional offer(s) per household"
+    positive = rows[rows["true_value"] > 0].sort_values("true_value", ascending=False)
+    if household_rule:
+        # Greedy, like the engine's household step: the household's best promotional pick stays;
+        # its other accounts keep their best non-promotional offer if they have one.
+        best = positive.drop_duplicates("account_id")
+        kept = _household_cap(best, household_of, promotional, promo_per_household)
+        dropped = best[~best["account_id"].isin(kept["account_id"])]
+        non_promo = positive[~promotional.reindex(positive["offer_id"]).fillna(True).to_numpy(bool)]
+        fallback = non_promo[non_promo["account_id"].isin(dropped["account_id"])].drop_duplicates("account_id")
+        pos = pd.concat([kept, fallback]).sort_values("true_value", ascending=False)
+    else:
+        pos = positive.drop_duplicates("account_id")
     oracle = _summ(pos["true_value"].to_numpy(), pos["offer_id"].to_numpy(), n_acc,
                    pos["true_value"].to_numpy()[:B], n_resamples, seed)
     # Top predicted churn with the retention offer, where the rules allow it.
@@ -152,6 +183,8 @@ def baselines(truth: pd.DataFrame, accounts_truth: pd.DataFrame, policy_budget: 
     ret = rows[rows["offer_id"] == retention_offer].copy()
     ret["churn"] = churn.reindex(ret["account_id"]).to_numpy()
     ret = ret.sort_values(["churn", "account_id"], ascending=[False, True])
+    if household_rule:
+        ret = _household_cap(ret, household_of, promotional, promo_per_household)
     v = ret["true_value"].to_numpy()
     cum = np.r_[0.0, np.cumsum(v)]
     k = int(np.argmax(cum))

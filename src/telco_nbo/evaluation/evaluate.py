@@ -61,7 +61,7 @@ def _active_accounts(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd
 def evaluate_decisions(tables: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame] | None,
                        decisions: pd.DataFrame, as_of: str | pd.Timestamp, *, ranking: pd.DataFrame | None = None,
                        economics: Economics = DEFAULT_ECONOMICS, retention_offer: str = "RETENTION_DISCOUNT",
-                       n_resamples: int = 1000, seed: int = 0) -> PolicyEvaluation:
+                       promo_per_household: int = 1, n_resamples: int = 1000, seed: int = 0) -> PolicyEvaluation:
     """Value a decision table on the truth (when the folder has one) and on the logs.
 
     Args:
@@ -73,6 +73,7 @@ def evaluate_decisions(tables: dict[str, pd.DataFrame], truth: dict[str, pd.Data
             predicted churn (optional).
         economics: Valuation constants for the logged rewards.
         retention_offer: The offer the top-churn baseline sends.
+        promo_per_household: The household promotional cap the baselines keep (with a ranking).
         n_resamples: Bootstrap resamples.
         seed: Seed of bootstraps and cross-fitting.
 
@@ -92,8 +93,13 @@ def evaluate_decisions(tables: dict[str, pd.DataFrame], truth: dict[str, pd.Data
     if oe is not None:
         pv = true_value(d, oe, n_resamples=n_resamples, seed=seed)
         tv = pv.to_dict()
+        acc = tables["accounts"]
+        household_of = pd.Series(acc["household_id"].astype(str).to_numpy(), index=acc["account_id"].astype(str))
+        offers = tables["offers"]
+        promotional = pd.Series((offers["kind"] != "service_recovery").to_numpy(), index=offers["offer_id"].astype(str))
         base_obj = baselines(oe, truth["accounts"], len(d), ranking=ranking, retention_offer=retention_offer,
-                             n_resamples=n_resamples, seed=seed)
+                             household_of=household_of, promotional=promotional,
+                             promo_per_household=promo_per_household, n_resamples=n_resamples, seed=seed)
         base = base_obj.to_dict()
         pol = pd.Series(pv.rows["true_value"].to_numpy(), index=pv.rows["account_id"].astype(str).to_numpy())
         n = pv.accounts
