@@ -283,6 +283,17 @@ def test_evaluate_cli_writes_both_files_and_refuses_unknown_decisions(world, tmp
     payload = json.loads((tmp_path / "ev" / "policy_value.json").read_text())
     assert payload["true_value"]["contacts"] == 300 and isinstance(payload["true_value"]["total"], float)
     assert (tmp_path / "ev" / "policy_value.html").read_text().startswith("<!doctype html>")
+    # --tracking-uri logs the figures and both files to a real MLflow store
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(data), "--decisions", str(dec), "--out",
+                                   str(tmp_path / "ev_ml"), "--resamples", "200", "--tracking-uri", uri])
+    assert res.exit_code == 0, res.output
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("telco-nbo-policy-value").experiment_id])[0]
+    assert run.data.metrics["true_value_total"] == pytest.approx(payload["true_value"]["total"])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"policy_value.json", "policy_value.html"}
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"account_id": ["A_NOPE"], "offer_id": ["HOME_FIBER"]}).to_csv(bad, index=False)
     res = CliRunner().invoke(app, ["evaluate", "--data", str(data), "--decisions", str(bad), "--out",
