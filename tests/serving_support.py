@@ -46,26 +46,28 @@ def free_port() -> int:
 class Server:
     """The real service in a subprocess (``telco-nbo serve``)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], port: int, log: Path):
+    def __init__(self, args: list[str], env: dict[str, str], port: int, log: Path, cwd: Path | None = None):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self._fh = log.open("w")
         self.proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=self._fh, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, cwd=cwd)
         self.ready_statuses: list[int] = []
 
     @classmethod
-    def cli(cls, store: dict, tmp: Path, *, api_key: str | None = "test-key", extra: list[str] | None = None) -> Server:
-        """``telco-nbo serve --data ... --tracking-uri ...`` on a free port."""
+    def cli(cls, store: dict, tmp: Path, *, api_key: str | None = "test-key", extra: list[str] | None = None,
+            env: dict[str, str] | None = None, cwd: Path | None = None) -> Server:
+        """``telco-nbo serve --data ... --tracking-uri ...`` on a free port (``env`` added, run in ``cwd``)."""
         port = free_port()
+        extra_env = env
         env = {"BENTOML_DO_NOT_TRACK": "True", "TELCO_NBO_PREDICTION_LOG": str(tmp / "decisions.jsonl")}
         args = [sys.executable, "-m", "telco_nbo", "serve", "--data", str(store["data"]), "--tracking-uri", store["uri"],
-                "--port", str(port)]
+                "--port", str(port), "--state-dir", str(tmp / f"bentoml-{port}")]
         if api_key:
             env["NBO_TEST_API_KEY"] = api_key
             args += ["--api-key-env", "NBO_TEST_API_KEY"]
-        return cls(args + (extra or []), env, port, tmp / f"server-{port}.log")
+        return cls(args + (extra or []), {**env, **(extra_env or {})}, port, tmp / f"server-{port}.log", cwd=cwd)
 
     def wait_ready(self, timeout: float = 120.0, want: int = 200) -> None:
         """Poll ``/readyz`` until it answers ``want``; record every status seen."""

@@ -388,3 +388,24 @@ def test_a_long_explain_does_not_hold_up_rank_and_explain_has_a_cost_cap(server:
     assert len(lat) >= 3 and max(lat) < 0.5 * took, (len(lat), max(lat), took)
     print(f"/explain of {len(heavy['account_ids'])} accounts x 4 models: {took:.2f} s; /rank meanwhile: "
           f"{len(lat)} answers, max {1000 * max(lat):.0f} ms")
+
+
+# ---- nothing written outside the configured folders ------------------------------------------------------
+
+
+def test_nothing_is_written_outside_the_configured_folders(store: dict, features: pd.DataFrame, tmp_path: Path) -> None:
+    home, cwd, state = tmp_path / "home", tmp_path / "cwd", tmp_path / "state"
+    home.mkdir()
+    cwd.mkdir()
+    srv = Server.cli(store, tmp_path, extra=["--state-dir", str(state)], cwd=cwd,
+                     env={"HOME": str(home), "TELCO_NBO_PREDICTION_LOG": str(tmp_path / "log" / "decisions.jsonl")})
+    try:
+        srv.wait_ready()
+        assert post(srv, "/rank", {"account_id": str(features["account_id"].iloc[0])}).status_code == 200
+        assert post(srv, "/rank", {"account_id": "NOPE"}).status_code == 404
+    finally:
+        srv.stop()
+    assert list(home.iterdir()) == [] and list(cwd.iterdir()) == []  # no ~/bentoml, ./mlflow.db, ./predictions
+    assert (tmp_path / "log" / "decisions.jsonl").exists() and any(state.iterdir())
+    log = srv.log.read_text()
+    assert "Traceback" not in log and "refused POST /rank: 404" in log

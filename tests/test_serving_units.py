@@ -190,3 +190,16 @@ def test_direct_predict_equals_xgboost_inplace_predict() -> None:
     again = pickle.loads(pickle.dumps(b))
     assert again._direct is None
     np.testing.assert_array_equal(again.predict(M), b.predict(M))
+
+
+def test_serve_without_a_store_refuses_and_creates_no_mlflow_db(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from telco_nbo.cli import app
+
+    for var in ("TELCO_NBO_TRACKING_URI", "MLFLOW_TRACKING_URI", "TELCO_NBO_WORKDIR", "TELCO_NBO_PREDICTION_LOG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["serve"])
+    assert res.exit_code == 2 and "--tracking-uri" in res.output
+    assert list(tmp_path.iterdir()) == []  # no ./mlflow.db, ./predictions or ./.bentoml left behind

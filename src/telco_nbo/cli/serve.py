@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
                                             "explanation never holds up /rank."),
         explain_max_cost: int = typer.Option(5000, "--explain-max-cost", min=1, help="Most explanations one "
                                              "/explain may ask for (accounts x models explained); 422 beyond."),
+        state_dir: Path | None = typer.Option(None, "--state-dir", help="BentoML's working folder (metrics "
+                                              "files, temporary files; default: BENTOML_HOME, else "
+                                              "<workdir>/.bentoml): nothing is written to ~/bentoml."),
         access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log one line per HTTP request "
                                         "(every decision is in the prediction log either way)."),
         export_models: Path | None = typer.Option(None, "--export-models", help="Only copy the champions into this folder "
@@ -72,6 +75,11 @@ def register(app: typer.Typer) -> None:
                     raise ConfigError(f"{what} {p} does not exist")
             settings = get_settings(tracking_uri=tracking_uri, prediction_log=prediction_log)
             uri = settings.resolved_tracking_uri()
+            default_store = settings.workdir / "mlflow.db"
+            if model_dir is None and uri == f"sqlite:///{default_store.resolve()}" and not default_store.exists():
+                # Opening a SQLite store creates it: refuse before a stray ./mlflow.db appears.
+                raise ConfigError(f"no MLflow store at {default_store} (the default): pass --tracking-uri "
+                                  "(or set TELCO_NBO_TRACKING_URI), or train first")
             if model_dir is None:
                 # Fail now, with the reason, rather than from a server that never gets ready.
                 from telco_nbo.cli.rank import champion_versions
@@ -89,6 +97,10 @@ def register(app: typer.Typer) -> None:
                 "explain_max_cost": explain_max_cost,
             }
             env = dict(os.environ, TELCO_NBO_SERVE_CONFIG=json.dumps(cfg), BENTOML_DO_NOT_TRACK="True")
+            if state_dir is not None or not os.environ.get("BENTOML_HOME"):
+                home = (state_dir or settings.workdir / ".bentoml").resolve()
+                home.mkdir(parents=True, exist_ok=True)
+                env["BENTOML_HOME"] = str(home)
             console.print(f"serving on http://{host}:{port} (decisions -> {cfg['prediction_log']})", highlight=False)
             args = [sys.executable, "-m", "bentoml", "serve", "telco_nbo.serving.bento:NBOService",
                     "--host", host, "--port", str(port), "--timeout-graceful-shutdown", str(drain_timeout)]

@@ -32,6 +32,7 @@ from telco_nbo.serving.guard import RequestGuard
 from telco_nbo.serving.schemas import ExplainRequest, RankRequest, ScoreRequest
 
 _JSON = "application/json"
+_log = logging.getLogger("telco_nbo.serving")
 
 
 def _guard_setup() -> tuple[Any, int]:
@@ -124,6 +125,9 @@ class NBOService:
         except ServingError as exc:
             return _respond(ctx, exc.status, exc.body())
         status, body = await self.app.answer_async(kind, req, ctx.request.headers.get("x-request-id"))
+        if status >= 400:
+            # One line per refused request (the error's first words; never the input itself).
+            _log.info("refused POST /%s: %d %s", kind, status, body[:160].decode("utf-8", "replace"))
         ctx.response.status_code = status
         return Response(body, status_code=status, media_type=_JSON)
 
