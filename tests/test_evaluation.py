@@ -154,6 +154,22 @@ def test_oracle_and_top_churn_keep_one_promotional_offer_per_household() -> None
     assert capped.top_churn.total == pytest.approx(2.0) and capped.top_churn.contacts == 2
 
 
+def test_sparse_bootstrap_matches_scipys_bootstrap_of_the_full_vector() -> None:
+    from scipy.stats import bootstrap
+
+    from telco_nbo.evaluation.value import bootstrap_total
+
+    rng = np.random.default_rng(1)
+    v, n = rng.normal(10, 30, 300), 3000
+    full = np.zeros(n)
+    full[: len(v)] = v
+    ref = bootstrap((full,), np.sum, n_resamples=20000, method="percentile", vectorized=True,
+                    random_state=np.random.default_rng(2)).confidence_interval
+    lo, hi = bootstrap_total(v, n, n_resamples=20000, seed=3)  # 300 of 3,000 non-zero: the sparse path
+    width = ref.high - ref.low
+    assert abs(lo - ref.low) < 0.03 * width and abs(hi - ref.high) < 0.03 * width
+
+
 # --- respond ---------------------------------------------------------------------------------------
 
 
