@@ -315,3 +315,29 @@ def test_long_steps_show_a_progress_bar_on_a_terminal_and_nothing_in_a_log():
         step("a")
         step("b")
     assert "━" not in log.getvalue()
+
+
+@pytest.mark.integration
+def test_evidently_runs_are_labeled_and_timed_by_their_window(tmp_path):
+    """Each window's snapshots carry its name and its own time, so the UI plots windows in order."""
+    import datetime as dt
+
+    from evidently.ui.workspace import Workspace
+
+    from telco_nbo.features import build_account_features, to_model_matrix
+    from telco_nbo.monitoring import add_to_workspace, monitor
+
+    feats = build_account_features(tiny_world().tables, "2025-12-31")
+    frame = pd.concat([feats[["account_id"]], to_model_matrix(feats)], axis=1).assign(churn_score=0.1)
+    frame = pd.concat([frame] * 30, ignore_index=True).assign(account_id=lambda d: [f"A{i:07d}" for i in range(len(d))])
+    ws = tmp_path / "ws"
+    windows = [("march", dt.datetime(2025, 3, 31)), ("june", dt.datetime(2025, 6, 30)), ("january", dt.datetime(2025, 1, 31))]
+    for name, when in windows:
+        out = monitor(frame, frame, model_name="telco-churn", window=name, window_time=when)
+        assert out.result.window == name and out.result.window_time == when
+        pid = add_to_workspace(out, ws)
+    workspace = Workspace(str(ws))
+    runs = [workspace.get_run(pid, r) for r in workspace.list_runs(pid)]
+    seen = {(r.name, r.timestamp.replace(tzinfo=None)) for r in runs}
+    for name, when in windows:
+        assert (f"headline · {name}", when) in seen and (f"drift · {name}", when) in seen

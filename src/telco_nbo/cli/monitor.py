@@ -72,17 +72,23 @@ def register(app: typer.Typer) -> None:
 
             step(f"reading the window {current}")
             window = None
+            # The window's name and own time label the run in Evidently's UI (not the wall clock).
+            window_label, window_time = current.name or str(current), None
             if is_data_folder(current):
                 window = window_from_data_folder(
                     current, as_of=as_of, tracking_uri=tracking_uri, segment_by=tuple(s.strip() for s in segment_by.split(",") if s.strip())
                 )
                 cur = window.frame
+                window_label, window_time = f"{current.name} as of {window.as_of.date()}", window.as_of
                 out.print(
                     f"window: {current} at {window.as_of.date()}, {len(cur):,} accounts, labels "
                     f"{'landed' if window.labels_available else 'not landed yet'}, models {window.model_versions}"
                 )
             elif is_prediction_log(current):
                 cur = window_from_prediction_log(current)
+                first, last = cur["timestamp"].min(), cur["timestamp"].max()
+                window_label = f"decisions {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+                window_time = last
             else:
                 cur = read_window(current)
             step("loading the reference")
@@ -108,6 +114,8 @@ def register(app: typer.Typer) -> None:
                 labeled=labeled,
                 contact_log=read_window(contact_log) if contact_log is not None else (window.contact_log if window else None),
                 contacts=read_window(contacts) if contacts is not None else (window.contacts if window else None),
+                window=window_label,
+                window_time=window_time,
             )
             step(f"writing the reports to {out_dir}")
             files = write_outputs(output, out_dir)

@@ -16,6 +16,7 @@ Why not Evidently's default ``DataDriftPreset`` as is:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,6 +55,9 @@ def drift_report(
     feature_kinds: ColumnKinds,
     score_columns: list[str],
     config: MonitoringConfig,
+    *,
+    timestamp: datetime | None = None,
+    name: str = "drift",
 ) -> tuple[Snapshot, list[ColumnDrift], list[ColumnDrift], int]:
     """Run one Evidently report with a ``ValueDrift`` per feature and per model score.
 
@@ -126,7 +130,9 @@ def drift_report(
     shown_kinds = ColumnKinds(tuple(c for c in kinds.numerical if c in cols), tuple(c for c in kinds.categorical if c in cols))
     r_rep = deterministic_sample(ref[cols], s.report_rows, s.seed + 2)
     c_rep = deterministic_sample(cur[cols], s.report_rows, s.seed + 3)
-    snapshot = report.run(current_data=_dataset(c_rep, shown_kinds), reference_data=_dataset(r_rep, shown_kinds), name="drift")
+    # The window's own time and name (not the wall clock): Evidently's UI orders and labels runs by them.
+    snapshot = report.run(current_data=_dataset(c_rep, shown_kinds), reference_data=_dataset(r_rep, shown_kinds), name=name,
+                          timestamp=timestamp)
     return snapshot, features, scores, len(cur)
 
 

@@ -8,6 +8,7 @@ Calibration: Brier score (scikit-learn) and expected calibration error over equa
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -160,8 +161,12 @@ def quality_by_segment(frame: pd.DataFrame, config: MonitoringConfig, *, with_ev
     return out
 
 
-def overall_quality_report(frame: pd.DataFrame, config: MonitoringConfig) -> Snapshot:
-    """An Evidently report of the overall classification quality (for the HTML and the workspace)."""
+def overall_quality_report(frame: pd.DataFrame, config: MonitoringConfig, *, timestamp: datetime | None = None,
+                           name: str = "quality") -> Snapshot:
+    """An Evidently report of the overall classification quality (for the HTML and the workspace).
+
+    ``timestamp`` and ``name`` label the run in Evidently's UI (the window's time, not the wall clock).
+    """
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import LogLoss, RocAuc
     from evidently.tests import gte
@@ -172,7 +177,7 @@ def overall_quality_report(frame: pd.DataFrame, config: MonitoringConfig) -> Sna
         classification=[BinaryClassification(target="target", prediction_probas="prediction", pos_label=1)]
     )
     report = Report([RocAuc(tests=[gte(q.min_roc_auc)]), LogLoss()], metadata={"kind": "quality"})
-    return report.run(Dataset.from_pandas(data, data_definition=definition), None, name="quality")
+    return report.run(Dataset.from_pandas(data, data_definition=definition), None, name=name, timestamp=timestamp)
 
 
 def quality_checks(quality: list[SegmentQuality], config: MonitoringConfig) -> list[CheckResult]:

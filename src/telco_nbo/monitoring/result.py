@@ -100,6 +100,9 @@ class MonitoringResult(_Model):
     reference_rows: int
     current_rows: int
     sampled_rows: int = Field(description="rows per side actually compared after deterministic sampling")
+    window: str | None = Field(None, description="the window as a person names it, e.g. 'd1_drift as of 2025-12-31'")
+    window_time: datetime | None = Field(None, description="the window's own time (as-of date, last decision); "
+                                         "Evidently's UI orders runs by it")
     config: dict
     data_drift: list[ColumnDrift] = Field(default_factory=list)
     drift_share: float = 0.0

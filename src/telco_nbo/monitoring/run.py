@@ -51,6 +51,12 @@ def _to_frame(rows: list[dict]) -> list[dict]:
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
 
 
+def _naive_utc(t: object) -> datetime:
+    """A time as naive UTC (Evidently stores naive timestamps)."""
+    ts = pd.Timestamp(t)
+    return (ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts).to_pydatetime()
+
+
 def monitor(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -63,6 +69,8 @@ def monitor(
     account_features: pd.DataFrame | None = None,
     labels: pd.DataFrame | None = None,
     contacts: pd.DataFrame | None = None,
+    window: str | None = None,
+    window_time: datetime | None = None,
 ) -> MonitoringOutput:
     """Run every check that its inputs allow; write nothing.
 
@@ -81,6 +89,9 @@ def monitor(
         labels: ``account_id`` + churn label (+ ``period``) for the churn KPIs (default: taken
             from ``labeled`` when it has ``account_id``).
         contacts: Contacts table (data contract) for acceptance and early-cancellation KPIs.
+        window: The window's name for people and Evidently's UI (e.g. ``d1_drift as of 2025-12-31``).
+        window_time: The window's own time (its as-of date, its last decision): the snapshots carry
+            it instead of the wall clock, so the UI plots windows in their order.
 
     Returns:
         The result and its snapshots.
@@ -141,7 +152,10 @@ def monitor(
         validate_contact_log(contact_log, config.uplift)
 
     t0 = time.perf_counter()
-    snap, feat_drift, score_drift, sampled = drift_report(reference, current, kinds, score_cols, config)
+    stamp = None if window_time is None else _naive_utc(window_time)
+    label = f" · {window}" if window else ""
+    snap, feat_drift, score_drift, sampled = drift_report(reference, current, kinds, score_cols, config,
+                                                          timestamp=stamp, name=f"drift{label}")
     snapshots["drift"] = snap
     share, dchecks = drift_checks(feat_drift, score_drift, config)
     checks += dchecks
@@ -152,7 +166,7 @@ def monitor(
         t0 = time.perf_counter()
         quality = quality_by_segment(labeled, config)
         checks += quality_checks(quality, config)
-        snapshots["quality"] = overall_quality_report(labeled, config)
+        snapshots["quality"] = overall_quality_report(labeled, config, timestamp=stamp, name=f"quality{label}")
         timings["quality"] = time.perf_counter() - t0
 
     cells = []
@@ -186,6 +200,8 @@ def monitor(
         reference_rows=len(reference),
         current_rows=len(current),
         sampled_rows=sampled,
+        window=window,
+        window_time=stamp,
         config=config.model_dump(mode="json"),
         data_drift=feat_drift,
         drift_share=share,
@@ -261,8 +277,8 @@ def headline_snapshot(result: MonitoringResult) -> Snapshot:
     return report.run(
         Dataset.from_pandas(frame, data_definition=DataDefinition(numerical_columns=list(values))),
         None,
-        timestamp=result.created_at.replace(tzinfo=None),
-        name="headline",
+        timestamp=(result.window_time or result.created_at).replace(tzinfo=None),
+        name="headline" + (f" · {result.window}" if result.window else ""),
         tags=[result.model_name],
     )
 
