@@ -176,6 +176,9 @@ def test_mlflow_run_fails_on_missing_data_and_links_its_training_runs(tmp_path, 
 
     good = mlflow_run("model=churn", f"data={small_world}", "trials=1")
     assert good.returncode == 0, good.stderr[-3000:]
+    # MLflow's own registration chatter stays out without --verbose (our line names the version).
+    assert "Successfully registered model" not in good.stdout + good.stderr
+    assert "churn: v1" in good.stdout + good.stderr
     project = client.search_runs([client.get_experiment_by_name("Default").experiment_id],
                                  filter_string="attributes.status = 'FINISHED'")[0]
     trained = project.data.tags["telco_nbo.trained.telco-churn"]

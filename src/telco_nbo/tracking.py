@@ -527,8 +527,19 @@ def _quiet_logger(name: str) -> Iterator[None]:
     logger = logging.getLogger(name)
     old = logger.level
     logger.setLevel(logging.ERROR)
+    # MLflow prints "Successfully registered model ..." / "Created version ..." through its own
+    # event stream, past any logger level; the CLI (TELCO_NBO_QUIET, unset by --verbose) prints its
+    # own line with the version. MLflow's reference-counted switch is used because model logging
+    # re-enables the stream on its way out of its own muted sections.
+    quiet = contextlib.nullcontext()
+    if os.environ.get("TELCO_NBO_QUIET") == "1":
+        from mlflow.utils.autologging_utils.logging_and_warnings import MlflowEventsAndWarningsBehaviorGlobally
+
+        quiet = MlflowEventsAndWarningsBehaviorGlobally(disable_event_logs=True, disable_warnings=False,
+                                                        reroute_warnings=False)
     try:
-        yield
+        with quiet:
+            yield
     finally:
         logger.setLevel(old)
 
