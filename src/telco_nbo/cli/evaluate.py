@@ -73,11 +73,22 @@ def register(app: typer.Typer) -> None:
 
 
 def _log_mlflow(result, out_dir: Path, tracking_uri: str) -> str:  # noqa: ANN001 - PolicyEvaluation
-    import mlflow
+    """Log the figures and both files as one MLflow run; returns its id.
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("telco-nbo-policy-value")
-    with mlflow.start_run(run_name=f"evaluate {result.as_of}") as run:
+    Through a client, not the fluent API: ``mlflow.set_experiment`` / ``set_tracking_uri`` would
+    change the process's global MLflow state under a caller (a notebook, a test, a scheduler).
+    """
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    name = "telco-nbo-policy-value"
+    exp = client.get_experiment_by_name(name)
+    exp_id = exp.experiment_id if exp is not None else client.create_experiment(name)
+    run = client.create_run(exp_id, run_name=f"evaluate {result.as_of}")
+    run_id = run.info.run_id
+    try:
         metrics = {"contacts": float(result.contacts)}
         if result.true_value is not None:
             metrics["true_value_total"] = result.true_value["total"]
@@ -88,7 +99,14 @@ def _log_mlflow(result, out_dir: Path, tracking_uri: str) -> str:  # noqa: ANN00
         if result.ope is not None:
             for k in ("ips", "snips", "dr"):
                 metrics[f"ope_{k}"] = result.ope[k]["estimate"]
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifact(str(out_dir / "policy_value.json"))
-        mlflow.log_artifact(str(out_dir / "policy_value.html"))
-        return run.info.run_id
+        now = int(time.time() * 1000)
+        for k, v in metrics.items():
+            client.log_metric(run_id, k, float(v), timestamp=now)
+        client.log_param(run_id, "as_of", result.as_of)
+        client.log_artifact(run_id, str(out_dir / "policy_value.json"))
+        client.log_artifact(run_id, str(out_dir / "policy_value.html"))
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id)
+    return run_id
