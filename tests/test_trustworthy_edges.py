@@ -344,3 +344,24 @@ def test_evidently_runs_are_labeled_and_timed_by_their_window(tmp_path):
     seen = {(r.name, r.timestamp.replace(tzinfo=None)) for r in runs}
     for name, when in windows:
         assert (f"headline · {name}", when) in seen and (f"drift · {name}", when) in seen
+
+
+def test_train_progress_counts_optuna_trials(tmp_path):
+    """The training bar can say "trial 3/5": tune() reports each finished trial to the caller's hook."""
+    import xgboost as xgb
+    from sklearn.datasets import make_classification
+
+    from telco_nbo.tuning import TRIAL_PROGRESS, tune
+
+    X, y = make_classification(n_samples=400, n_features=5, random_state=0)
+    X = pd.DataFrame(X, columns=[f"account_x{i}" for i in range(5)])
+    seen: list[tuple[str, int, int]] = []
+    token = TRIAL_PROGRESS.set(lambda name, done, total: seen.append((name, done, total)))
+    try:
+        tune(lambda p: xgb.XGBClassifier(n_estimators=5, n_jobs=1, **p),
+             lambda t: {"max_depth": t.suggest_int("max_depth", 1, 3)},
+             X.iloc[:300], y[:300], X.iloc[300:], y[300:], n_trials=3, study_name="progress-test",
+             storage=f"sqlite:///{tmp_path / 'o.db'}", tracking=False, seed=1)
+    finally:
+        TRIAL_PROGRESS.reset(token)
+    assert seen == [("progress-test", 1, 3), ("progress-test", 2, 3), ("progress-test", 3, 3)]

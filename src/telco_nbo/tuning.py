@@ -18,6 +18,7 @@ import os
 import math
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +26,10 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.config import get_settings
+
+TRIAL_PROGRESS: ContextVar[Callable[[str, int, int], None] | None] = ContextVar("telco_nbo_trial_progress", default=None)
+"""Set by a caller that shows progress (the CLI's bar): called as ``(study_name, done, total)`` after
+each finished trial of :func:`tune` in this context. ``None``: silent."""
 from telco_nbo.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -307,8 +312,10 @@ def tune(
                     client.set_terminated(run_id, status=status)
 
         before = len(study.trials)
+        progress = TRIAL_PROGRESS.get()
+        callbacks = [] if progress is None else [lambda st, tr: progress(study_name, len(st.trials) - before, n_trials)]
         # Errors other than pruning are bugs or bad search spaces: let them surface.
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=())
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(), callbacks=callbacks)
         trials = study.trials
         states = [t.state for t in trials]
         n_complete = sum(s == optuna.trial.TrialState.COMPLETE for s in states)

@@ -29,7 +29,8 @@ out = Console(width=None if sys.stdout.isatty() else 140)
 def steps(total: int, first: str, *, on: Console | None = None) -> Iterator[Callable[[str], None]]:
     """A progress bar over a command's long steps (spinner, step i of n, elapsed time), on stderr.
 
-    Yields ``step(description)``: call it when the next step starts. The bar is transient and
+    Yields ``step(description)``: call it when the next step starts (``step.describe(text)`` changes
+    the text within a step, e.g. an Optuna trial count). The bar is transient and
     drawn only on a terminal (a CI log gets the results, not redraws); results printed to stdout
     meanwhile appear above it.
     """
@@ -47,6 +48,8 @@ def steps(total: int, first: str, *, on: Console | None = None) -> Iterator[Call
                 bar.update(task, description=description)
                 started[0] = True
 
+        # Within a step: a new description without advancing (e.g. "trial 3/20").
+        step.describe = lambda description: bar.update(task, description=description)  # type: ignore[attr-defined]
         yield step
         bar.update(task, completed=total)
 

@@ -82,7 +82,16 @@ def register(app: typer.Typer) -> None:
                     step(f"training {later[0]}" if later else "done")
 
                 step(f"training {kinds[0]} (Optuna trials, fit, SHAP, MLflow)")
-                results = train_all(data, configs, kinds=kinds, on_done=done_and_next)
+                from telco_nbo.tuning import TRIAL_PROGRESS
+
+                def trial_done(study: str, done_n: int, total: int) -> None:
+                    step.describe(f"training: {study} Optuna trial {done_n}/{total}")
+
+                token = TRIAL_PROGRESS.set(trial_done)
+                try:
+                    results = train_all(data, configs, kinds=kinds, on_done=done_and_next)
+                finally:
+                    TRIAL_PROGRESS.reset(token)
             if model == "all":
                 for kind in kinds:
                     if kind not in results:
