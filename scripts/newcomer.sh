@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Replay the README's commands as a newcomer would, end to end, on a small world, in a temporary
 # folder: data -> train -> promote -> `mlflow run` -> readout -> rank -> serve + POST /rank ->
-# monitor on the service's decision log -> monitor on a drifted world.
+# monitor on the service's decision log -> monitor on a drifted world -> the demo (small).
 #
 # Fails (exit 1, naming the step) on any unexpected exit code or any Python traceback in a
 # command's output. Exit code 1 is accepted only where the README documents it (monitor: a check
@@ -145,6 +145,8 @@ grep -q "Traceback (most recent call last)" "$LOGS/serve.log" && fail "the servi
 run 0,1 "monitor the decision log" -- telco-nbo monitor --model telco-churn --current predictions/decisions.jsonl --out m_log/
 run 0,1 "monitor a drifted world" -- telco-nbo monitor --model telco-churn --current d1_drift --out monitor/ --workspace ws/
 [ -f monitor/summary.html ] && [ -f readout/readout.html ] || fail "a report is missing"
+# `make demo` runs `telco-nbo demo`; here on a small world (its own folder and MLflow store).
+run 0 "demo (small)" -- telco-nbo demo --households 2000 --trials 1 --out demo_out
 
 echo "NEWCOMER OK: $STEP steps, $SECONDS s, in $WORK"
 [ "$KEEP" = 1 ] || rm -rf "$WORK"

@@ -132,10 +132,38 @@ def _true_timing_effect(truth: dict[str, Any], metric: str, arm: str) -> float |
 
 
 def step_train(ctx: DemoContext) -> dict[str, Any]:
-    """Train churn, propensity, uplift and CLV with a short Optuna budget; promote champions."""
+    """Train churn, propensity, uplift and CLV with a short Optuna budget; promote champions.
+
+    A model the promotion gate's quality floor refuses (on a small world the retention experiment's
+    holdout is a few hundred enrolments) would stop the ranking. The demo says so, with the gate's
+    reason, and forces it with the reason recorded, as a person would with ``telco-nbo promote KIND
+    --force --reason TEXT``; the forced version carries the tags that say so.
+    """
+    from telco_nbo.tracking import model_versions, no_champion_reason, promote, registered_model_name, tracking_session
     from telco_nbo.training.pipeline import demo_step
 
-    return demo_step(ctx)
+    summary = demo_step(ctx)
+    forced = {}
+    for kind in ("churn", "propensity", "uplift", "clv"):
+        if not model_versions(kind, ctx.tracking_uri):
+            continue
+        with tracking_session(ctx.tracking_uri) as client:
+            why = no_champion_reason(client, registered_model_name(kind))
+            try:
+                client.get_model_version_by_alias(registered_model_name(kind), "champion")
+                has_champion = True
+            except Exception:  # noqa: BLE001 - MLflow raises its own exception type for a missing alias
+                has_champion = False
+        if has_champion or why is None:
+            continue
+        ctx.console.print(f"[yellow]{kind}: refused by the quality floor[/] - {why}", highlight=False, soft_wrap=True)
+        decision = promote(kind, tracking_uri=ctx.tracking_uri, force=True,
+                           reason=f"demo on a {ctx.households:,}-household world: the ranking needs every champion")
+        ctx.console.print(f"[yellow]{kind}: forced for the demo[/] ({decision.reason})", highlight=False, soft_wrap=True)
+        forced[kind] = why
+    if forced:
+        summary = {**summary, "forced_below_quality_floor": forced}
+    return summary
 
 
 def step_rank(ctx: DemoContext) -> dict[str, Any]:
