@@ -239,10 +239,21 @@ def _payload_columns(accounts: list) -> dict[str, np.ndarray]:
             cols[name] = arr[:, j]
     for name, kind in OPTIONAL_KINDS.items():
         vals = [r[name] for r in rows]
-        if all(v is None for v in vals):
+        given = [v is not None for v in vals]
+        if not any(given):
             continue
+        if kind != "float_nan" and not all(given):
+            # Given for some accounts only: what absence means for the rules fills the others; a
+            # field the rules and models do not read (EXTRA_COLUMNS) is left out.
+            if name not in _ABSENT_MEANS:
+                continue
+            vals = [_ABSENT_MEANS[name] if v is None else v for v in vals]
         cols[name] = np.array(vals, dtype=_KIND_DTYPES[kind] if kind != "float_nan" else float)
     return cols
+
+
+_ABSENT_MEANS: dict[str, Any] = {"account_is_active": True}
+"""Value of an optional rule column for an account that leaves it out (the rules' own default)."""
 
 
 _KIND_DTYPES: dict[str, Any] = {"float_nan": float, "bool": bool, "count": np.int64}
@@ -697,11 +708,9 @@ class NboApp:
         """Check which accounts a request names: their folder rows (by id) or its payload accounts.
 
         Raises:
-            ServingError: Unknown or duplicate ids, no data folder, duplicate payload ids, an
-                optional yes/no or count field given for some accounts of the request but not all.
+            ServingError: Unknown (404) or duplicate ids, no data folder, duplicate payload ids
+                (409: two accounts of one request claim one id).
         """
-        from telco_nbo.serving.schemas import OPTIONAL_KINDS
-
         if req.account_id is not None or req.account_ids is not None:
             ids = [req.account_id] if req.account_id is not None else list(req.account_ids)
             if not loaded.index:
@@ -719,14 +728,8 @@ class NboApp:
         ids = [a.account_id for a in accounts]
         if len(set(ids)) != len(ids):
             dup = sorted({a for a in ids if ids.count(a) > 1})
-            raise ServingError(400, f"duplicate account_id in accounts: {dup[:10]}")
-        if len(accounts) > 1:
-            for name, kind in OPTIONAL_KINDS.items():
-                if kind == "float_nan":
-                    continue  # a missing number is NaN (see _payload_columns)
-                given = [getattr(a, name) is not None for a in accounts]
-                if any(given) and not all(given):
-                    raise ServingError(400, f"field {name} is given for some accounts of the batch but not all")
+            raise ServingError(409, f"duplicate account_id in accounts: {dup[:10]}",
+                               ["two accounts of one request have the same account_id"])
         return None, accounts
 
     def _check_offers(self, loaded: _Loaded, offer_ids: list[str] | None) -> list[int]:

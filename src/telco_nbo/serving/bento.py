@@ -35,10 +35,13 @@ _JSON = "application/json"
 _log = logging.getLogger("telco_nbo.serving")
 
 
-def _guard_setup() -> tuple[Any, int]:
+def _guard_setup() -> tuple[Any, int, list[str]]:
     # Read in the worker, on the first request: the same config the service loads with.
+    from telco_nbo.nbo.catalog import load_catalog
+
     cfg = ServeConfig.from_env()
-    return (NboApp(cfg).check_api_key if cfg.api_key_env else None), cfg.max_body_bytes
+    offers = [o.offer_id for o in load_catalog(cfg.catalog_path).offers]
+    return (NboApp(cfg).check_api_key if cfg.api_key_env else None), cfg.max_body_bytes, offers
 
 
 class _QuietRefusals(logging.Filter):

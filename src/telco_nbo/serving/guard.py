@@ -41,20 +41,23 @@ class RequestGuard:
 
     Args:
         app: The ASGI app behind (BentoML's).
-        setup: Returns ``(check_key, max_body)``, called on the first request (the service's
-            config is read in the worker, not at import): ``check_key`` raises an exception with
-            ``status`` and ``message`` when the headers lack the key (None: no key); ``max_body``
-            is the most bytes a body may have.
+        setup: Returns ``(check_key, max_body, offer_ids)``, called on the first request (the
+            service's config is read in the worker, not at import): ``check_key`` raises an
+            exception with ``status`` and ``message`` when the headers lack the key (None: no
+            key); ``max_body`` is the most bytes a body may have; ``offer_ids`` the catalog's
+            offers (the OpenAPI document lists them).
         guarded: Exact paths that need the key (besides ``/admin/...``).
     """
 
     def __init__(self, app: Any, *,
-                 setup: Callable[[], tuple[Callable[[Mapping[str, str]], None] | None, int]] | None = None,
+                 setup: Callable[[], tuple[Callable[[Mapping[str, str]], None] | None, int, list[str] | None]]
+                 | None = None,
                  guarded: tuple[str, ...] = (*SCORING_ROUTES, "/status")):
         self.app = app
         self._setup = setup
         self._check_key: Callable[[Mapping[str, str]], None] | None = None
         self.max_body = DEFAULT_MAX_BODY
+        self.offer_ids: list[str] | None = None
         self.guarded = frozenset(guarded)
         self._openapi: bytes | None = None
 
@@ -83,10 +86,13 @@ class RequestGuard:
             return
         await self.app(scope, receive, send)
 
-    def _check_headers(self, headers: dict[str, str]) -> tuple[int, bytes] | None:
+    def _configure(self) -> None:
         if self._setup is not None:
-            check, self.max_body = self._setup()
+            check, self.max_body, self.offer_ids = self._setup()
             self._check_key, self._setup = check, None
+
+    def _check_headers(self, headers: dict[str, str]) -> tuple[int, bytes] | None:
+        self._configure()
         if self._check_key is not None:
             try:
                 self._check_key(headers)
@@ -127,7 +133,8 @@ class RequestGuard:
             if status != 200:
                 await _send_json(send, status, body)
                 return
-            self._openapi = json.dumps(patch_openapi(json.loads(body))).encode()
+            self._configure()
+            self._openapi = json.dumps(patch_openapi(json.loads(body), self.offer_ids)).encode()
         await _send_json(send, 200, self._openapi)
 
 
@@ -170,6 +177,7 @@ _ERRORS = {
          "service check failed (`problems` names each)",
     401: "Missing or wrong API key (X-API-Key or Authorization: Bearer)",
     404: "An account id that is not an active account of the data folder",
+    409: "Two accounts of one request claim the same account_id",
     413: "Body larger than the service's limit",
     415: "Body not sent as application/json",
     422: "The request is valid but its values cannot be scored (the message says why)",
@@ -178,16 +186,19 @@ _ERRORS = {
 }
 
 
-def patch_openapi(doc: dict[str, Any]) -> dict[str, Any]:
+def patch_openapi(doc: dict[str, Any], offer_ids: list[str] | None = None) -> dict[str, Any]:
     """BentoML's OpenAPI document, corrected to say what the service answers.
 
-    Every guarded route declares 401 (and the scoring routes 413, 415, 422 and 503) with the one
-    error shape the service sends (:class:`~telco_nbo.serving.schemas.ErrorResponse`: ``detail`` is
-    a list of violations, not a string); the scoring routes declare their 200 answers; the health
-    routes declare their 503. The exactly-one-selector rule is in the request schemas already
-    (``oneOf``, see :mod:`telco_nbo.serving.schemas`).
+    Every guarded route declares 401 (and the scoring routes 409, 413, 415, 422 and 503) with the
+    one error shape the service sends (:class:`~telco_nbo.serving.schemas.ErrorResponse`:
+    ``detail`` is a list of violations, not a string); the scoring routes declare their 200
+    answers; the health routes declare their 503. The request bodies are pydantic's own schemas
+    (BentoML's drop the ``null`` a selector may be), required, with the exactly-one-selector rule
+    (``oneOf``, see :mod:`telco_nbo.serving.schemas`) and, given ``offer_ids``, the catalog's offers
+    as the only values of ``offer_ids``.
     """
-    from telco_nbo.serving.schemas import ErrorResponse, ExplainResponse, RankResponse, ScoreResponse
+    from telco_nbo.serving.schemas import (ErrorResponse, ExplainRequest, ExplainResponse, RankRequest, RankResponse,
+                                           ScoreRequest, ScoreResponse)
 
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
 
@@ -202,6 +213,13 @@ def patch_openapi(doc: dict[str, Any]) -> dict[str, Any]:
     for old in ("InvalidArgument", "NotFound", "InternalServerError"):
         schemas[old] = {"$ref": err["$ref"]}
     ok = {"/rank": add(RankResponse), "/score": add(ScoreResponse), "/explain": add(ExplainResponse)}
+    requests = {"/rank": add(RankRequest), "/score": add(ScoreRequest), "/explain": add(ExplainRequest)}
+    if offer_ids:
+        for model in (ScoreRequest, ExplainRequest):
+            prop = schemas[model.__name__]["properties"]["offer_ids"]
+            for branch in prop.get("anyOf", [prop]):
+                if branch.get("type") == "array":
+                    branch["items"] = {**branch["items"], "enum": list(offer_ids)}
 
     def error(code: int) -> dict[str, Any]:
         return {"description": _ERRORS[code], "content": {"application/json": {"schema": err}}}
@@ -212,9 +230,10 @@ def patch_openapi(doc: dict[str, Any]) -> dict[str, Any]:
                 continue
             responses = op["responses"]
             if path in ok and method == "post":
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": requests[path]}}}
                 responses["200"] = {"description": "Successful Response",
                                     "content": {"application/json": {"schema": ok[path]}}}
-                for code in (400, 401, 404, 413, 415, 422, 500, 503):
+                for code in (400, 401, 404, 409, 413, 415, 422, 500, 503):
                     responses[str(code)] = error(code)
             elif path == "/status":
                 for code in (401, 415, 503):

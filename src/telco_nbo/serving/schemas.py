@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StringConstraints,
+                      create_model, model_validator)
 
 from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
 from telco_nbo.features import CATEGORY_VALUES, FEATURE_COLUMNS
@@ -57,13 +58,23 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
 DEFAULT_RANGE = (-1e9, 1e9)
 """Range of a number without an entry in :data:`FIELD_RANGES` (a new feature): finite, float32-safe."""
 
+def _whole(v: Any) -> Any:
+    # JSON Schema's "integer" includes 2.0 (a count written by a float column): take it as 2; any
+    # other type goes on to the strict check ("3", true and 2.5 are refused).
+    return int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**63 else v
+
+
+# Strict types: what the OpenAPI document says is what is accepted (lax parsing would also take
+# "3" for a count, true for a number).
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+# (Strict and the bounds before the validator: in the other order pydantic writes the bounds into
+# the JSON schema as "ge"/"le", which no JSON Schema reader knows.)
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT), BeforeValidator(_whole)]
 
 
 def _number(col: str) -> Any:
     lo, hi = FIELD_RANGES.get(col, DEFAULT_RANGE)
-    return Annotated[float, Field(ge=lo, le=hi, allow_inf_nan=False)]
+    return Annotated[float, Field(strict=True, ge=lo, le=hi, allow_inf_nan=False)]
 
 _COUNT_FEATURES = {
     "household_n_accounts", "household_n_lines", "household_n_products", "account_open_tickets",
@@ -160,9 +171,12 @@ class _Selector(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_exactly_one_selector)
 
     account_id: Id | None = Field(None, description="An account of the data folder the service was started with")
-    account_ids: list[Id] | None = Field(None, max_length=MAX_BATCH, description="Accounts of the data folder")
+    account_ids: list[Id] | None = Field(None, max_length=MAX_BATCH, description="Accounts of the data folder",
+                                         json_schema_extra={"minItems": 1, "uniqueItems": True})
     account: AccountFeatures | None = Field(None, description="One account's features")  # type: ignore[valid-type]
-    accounts: list[AccountFeatures] | None = Field(None, max_length=MAX_BATCH, description="A batch of accounts' features")  # type: ignore[valid-type]
+    accounts: list[AccountFeatures] | None = Field(None, max_length=MAX_BATCH, description="A batch of accounts' features "  # type: ignore[valid-type]
+                                                   "(account_id unique within the request: 409 otherwise)",
+                                                   json_schema_extra={"minItems": 1})
 
     @model_validator(mode="after")
     def _exactly_one(self) -> _Selector:
@@ -180,7 +194,8 @@ class _Selector(BaseModel):
 class RankRequest(_Selector):
     """``POST /rank``."""
 
-    top_k: int = Field(3, ge=1, le=50, description="Offers per account at most")
+    top_k: Annotated[int, BeforeValidator(_whole)] = Field(3, strict=True, ge=1, le=50,
+                                                           description="Offers per account at most")
     model_reasons: StrictBool = Field(False, description="Also attach the top SHAP reasons of the churn score to every "
                                                    "offer (one TreeSHAP pass; /explain gives them in full)")
 
@@ -195,7 +210,8 @@ class ScoreRequest(_Selector):
 class ExplainRequest(_Selector):
     """``POST /explain``."""
 
-    k: int = Field(3, ge=1, le=20, description="Reason codes per account and model")
+    k: Annotated[int, BeforeValidator(_whole)] = Field(3, strict=True, ge=1, le=20,
+                                                       description="Reason codes per account and model")
     offer_ids: list[Id] | None = Field(None, max_length=100, description="Also explain the propensity of these offers")
 
 
