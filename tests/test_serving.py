@@ -82,7 +82,8 @@ def test_rank_one_account_by_id_carries_the_audit_trail(server: Server, features
         v = o["value"]
         assert v["expected_value"] == pytest.approx(
             v["kind_weight"] * (v["acceptance_value"] + v["retention_value"]) - v["contact_cost"])
-        assert f"{load_catalog().get(o['offer_id']).monthly_price:.2f}" in o["message"] and o["reasons"]
+        # The message states the price in plain words (a discount as the amount off: abs).
+        assert f"{abs(load_catalog().get(o['offer_id']).monthly_price):.2f}" in o["message"] and o["reasons"]
     evs = [o["expected_value"] for o in d["offers"]]
     assert evs == sorted(evs, reverse=True)
     versions = {k: str(r.model_version) for k, r in store["results"].items()}

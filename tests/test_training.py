@@ -142,7 +142,10 @@ def test_component_models_reload_to_the_same_scores(store: dict) -> None:
 
     with tracking_session(store["uri"]):
         scorer = load_pyfunc_scorer("models:/telco-uplift@champion")
-        np.testing.assert_allclose(scorer.predict_frame(feats)["tau"], learner.predict(to_model_matrix(feats)), atol=1e-6)
+        # The served tau is the calibrated one (out-of-fold calibration saved with the model).
+        np.testing.assert_allclose(scorer.predict_frame(feats)["tau"],
+                                   learner.predict_calibrated(to_model_matrix(feats)), atol=1e-6)
+        assert scorer.learner.calibration_ == pytest.approx(learner.calibration_)
         pyfunc = mlflow.pyfunc.load_model("models:/telco-clv@champion")
         clv = pyfunc.unwrap_python_model().scorer.predict_frame(feats)
     assert (clv["clv"] > 0).all() and clv["churn_p90"].between(0, 1).all()

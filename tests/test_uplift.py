@@ -262,3 +262,25 @@ def test_true_gain_share_oracle_random_and_reversed() -> None:
     curve = true_gain_curve(noisy, tau)
     order = sorted(range(tau.size), key=lambda i: -noisy[i])
     assert curve[10] == pytest.approx(sum(tau[i] for i in order[:10]))
+
+
+def test_calibration_shrinks_overstated_effects_to_the_observed_ones() -> None:
+    from telco_nbo.models.uplift import apply_calibration, calibration_from_holdout
+
+    rng = np.random.default_rng(0)
+    n = 40_000
+    true_tau = rng.uniform(-0.10, 0.0, n)
+    # A learner that doubles the effects and adds noise: the largest estimates overstate the most.
+    pred = 2 * true_tau + rng.normal(0, 0.02, n)
+    t = rng.integers(0, 2, n)
+    y = (rng.random(n) < 0.2 + t * true_tau).astype(int)
+    a, b = calibration_from_holdout(pred, t, y)
+    assert 0.3 < b < 0.65  # ~0.5 undoes the doubling (less: the noise also flattens it)
+    cal = apply_calibration(pred, (a, b))
+    assert abs(cal.mean() - true_tau.mean()) < 0.01
+    top = pred < np.quantile(pred, 0.1)  # the picks: raw estimates overstate them, calibrated far less
+    assert abs(cal[top].mean() - true_tau[top].mean()) < 0.5 * abs(pred[top].mean() - true_tau[top].mean())
+    # never stretched, never reversed
+    a2, b2 = calibration_from_holdout(-pred, t, y)
+    assert b2 == 0.0 and abs(a2 - (y[t == 1].mean() - y[t == 0].mean())) < 1e-12
+    assert apply_calibration(pred, None) is not None and np.allclose(apply_calibration(pred, None), pred)

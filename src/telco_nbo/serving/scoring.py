@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.models.uplift import apply_calibration
 from telco_nbo.nbo.rank import Policy
 from telco_nbo.nbo.scores import AlignedScores
 
@@ -399,6 +400,8 @@ class FastScorer:
         else:
             self.uplift_parts = [CompiledBooster.compile(learner.model_control_),
                                  CompiledBooster.compile(learner.model_treated_)]
+        # The learner's out-of-fold calibration (intercept, slope), applied as in predict_calibrated.
+        self.uplift_calibration = getattr(learner, "calibration_", None)
         clv = models.clv
         self.clv_method = clv.method
         self.clv_spec = dict(clv.spec)
@@ -461,6 +464,7 @@ class FastScorer:
             prop[:, self._unseen] = np.nan
         a, b = (p.predict(x_acc if p.names == self.churn.names else p.matrix(columns, n)) for p in self.uplift_parts)
         tau = self.e * a + (1.0 - self.e) * b if self.uplift_kind == "x" else b - a
+        tau = apply_calibration(tau, self.uplift_calibration)
         clv = self._clv(columns, n, x_acc, churn)
         return AlignedScores(
             churn=churn, clv=clv, retention_uplift=np.clip(-tau, -1.0, 1.0), propensity=prop,

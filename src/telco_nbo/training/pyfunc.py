@@ -88,12 +88,14 @@ class UpliftScorer:
             learner.effect_treated_ = _regressor(paths["effect_treated"])
             learner.propensity_model_ = None
             learner.propensity_ = float(spec["propensity"])
+        cal = spec.get("calibration")
+        learner.calibration_ = (float(cal[0]), float(cal[1])) if cal else None
         self.learner = learner
         self.feature_names = names
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
-        """``tau`` and ``retention_uplift = -tau`` per row."""
-        tau = np.asarray(self.learner.predict(_matrix(features, self.feature_names)), dtype=float)
+        """``tau`` (calibrated when the model carries a calibration) and ``retention_uplift = -tau``."""
+        tau = np.asarray(self.learner.predict_calibrated(_matrix(features, self.feature_names)), dtype=float)
         return pd.DataFrame({"tau": tau, "retention_uplift": -tau}, index=features.index)
 
 
@@ -207,6 +209,8 @@ def uplift_components(learner: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "outcome": "churn",
         "sign": "tau = P(churn | offer) - P(churn | no offer); retention_uplift = -tau",
         "hyperparameters": learner.get_params(),
+        # (intercept, slope) learned out of fold: decisions use the calibrated effect.
+        "calibration": list(learner.calibration_) if getattr(learner, "calibration_", None) is not None else None,
     }
     boosters = {"model_control": learner.model_control_, "model_treated": learner.model_treated_}
     if is_x:
