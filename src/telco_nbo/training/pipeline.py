@@ -513,7 +513,7 @@ def train_uplift(data_dir: str | Path, cfg: TrainingConfig | None = None, *, wor
             cal_ho = learners[chosen].predict_calibrated(X[holdout])
             true_ho = np.asarray(frame.true_tau)[holdout]
             ok = np.isfinite(true_ho)
-            if ok.sum() > 2 and np.std(cal_ho[ok]) > 0:
+            if ok.sum() > 2 and np.std(cal_ho[ok]) > 1e-9:
                 # Slope of the true effect on the calibrated one (1 = honest; the raw learner's in
                 # ``{x,t}_learner_true_slope``-like metrics is what calibration corrects).
                 metrics["calibrated_true_slope_holdout"] = float(np.polyfit(cal_ho[ok], true_ho[ok], 1)[0])
