@@ -431,7 +431,9 @@ def test_dask_propensity_training_matches_in_process_and_serves(pworld, world, c
     auc_local = roc_auc_score(y[split == 2], local.predict_proba(X[split == 2])[:, 1])
     auc_dask = result.holdout_metrics["roc_auc"]
     print(f"propensity holdout AUC dask={auc_dask:.4f} in-process={auc_local:.4f}")
-    assert auc_dask > 0.7 and abs(auc_dask - auc_local) <= AUC_TOLERANCE, (auc_dask, auc_local)
+    # A sanity floor (it learned something): the world's contacts now include 30 % uniform exploration,
+    # whose offers mostly lack a need, and this small world gives ~0.68 either way.
+    assert auc_dask > 0.6 and abs(auc_dask - auc_local) <= AUC_TOLERANCE, (auc_dask, auc_local)
     np.testing.assert_allclose(result.model.predict_proba(X[split == 2])[:, 1],
                                local.predict_proba(X[split == 2])[:, 1], atol=1e-6)
     assert any(k.startswith("auc_") and k != "auc_per_offer_mean" for k in result.holdout_metrics)
