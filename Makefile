@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench docs newcomer lock clean
+.PHONY: install demo test bench docs newcomer contract lock clean
 
 # No usage telemetry from MLflow / BentoML: the embedded default runs offline.
 export MLFLOW_DISABLE_TELEMETRY = true
@@ -37,6 +37,11 @@ docs: $(STAMP)
 # The README's commands replayed end to end in a temporary folder (also run by the test suite).
 newcomer: $(STAMP)
 	TELCO_NBO_BIN=$(VENV)/bin scripts/newcomer.sh
+
+# Contract fuzzing of the scoring API: schemathesis (own venv, pinned) against the real server on
+# loopback, bounded (FUZZ_SECONDS, FUZZ_EXAMPLES); fails on any finding.
+contract: $(STAMP)
+	scripts/contract_fuzz.sh
 
 # Regenerate the lock (needs network and uv): the only way requirements.lock changes.
 lock:

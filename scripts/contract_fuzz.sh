@@ -30,14 +30,15 @@ if [ ! -x "$FUZZ_VENV/bin/st" ] || ! cmp -s .ci/schemathesis.txt "$FUZZ_VENV/.pi
   cp .ci/schemathesis.txt "$FUZZ_VENV/.pins"
 fi
 
+# The quality floor is off for this small world: the fuzz tests the contract, not the models.
 echo "contract fuzz: building a small world and its champions in $WORK"
-PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}" "$PY" - "$WORK" <<'PYEOF'
+TELCO_NBO_QUALITY_FLOOR=false PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}" "$PY" - "$WORK" <<'PYEOF'
 import sys
 from pathlib import Path
 
 from serving_support import trained_store
 
-trained_store(Path(sys.argv[1]), households=600, seed=3)
+trained_store(Path(sys.argv[1]))
 PYEOF
 PORT=$(PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c 'from serving_support import free_port; print(free_port())')
 export NBO_FUZZ_KEY="fuzz-$RANDOM$RANDOM"
