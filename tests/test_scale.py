@@ -346,6 +346,14 @@ def test_rank_cli_on_dask_with_real_champions_equals_in_process(champions, clien
         return re.search(r"ranked ([\d,]+) accounts.*?: ([\d,]+) offers, ([\d,]+) suppressed", " ".join(text.split())).groups()
 
     assert counts(r.output) == counts(r_local.output)
+    # ... and so does the human summary: accounts without an offer, offers never chosen, top rules
+    def human(text: str) -> list[str]:
+        flat = " ".join(text.split())
+        found = [re.search(p, flat).group(0) for p in (r"\(\d+%\) got no offer", r"Never chosen[^.]*\.|Every catalog offer",
+                                                         r"Rules that removed most offers: [^.]*\.")]
+        return [*found[:2], sorted(found[2].split(": ", 1)[1].rstrip(".").split(", "))]  # ties may swap order
+
+    assert human(r.output) == human(r_local.output)
     keys = ["account_id", "offer_id"]
     expected, got = _sorted(pd.read_parquet(local), keys), _sorted(pd.read_parquet(dist), keys)
     pd.testing.assert_frame_equal(got, expected)

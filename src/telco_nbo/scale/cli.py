@@ -54,7 +54,19 @@ def rank_on_dask(
     # accounts the file has 60M rows).
     out.print(f"ranked {summary['accounts']:,} accounts on Dask: {summary['selected']:,} offers, "
               f"{summary['rows'] - summary['selected']:,} suppressed -> {out_file}")
-    console.print(pd.Series(summary["by_offer"], name="count").to_string(), highlight=False)
+    # The same human summary as the in-process rank, from the counts the workers kept.
+    from telco_nbo.nbo.summary import RankingSummary
+
+    from telco_nbo.nbo.catalog import load_catalog
+
+    ids = [o.offer_id for o in (catalog if catalog is not None else load_catalog()).offers]
+    short = RankingSummary(
+        accounts=summary["accounts"], offers_made=summary["selected"],
+        accounts_without_offer=summary["accounts"] - summary.get("with_offer", 0),
+        offers_by_id=dict(summary["by_offer"]), never_chosen=[o for o in ids if o not in summary["by_offer"]],
+        top_blocking_rules=list(summary.get("blocked", {}).items())[:3])
+    for line in short.lines():
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 ON_DASK = ("churn", "propensity")

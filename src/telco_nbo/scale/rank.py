@@ -263,9 +263,14 @@ def _write_part(frame: pd.DataFrame, folder: str, index: int | str) -> dict[str,
     path = Path(folder) / f"part-{index:05d}.parquet" if isinstance(index, int) else Path(folder) / f"part-{index}.parquet"
     frame.to_parquet(path, index=False)
     # The summary is counted here, on the worker: the client never reads the ranking back.
-    chosen = frame.loc[frame["selected"].astype(bool), "offer_id"] if len(frame) else pd.Series(dtype=object)
+    sel = frame["selected"].astype(bool) if len(frame) else pd.Series(dtype=bool)
+    chosen = frame.loc[sel, "offer_id"] if len(frame) else pd.Series(dtype=object)
+    blocked = (frame.loc[~sel, "rule_id"].dropna().astype(str).value_counts().to_dict()
+               if len(frame) and "rule_id" in frame.columns else {})
     return {"rows": int(len(frame)), "accounts": int(frame["account_id"].nunique()) if len(frame) else 0,
-            "selected": int(len(chosen)), "by_offer": chosen.astype(str).value_counts().to_dict()}
+            "with_offer": int(frame.loc[sel, "account_id"].nunique()) if len(frame) else 0,
+            "selected": int(len(chosen)), "by_offer": chosen.astype(str).value_counts().to_dict(),
+            "blocked": {str(k): int(v) for k, v in blocked.items()}}
 
 
 RANK_CHUNK_ACCOUNTS = 5_000
@@ -291,7 +296,7 @@ def _rank_and_write_part(part: Any, scores: Scores | ScoreProvider | ChampionRan
     del world  # a scattered partition stays in worker memory; a folder's tables are freed here
     n_chunks = max(1, -(-len(features) // max(int(chunk_accounts), 1)))
     chunk_of = household_partition(features["household_id"].to_numpy(dtype=object), n_chunks)
-    total: dict[str, Any] = {"rows": 0, "accounts": 0, "selected": 0, "by_offer": {}}
+    total: dict[str, Any] = {"rows": 0, "accounts": 0, "with_offer": 0, "selected": 0, "by_offer": {}, "blocked": {}}
     for c in range(n_chunks):
         rows = np.flatnonzero(chunk_of == c)
         if len(rows) == 0 and (c > 0 or len(features) > 0):
@@ -299,10 +304,11 @@ def _rank_and_write_part(part: Any, scores: Scores | ScoreProvider | ChampionRan
         ranked = rank_partition(features.iloc[rows].reset_index(drop=True), scores, catalog, config, top_k, as_of)
         st = _write_part(ranked, folder, f"{index:05d}-{c:04d}")
         del ranked
-        for k in ("rows", "accounts", "selected"):
+        for k in ("rows", "accounts", "with_offer", "selected"):
             total[k] += st[k]
-        for k, v in st["by_offer"].items():
-            total["by_offer"][k] = total["by_offer"].get(k, 0) + v
+        for name in ("by_offer", "blocked"):
+            for k, v in st[name].items():
+                total[name][k] = total[name].get(k, 0) + v
     return total
 
 
@@ -471,12 +477,17 @@ def _write_parts_to_one_file(make_tasks: Any, out_file: str | os.PathLike[str], 
             timings.update(workers=t1 - t0, concat=time.perf_counter() - t1)
         if summary is not None:
             by_offer: dict[str, int] = {}
+            blocked: dict[str, int] = {}
             for st in stats:
                 for k, v in st["by_offer"].items():
                     by_offer[k] = by_offer.get(k, 0) + int(v)
+                for k, v in st.get("blocked", {}).items():
+                    blocked[k] = blocked.get(k, 0) + int(v)
             summary.update(rows=total, accounts=sum(st["accounts"] for st in stats),
+                           with_offer=sum(st.get("with_offer", 0) for st in stats),
                            selected=sum(st["selected"] for st in stats),
-                           by_offer=dict(sorted(by_offer.items(), key=lambda kv: -kv[1])))
+                           by_offer=dict(sorted(by_offer.items(), key=lambda kv: -kv[1])),
+                           blocked=dict(sorted(blocked.items(), key=lambda kv: -kv[1])))
         return total
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
