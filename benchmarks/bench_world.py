@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 def measure(households: int, seed: int) -> dict:
     """Generate a world and measure the targets from its truth."""
     from telco_nbo.data.synthetic import generate_world
+    from telco_nbo.evaluation.value import default_channel_rows
 
     t0 = time.perf_counter()
     w = generate_world(households, seed)
@@ -49,9 +50,8 @@ def measure(households: int, seed: int) -> dict:
     target = (acc["contract_type"] == "month_to_month") | (dte <= 90)
     seg = ta["uplift_segment"]
     # Each (account, offer) on its preferred channel when allowed, else the cheapest (as evaluate does).
-    one = (oe.assign(account_id=oe["account_id"].astype(str), offer_id=oe["offer_id"].astype(str))
-             .sort_values(["account_id", "offer_id", "p_accept", "contact_cost"], ascending=[True, True, False, True])
-             .drop_duplicates(["account_id", "offer_id"]))
+    one = default_channel_rows(oe.assign(account_id=oe["account_id"].astype(str), offer_id=oe["offer_id"].astype(str)),
+                               ["account_id", "offer_id"])
     rd = one[one["offer_id"] == "RETENTION_DISCOUNT"].set_index("account_id")
     best = oe.groupby("account_id", observed=True)["true_value"].max()
     oracle = float(best.clip(lower=0).sum())

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from telco_nbo.evaluation.value import bootstrap_total
+from telco_nbo.evaluation.value import bootstrap_total, default_channel_rows
 
 RULE_LAYERS = ("eligibility", "applicability", "suitability")
 
@@ -85,8 +85,7 @@ def _best_channel_rows(truth: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame
     t = t.assign(account_id=t["account_id"].astype(str), offer_id=t["offer_id"].astype(str),
                  channel=t["channel"].astype(str))
     t = t.merge(pairs, on=["account_id", "offer_id"], how="inner")
-    t = t.sort_values(["account_id", "offer_id", "p_accept", "contact_cost"], ascending=[True, True, False, True])
-    return t.drop_duplicates(["account_id", "offer_id"], keep="first").reset_index(drop=True)
+    return default_channel_rows(t, ["account_id", "offer_id"]).reset_index(drop=True)
 
 
 def _summ(values: np.ndarray, offers: np.ndarray, n_accounts: int, budget_values: np.ndarray,

@@ -148,6 +148,13 @@ def normalize_decisions(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def default_channel_rows(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One truth row per ``keys`` group: the account's preferred channel when the offer allows it
+    (acceptance is highest there), else the cheapest allowed channel."""
+    ordered = rows.sort_values([*keys, "p_accept", "contact_cost"], ascending=[*([True] * len(keys)), False, True])
+    return ordered.drop_duplicates(keys, keep="first")
+
+
 def _known(s: pd.Series) -> pd.Index:
     if isinstance(s.dtype, pd.CategoricalDtype):
         return pd.Index(s.cat.categories.astype(str))
@@ -202,9 +209,7 @@ def resolve(decisions: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     if no_chan.any():
         dn = d[no_chan].drop(columns="channel").assign(_pos=np.flatnonzero(no_chan))
         m = dn.merge(keyed, on=["account_id", "offer_id"], how="left")
-        # Preferred channel if allowed (acceptance is highest there), else the cheapest.
-        m = m.sort_values(["_pos", "p_accept", "contact_cost"], ascending=[True, False, True])
-        picked.append(m.drop_duplicates("_pos", keep="first"))
+        picked.append(default_channel_rows(m, ["_pos"]))
     out = pd.concat(picked, ignore_index=True).sort_values("_pos").drop(columns="_pos").reset_index(drop=True)
     return out
 
