@@ -23,7 +23,8 @@ def trained_store(root: Path, households: int = 1200, seed: int = 5) -> dict:
     """Generate a world in ``root/data`` and train the champions into ``root/mlflow.db``."""
     from telco_nbo.data.io import write_world
     from telco_nbo.data.synthetic import generate_world
-    from telco_nbo.training.config import KINDS, load_config
+    from telco_nbo.training.config import load_config
+    from telco_nbo.vocabulary import MODEL_KINDS as KINDS
     from telco_nbo.training.pipeline import train_all
 
     data = root / "data"

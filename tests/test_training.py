@@ -31,7 +31,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Generate a world, train the four models once, return paths and results."""
     from telco_nbo.data.io import write_world
     from telco_nbo.data.synthetic import generate_world
-    from telco_nbo.training.config import KINDS, load_config
+    from telco_nbo.training.config import load_config
+    from telco_nbo.vocabulary import MODEL_KINDS as KINDS
     from telco_nbo.training.pipeline import train_all
 
     root = tmp_path_factory.mktemp("training")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -62,7 +61,7 @@ def step_data(ctx: DemoContext) -> dict[str, Any]:
     write_world(world, ctx.data_dir, overwrite=True)
     # Read back through the validating loader, as every later command does.
     world = load_world(ctx.data_dir)
-    as_of = pd.Timestamp(world.meta["as_of"])
+    as_of = world.as_of_date()
     t2 = time.perf_counter()
     feats = build_account_features(world.tables, as_of)
     labels = make_churn_labels(world.tables, as_of)

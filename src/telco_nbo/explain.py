@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.vocabulary import DAYS_PER_MONTH
 
 if TYPE_CHECKING:
     import shap
@@ -32,7 +33,6 @@ Phrase = Callable[[Any], str]
 """Renders a feature's value as a plain-language phrase."""
 
 ADDITIVITY_TOLERANCE = 1e-4
-DAYS_PER_MONTH = 30.4375  # mean Gregorian month: months-to-contract-end are stored as fractions
 
 
 class AdditivityError(RuntimeError):

@@ -80,9 +80,7 @@ from telco_nbo.data.schema import (
     REGIONS,
 )
 from telco_nbo.errors import ConfigError, DataValidationError
-
-DAYS_PER_MONTH = 30.4375
-"""Average days in a Gregorian month: tenure and ages in months are days / this."""
+from telco_nbo.vocabulary import DAYS_PER_MONTH, LIFECYCLE_STAGES
 
 NEW_DAYS = 90
 """An account younger than this many days is in the ``new`` stage."""
@@ -97,7 +95,6 @@ AT_RISK_OVERAGE_MONTHS = 2
 COMPLAINT_RECENT_DAYS = 30
 """A complaint opened this recently counts as active even when resolved."""
 
-LIFECYCLE_STAGES: tuple[str, ...] = ("new", "early", "growth", "renewal", "at_risk")
 """Every lifecycle stage; precedence is new > at_risk > renewal > early > growth."""
 
 SERVICE_ISSUE_CATEGORIES = ("network", "coverage", "device")

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from telco_nbo.vocabulary import MODEL_KINDS
+
 CLV_MIN_CORRELATION = 0.3
 """Least correlation with the true CLV (synthetic worlds) a CLV model needs; a naive one has 0."""
 AUC_MARGIN = 0.02
@@ -42,7 +44,6 @@ N_RESAMPLES = 300
 """Bootstrap resamples of the interval (percentile method)."""
 CONFIDENCE = 0.95
 SEED = 20260
-FLOOR_KINDS = ("churn", "propensity", "uplift", "clv")
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,8 @@ def check_floor(kind: str, holdout: pd.DataFrame, *, target: str = "target", sco
     Raises:
         ValueError: Unknown kind or missing columns.
     """
-    if kind not in FLOOR_KINDS:
-        raise ValueError(f"no quality floor for kind {kind!r}; expected one of {', '.join(FLOOR_KINDS)}")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"no quality floor for kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     if kind == "clv":
         return check_clv_floor(metrics or {})
     need = [target, score] + ([treatment] if kind == "uplift" else [])

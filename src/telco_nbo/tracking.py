@@ -52,6 +52,7 @@ from pydantic import BaseModel
 
 from telco_nbo.config import Settings, get_settings
 from telco_nbo.errors import ConfigError, TelcoNboError
+from telco_nbo.vocabulary import MODEL_KINDS, MODEL_NAME_PREFIX
 
 if TYPE_CHECKING:  # heavy imports only for type checkers
     from matplotlib.figure import Figure
@@ -59,7 +60,6 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     from mlflow.entities.model_registry import ModelVersion
     from xgboost import XGBModel
 
-MODEL_KINDS = ("churn", "propensity", "uplift", "clv")
 """The model kinds; each has one experiment and one registered model named ``telco-<kind>``."""
 
 CHAMPION = "champion"
@@ -136,15 +136,15 @@ def _check_kind(kind: str) -> str:
 
 def experiment_name(kind: str) -> str:
     """Return the MLflow experiment name of a model kind, e.g. ``telco-churn``."""
-    return f"telco-{_check_kind(kind)}"
+    return MODEL_NAME_PREFIX + _check_kind(kind)
 
 
 def registered_model_name(kind_or_name: str) -> str:
     """Return the registered model name for a kind (``churn``) or a full name (``telco-churn``)."""
-    if kind_or_name.startswith("telco-"):
-        _check_kind(kind_or_name.removeprefix("telco-"))
+    if kind_or_name.startswith(MODEL_NAME_PREFIX):
+        _check_kind(kind_or_name.removeprefix(MODEL_NAME_PREFIX))
         return kind_or_name
-    return f"telco-{_check_kind(kind_or_name)}"
+    return MODEL_NAME_PREFIX + _check_kind(kind_or_name)
 
 
 @contextlib.contextmanager
@@ -997,7 +997,6 @@ __all__: Sequence[str] = (
     "CHALLENGER",
     "CHAMPION",
     "GREATER_IS_BETTER",
-    "MODEL_KINDS",
     "ModelVersionInfo",
     "PromotionDecision",
     "TrainingRun",

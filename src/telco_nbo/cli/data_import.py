@@ -104,7 +104,7 @@ def print_import_report(world) -> None:  # noqa: ANN001 - a World; kept import-f
         for a in accounting:
             table.add_row(*[a[c] for c in cols])
         out.print(table)
-    X = to_model_matrix(build_account_features(world.tables, world.meta["as_of"]))
+    X = to_model_matrix(build_account_features(world.tables, world.as_of_date()))
     const = constant_columns(X)
     out.print(
         f"model features: {X.shape[1] - len(const)} of {X.shape[1]} vary; {len(const)} constant "

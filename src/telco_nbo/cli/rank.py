@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 
 from telco_nbo.cli._common import out, steps, user_errors
+from telco_nbo.vocabulary import registered_names
 
 # Models the ranking needs, in the order they are checked.
-REQUIRED_MODELS = ("telco-churn", "telco-propensity", "telco-uplift", "telco-clv")
 
 
 def champion_versions(tracking_uri: str | None) -> dict[str, str]:
@@ -28,7 +28,7 @@ def champion_versions(tracking_uri: str | None) -> dict[str, str]:
 
     versions: dict[str, str] = {}
     with tracking_session(tracking_uri) as client:
-        for name in REQUIRED_MODELS:
+        for name in registered_names():
             try:
                 versions[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
             except MlflowException:
@@ -101,8 +101,6 @@ def register(app: typer.Typer) -> None:
 
                 rank_on_dask(data, out_file, tracking_uri, catalog, config, top_k, as_of, scheduler, timing_rule)
                 return
-            import pandas as pd
-
             from telco_nbo.data.io import load_world
             from telco_nbo.features import build_account_features
             from telco_nbo.nbo.rank import rank_batch
@@ -112,13 +110,7 @@ def register(app: typer.Typer) -> None:
                 provider = champion_score_provider(versions, tracking_uri)
                 step(f"loading and validating {data}")
                 world = load_world(data)
-                when = as_of or world.meta.get("as_of")
-                if when is None:
-                    raise ConfigError(f"{data} records no as_of date: pass --as-of YYYY-MM-DD")
-                try:
-                    when_ts = pd.Timestamp(when)
-                except (ValueError, TypeError):
-                    raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
+                when_ts = world.as_of_date(as_of)
                 step("building features")
                 features = build_account_features(world.tables, when_ts)
                 step("scoring")

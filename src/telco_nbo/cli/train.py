@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 
 from telco_nbo.cli._common import console, out, steps, user_errors
-
-MODELS = ("churn", "propensity", "uplift", "clv", "all")
+from telco_nbo.vocabulary import MODEL_KINDS
 
 
 def register(app: typer.Typer) -> None:
@@ -42,14 +41,14 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             from telco_nbo.errors import ConfigError
 
-            if model not in MODELS:
-                raise ConfigError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+            if model not in (*MODEL_KINDS, "all"):
+                raise ConfigError(f"unknown model {model!r}; expected one of {', '.join((*MODEL_KINDS, 'all'))}")
             # MLflow's download progress bars would flood logs; an explicit user setting wins.
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-            from telco_nbo.training.config import KINDS, load_config
+            from telco_nbo.training.config import load_config
             from telco_nbo.training.pipeline import promote_all, train_all
 
-            kinds = KINDS if model == "all" else (model,)
+            kinds = MODEL_KINDS if model == "all" else (model,)
             overrides = {"trials": trials, "tracking_uri": tracking_uri, "optuna_storage": optuna_storage,
                          "as_of": as_of, "seed": seed}
             configs = {k: load_config(k, _param_file(k, params, model == "all"), **overrides) for k in kinds}

@@ -30,6 +30,7 @@ from telco_nbo.data.schema import (
     REGIONS,
     TICKET_CATEGORIES,
 )
+from telco_nbo.vocabulary import DAYS_PER_MONTH
 
 INTERNET_VALUES = (*BROADBAND_TECHS, "none")
 
@@ -119,7 +120,7 @@ USAGE_FIELDS = [f for f, s in FIELDS.items() if s.role == "usage"]
 UNITS: dict[str, dict[str, float]] = {
     "GB/month": {"gb": 1.0, "mb": 1 / 1024, "kb": 1 / 1024**2, "bytes": 1 / 1024**3, "tb": 1024.0},
     "minutes/month": {"minutes": 1.0, "seconds": 1 / 60, "hours": 60.0},
-    "months": {"months": 1.0, "days": 1 / 30.4375, "weeks": 7 / 30.4375, "years": 12.0},
+    "months": {"months": 1.0, "days": 1 / DAYS_PER_MONTH, "weeks": 7 / DAYS_PER_MONTH, "years": 12.0},
     "currency/month": {"currency": 1.0, "cents": 0.01},
     "currency": {"currency": 1.0, "cents": 0.01},
 }

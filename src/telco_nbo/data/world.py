@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from telco_nbo.vocabulary import resolve_as_of
+
 TRUTH_DIR = "truth"
 META_FILE = "meta.json"
 
@@ -37,3 +39,11 @@ class World:
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
+
+    def as_of_date(self, given: Any = None) -> pd.Timestamp:
+        """Return the feature date: ``given`` (``--as-of``) if set, else the folder's ``meta["as_of"]``.
+
+        Raises:
+            ConfigError: Neither is set, or the value is not a naive date.
+        """
+        return resolve_as_of(given, self.meta.get("as_of"))

@@ -69,7 +69,7 @@ def load_reference_from_champion(model_name: str, tracking_uri: str | None = Non
     (``churn_score``, ``propensity``, ``uplift``, ``clv``), so ``prediction`` is renamed to that name.
 
     Args:
-        model_name: ``churn`` or ``telco-churn`` (any kind of :data:`telco_nbo.tracking.MODEL_KINDS`).
+        model_name: ``churn`` or ``telco-churn`` (any kind of :data:`telco_nbo.vocabulary.MODEL_KINDS`).
         tracking_uri: MLflow tracking URI (default from settings).
 
     Returns:

@@ -36,7 +36,6 @@ import pandas as pd
 
 from telco_nbo.data.world import World
 from telco_nbo.errors import ConfigError, DataValidationError
-from telco_nbo.training.data import resolve_as_of
 
 RETENTION_EXPERIMENT = "EXP-RETENTION-1"
 LABEL_HORIZON_DAYS = 90
@@ -274,7 +273,7 @@ def window_from_world(
     """
     from telco_nbo.features import build_account_features, make_churn_labels, to_model_matrix
 
-    ts = resolve_as_of(world, as_of)
+    ts = world.as_of_date(as_of)
     until = observed_until(world)
     landed = ts + pd.Timedelta(days=int(horizon_days)) <= until
     if labels and not landed:

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS, LINE_TYPES, OFFER_KINDS
 from telco_nbo.errors import ConfigError
+from telco_nbo.vocabulary import LIFECYCLE_STAGES
 
-LifecycleStage = Literal["new", "early", "growth", "renewal", "at_risk"]
-LIFECYCLE_STAGES: tuple[str, ...] = ("new", "early", "growth", "renewal", "at_risk")
+LifecycleStage = Literal[LIFECYCLE_STAGES]  # type: ignore[valid-type]  # the one list, in vocabulary
 
 
 class Eligibility(BaseModel):

@@ -32,11 +32,11 @@ import pandas as pd
 
 from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
 from telco_nbo.errors import ConfigError, DataValidationError
-from telco_nbo.nbo.catalog import LIFECYCLE_STAGES, Catalog, Offer
+from telco_nbo.nbo.catalog import Catalog, Offer
 from telco_nbo.nbo.config import NboConfig, TimingWindow
+from telco_nbo.vocabulary import DAYS_PER_MONTH, LIFECYCLE_STAGES
 
 FEATURES_TABLE = "account_features"
-DAYS_PER_MONTH = 365.25 / 12
 
 Layer = Literal["eligibility", "applicability", "suitability", "value", "household", "selection"]
 LAYERS: tuple[str, ...] = ("eligibility", "applicability", "suitability", "value", "household", "selection")

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 from numpy.dtypes import StringDType
+from telco_nbo.vocabulary import DAYS_PER_MONTH
 
-DAYS_PER_MONTH = 365.25 / 12
 _STR = StringDType()
 
 

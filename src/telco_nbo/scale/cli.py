@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from telco_nbo.errors import ConfigError
+from telco_nbo.vocabulary import resolve_as_of
 
 
 def rank_on_dask(
@@ -31,8 +32,6 @@ def rank_on_dask(
     (:func:`~telco_nbo.scale.rank.rank_world_to_parquet`: a worker's memory is one partition's),
     which are then streamed into ``out_file``.
     """
-    import pandas as pd
-
     from telco_nbo.cli._common import console, out
     from telco_nbo.scale import ChampionRanking, dask_client, load_partitioned_world, rank_world_to_parquet
     from telco_nbo.serving.scoring import ChampionModels
@@ -40,13 +39,7 @@ def rank_on_dask(
     ranking = ChampionRanking(ChampionModels.load(tracking_uri), catalog, config, timing_rule)
     with dask_client(scheduler) as client:
         world = load_partitioned_world(data, client)
-        when = as_of or world.meta.get("as_of")
-        if when is None:
-            raise ConfigError(f"{data} records no as_of date: pass --as-of YYYY-MM-DD")
-        try:
-            when_ts = pd.Timestamp(when)
-        except (ValueError, TypeError):
-            raise ConfigError(f"--as-of must be a date like 2025-06-30, got {when!r}") from None
+        when_ts = resolve_as_of(as_of, world.meta.get("as_of"), str(data))
         console.print(f"ranking {world.n_partitions} partitions on {client.scheduler.address} ...", highlight=False)
         summary: dict[str, Any] = {}
         rank_world_to_parquet(world, ranking, out_file, client, top_k=top_k, as_of=when_ts, summary=summary)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.data.world import World
+from telco_nbo.vocabulary import resolve_as_of
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -121,12 +122,7 @@ def build_account_features_dask(
     import dask.dataframe as dd
     from dask import delayed
 
-    from telco_nbo.errors import ConfigError
-
-    as_of = as_of if as_of is not None else world.meta.get("as_of")
-    if as_of is None:
-        raise ConfigError("the world records no as_of date: pass as_of")
-    as_of = pd.Timestamp(as_of)
+    as_of = resolve_as_of(as_of, world.meta.get("as_of"), "the world")
     if label_horizon_days is not None and observed_until is None:
         observed_until = world.meta.get("world_end")
     from telco_nbo.scale.cluster import same_dtypes

@@ -32,6 +32,7 @@ import pandas as pd
 
 from telco_nbo.data.world import World
 from telco_nbo.errors import DataValidationError
+from telco_nbo.vocabulary import resolve_as_of
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -207,7 +208,7 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
     )
     from telco_nbo.scale.extmem import ShardSplits, sketch_sample, worker_peak_mb
 
-    as_of = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
+    as_of = resolve_as_of(as_of, world.meta.get("as_of"), "the world")
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
     dates = snapshot_dates_dask(world, as_of, client)

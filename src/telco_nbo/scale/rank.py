@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError
+from telco_nbo.vocabulary import resolve_as_of
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -384,10 +385,7 @@ def rank_world_to_parquet(
     """
     from dask import delayed
 
-    as_of = as_of if as_of is not None else world.meta.get("as_of")
-    if as_of is None:
-        raise ConfigError("the world records no as_of date: pass as_of")
-    as_of = pd.Timestamp(as_of)
+    as_of = resolve_as_of(as_of, world.meta.get("as_of"), "the world")
     if isinstance(scores, ChampionRanking):
         catalog, config = scores.catalog, scores.config
     score_arg = delayed(scores, pure=True, traverse=False)  # shipped once, one graph key

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.vocabulary import resolve_as_of
 from telco_nbo.scale.extmem import (
     SKETCH_ROWS,
     SPLIT_COLUMN,
@@ -523,6 +524,7 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
 
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
+    as_of = resolve_as_of(as_of, world.meta.get("as_of"), "the world")
     feats = build_account_features_dask(world, as_of, label_horizon_days=label_horizon_days)
     meta = feats._meta.assign(**{SPLIT_COLUMN: np.int8(0)})
     feats = feats.map_partitions(_with_split, holdout_fraction, valid_fraction, seed, meta=meta)
@@ -530,8 +532,7 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
     cols = list(X_all.columns)
     splits: _Splits | ShardSplits
     if shards is not None:
-        as_of_ts = pd.Timestamp(as_of if as_of is not None else world.meta.get("as_of"))
-        build = functools.partial(churn_rows_partition, as_of=as_of_ts, label_horizon_days=label_horizon_days,
+        build = functools.partial(churn_rows_partition, as_of=as_of, label_horizon_days=label_horizon_days,
                                   observed_until=world.meta.get("world_end"), holdout_fraction=holdout_fraction,
                                   valid_fraction=valid_fraction, seed=seed, cols=cols)
         splits, memory = shard_splits(client, world, build, shards, cols, LABEL_COLUMN, restart_workers, secs,
@@ -563,14 +564,14 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
             "churn", model,
             X_train=tr_pd[cols].reset_index(drop=True), y_train=tr_pd[LABEL_COLUMN].to_numpy(np.int8),
             X_holdout=X_ho, y_holdout=y_ho,
-            params={"as_of": str(pd.Timestamp(as_of or world.meta.get("as_of")).date()),
+            params={"as_of": str(as_of.date()),
                     "label_horizon_days": label_horizon_days, "trained_on": "dask"},
             metrics={"n_train_rows": float(n_rows["train"]), "n_valid_rows": float(n_rows["valid"]),
                      "fit_seconds": secs["fit"], "features_seconds": secs["features"],
                      **{f"worker_peak_mb_{k}": float(max(v)) for k, v in result.worker_peak_mb.items()},
                      "n_trees": float(model.get_booster().num_boosted_rounds())},
             holdout_metrics=metrics,
-            config={"kind": "churn", "data_dir": data_dir, "as_of": str(as_of or world.meta.get("as_of")),
+            config={"kind": "churn", "data_dir": data_dir, "as_of": str(as_of.date()),
                     "seed": seed, "holdout_fraction": holdout_fraction, "valid_fraction": valid_fraction,
                     "label_horizon_days": label_horizon_days, "model_params": base,
                     "scheduler": str(client.scheduler.address), "n_partitions": world.n_partitions,
@@ -579,7 +580,7 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                     "sketch_sample": sketch_sample(splits, sketch_rows) if isinstance(splits, ShardSplits) else None},
             tags={TAG_SCALE + "trained_on": trained_on(splits), TAG_SCALE + "n_partitions": str(world.n_partitions),
                   TAG_SCALE + "logged_train_share": f"{share:.6f}"},
-            run_name=f"churn-dask-{world.meta.get('as_of')}", register=register, tracking_uri=tracking_uri,
+            run_name=f"churn-dask-{as_of.date()}", register=register, tracking_uri=tracking_uri,
         )
         secs["log"] = time.perf_counter() - t0
         result.run_id, result.model_name = run.run_id, run.model_name

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from telco_nbo.errors import ConfigError, DataValidationError, TelcoNboError
+from telco_nbo.errors import ConfigError, TelcoNboError
+from telco_nbo.vocabulary import MODEL_KINDS
 
 log = logging.getLogger("telco_nbo.serving")
 
@@ -413,12 +414,11 @@ class NboApp:
             return {str(k): str(v) for k, v in sorted(raw.items())}
         from mlflow.exceptions import MlflowException
 
-        from telco_nbo.serving.scoring import KINDS
         from telco_nbo.tracking import CHAMPION, registered_model_name, tracking_session
 
         out: dict[str, str] = {}
         with tracking_session(self.config.tracking_uri) as client:
-            for kind in KINDS:
+            for kind in MODEL_KINDS:
                 name = registered_model_name(kind)
                 try:
                     out[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
@@ -506,8 +506,6 @@ class NboApp:
                 log.warning("registry poll failed: %s", excerpt(f"{type(exc).__name__}: {exc}", 300))
 
     def _load_folder(self, loaded: _Loaded, folder: Path) -> None:
-        import pandas as pd
-
         from telco_nbo.data.io import load_world
         from telco_nbo.features import build_account_features
         from telco_nbo.nbo.rules import as_columns
@@ -515,11 +513,9 @@ class NboApp:
         if not folder.is_dir():
             raise ConfigError(f"data folder {folder} does not exist")
         world = load_world(folder)
-        as_of = world.meta.get("as_of")
-        if as_of is None:
-            raise ConfigError(f"{folder} records no as_of date")
-        feats = build_account_features(world.tables, pd.Timestamp(as_of))
-        loaded.as_of = pd.Timestamp(as_of).date()
+        as_of = world.as_of_date()
+        feats = build_account_features(world.tables, as_of)
+        loaded.as_of = as_of.date()
         loaded.folder_columns = as_columns(feats)
         ids = feats["account_id"].astype(str).tolist()
         loaded.index = {a: i for i, a in enumerate(ids)}

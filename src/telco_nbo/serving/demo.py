@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 @dataclass
 class RankedWorld:
@@ -38,7 +37,7 @@ def rank_world(data_dir: Any, tracking_uri: str | None, top_k: int = 3) -> Ranke
     from telco_nbo.serving.scoring import ChampionModels, FastScorer
 
     world = load_world(data_dir, with_truth=True)
-    feats = build_account_features(world.tables, pd.Timestamp(world.meta["as_of"]))
+    feats = build_account_features(world.tables, world.as_of_date())
     validate_features(feats)
     policy = Policy.build()
     scorer = FastScorer(ChampionModels.load(tracking_uri), policy, nthread=0)
@@ -93,7 +92,7 @@ def demo_step(ctx: Any) -> dict[str, Any]:
 
     ranked = rank_world(ctx.data_dir, ctx.tracking_uri)
     world, policy, scorer, cols, core = ranked.world, ranked.policy, ranked.scorer, ranked.columns, ranked.core
-    as_of = pd.Timestamp(world.meta["as_of"])
+    as_of = world.as_of_date()
     decisions = core_decisions(core, as_of)
 
     # ---- a few decisions, with reasons and suppressions ------------------------------------------

@@ -17,7 +17,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, Strict, Str
 
 from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
 from telco_nbo.features import CATEGORY_VALUES, FEATURE_COLUMNS
-from telco_nbo.nbo.catalog import LIFECYCLE_STAGES
+from telco_nbo.vocabulary import LIFECYCLE_STAGES
 from telco_nbo.nbo.rules import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from telco_nbo.nbo.schemas import AccountDecision
 

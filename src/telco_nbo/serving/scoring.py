@@ -34,8 +34,8 @@ from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.models.uplift import apply_calibration
 from telco_nbo.nbo.rank import Policy
 from telco_nbo.nbo.scores import AlignedScores
+from telco_nbo.vocabulary import MODEL_KINDS
 
-KINDS = ("churn", "propensity", "uplift", "clv")
 OFFER_ATTRIBUTES = ("offer_id", "offer_kind", "offer_monthly_price", "offer_monthly_margin", "offer_term_months")
 
 
@@ -316,7 +316,7 @@ class ChampionModels:
             versions = json.loads((root / "versions.json").read_text())
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{root} holds no exported champion models (versions.json): {exc}") from exc
-        paths = {k: root / registered_model_name(k) for k in KINDS}
+        paths = {k: root / registered_model_name(k) for k in MODEL_KINDS}
         missing = [str(p) for p in paths.values() if not (p / "MLmodel").exists()]
         if missing:
             raise ConfigError(f"exported models missing: {missing}")
@@ -350,7 +350,7 @@ def export_champions(tracking_uri: str | None, out_dir: str | Path) -> dict[str,
     out = Path(out_dir)
     versions: dict[str, str] = {}
     with tracking_session(tracking_uri) as client:
-        for kind in KINDS:
+        for kind in MODEL_KINDS:
             name = registered_model_name(kind)
             try:
                 mv = client.get_model_version_by_alias(name, CHAMPION)

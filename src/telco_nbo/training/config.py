@@ -13,9 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from telco_nbo.errors import ConfigError
+from telco_nbo.vocabulary import MODEL_KINDS
 
 Kind = Literal["churn", "propensity", "uplift", "clv"]
-KINDS: tuple[str, ...] = ("churn", "propensity", "uplift", "clv")
 
 PROMOTION_METRICS: dict[str, tuple[str, bool]] = {
     "churn": ("roc_auc", True),
@@ -99,8 +99,8 @@ def load_config(kind: str, path: str | Path | None = None, **overrides: Any) -> 
     Raises:
         ConfigError: Unknown kind, unreadable file, or invalid values (all named).
     """
-    if kind not in KINDS:
-        raise ConfigError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     values: dict[str, Any] = {}
     if path is not None:
         p = Path(path)

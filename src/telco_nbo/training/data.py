@@ -26,29 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from telco_nbo.data.world import World
-from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.errors import DataValidationError
 
 RETENTION_EXPERIMENT = "EXP-RETENTION-1"
 _DAY = pd.Timedelta(days=1)
-
-
-def resolve_as_of(world: World, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
-    """The feature date: ``as_of`` if given, else the data folder's ``meta["as_of"]``.
-
-    Raises:
-        ConfigError: Neither is set, or the value is not a date.
-    """
-    value = as_of if as_of is not None else world.meta.get("as_of")
-    if value is None:
-        raise ConfigError("the data folder records no as_of date: pass --as-of YYYY-MM-DD")
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"as_of must be a date like 2025-06-30, got {value!r}") from None
-    if ts.tz is not None:
-        raise ConfigError(f"as_of must be a naive date, got {value!r}")
-    return ts.normalize()
 
 
 def household_split(household_ids: np.ndarray | pd.Series, fraction: float, seed: int, salt: str = "holdout") -> np.ndarray:

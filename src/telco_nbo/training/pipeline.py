@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError
-from telco_nbo.training.config import KINDS, PROMOTION_METRICS, TrainingConfig, load_config
+from telco_nbo.training.config import PROMOTION_METRICS, TrainingConfig, load_config
 from telco_nbo.training.data import (
     LabelledFrame,
     has_contact_history,
@@ -38,8 +38,8 @@ from telco_nbo.training.data import (
     prepare_churn,
     prepare_offers,
     prepare_uplift,
-    resolve_as_of,
 )
+from telco_nbo.vocabulary import MODEL_KINDS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -227,7 +227,7 @@ def train_churn(data_dir: str | Path, cfg: TrainingConfig | None = None, *, worl
     t_start = time.perf_counter()
     cfg = cfg or load_config("churn")
     world = world or _load_world(data_dir)
-    as_of = resolve_as_of(world, cfg.as_of)
+    as_of = world.as_of_date(cfg.as_of)
     frame = prepare_churn(world.tables, as_of, cfg.label_horizon_days, _observed_until(world),
                           drop_constant=bool(world.meta.get("drop_constant_features")))
     holdout, valid = _splits(frame.household_ids, cfg)
@@ -264,7 +264,7 @@ def train_churn(data_dir: str | Path, cfg: TrainingConfig | None = None, *, worl
 def _truth_churn_metrics(world: World, frame: LabelledFrame, holdout: np.ndarray, p_ho: np.ndarray) -> dict[str, float]:
     """On a synthetic world: the model's holdout scores against the true 90-day churn probability."""
     truth = world.truth.get("accounts")
-    if truth is None or frame.as_of != pd.Timestamp(world.meta.get("as_of")):
+    if truth is None or frame.as_of != world.as_of_date():
         return {}
     true_p = pd.Series(frame.account_ids[holdout]).map(truth.set_index("account_id")["p_churn_90d"]).to_numpy(dtype=float)
     ok = np.isfinite(true_p)
@@ -298,7 +298,7 @@ def train_propensity(data_dir: str | Path, cfg: TrainingConfig | None = None, *,
     t_start = time.perf_counter()
     cfg = cfg or load_config("propensity")
     world = world or _load_world(data_dir)
-    as_of = resolve_as_of(world, cfg.as_of)
+    as_of = world.as_of_date(cfg.as_of)
     if not has_contact_history(world.tables):
         return _train_ownership(data_dir, world, as_of, cfg, t_start)
     from telco_nbo.models.metrics import evaluate_classifier
@@ -721,7 +721,7 @@ def train_clv(
     t_start = time.perf_counter()
     cfg = cfg or load_config("clv")
     world = world or _load_world(data_dir)
-    as_of = resolve_as_of(world, cfg.as_of)
+    as_of = world.as_of_date(cfg.as_of)
     frame = prepare_churn(world.tables, as_of, cfg.label_horizon_days, _observed_until(world),
                           drop_constant=bool(world.meta.get("drop_constant_features")))
     holdout, valid = _splits(frame.household_ids, cfg)
@@ -807,7 +807,7 @@ def _label_probability(scorer: Any, frame: LabelledFrame, scores: pd.DataFrame) 
 def _truth_clv_metrics(world: World, frame: LabelledFrame, clv: np.ndarray, holdout: np.ndarray, cfg: TrainingConfig) -> dict[str, float]:
     """On a synthetic world at its own ``as_of``: predicted CLV vs the true ``clv_36m``."""
     truth = world.truth.get("clv")
-    if truth is None or frame.as_of != pd.Timestamp(world.meta.get("as_of")) or cfg.clv_horizon_months != 36:
+    if truth is None or frame.as_of != world.as_of_date() or cfg.clv_horizon_months != 36:
         return {}
     true = pd.Series(frame.account_ids).map(truth.set_index("account_id")["clv_36m"]).to_numpy(dtype=float)
     ok = holdout & np.isfinite(true)
@@ -839,7 +839,7 @@ def _clv_figures(world: World, frame: LabelledFrame, scores: pd.DataFrame, holdo
     fig.tight_layout()
     figures["clv_by_contract"] = fig
     truth = world.truth.get("clv")
-    if truth is not None and frame.as_of == pd.Timestamp(world.meta.get("as_of")):
+    if truth is not None and frame.as_of == world.as_of_date():
         true = pd.Series(frame.account_ids).map(truth.set_index("account_id")["clv_36m"]).to_numpy(dtype=float)
         ok = holdout & np.isfinite(true)
         fig = Figure(figsize=(5.5, 5))
@@ -878,7 +878,7 @@ TRAINERS = {"churn": train_churn, "propensity": train_propensity, "uplift": trai
 
 
 def train_all(data_dir: str | Path, configs: Mapping[str, TrainingConfig] | None = None, *,
-              kinds: tuple[str, ...] = KINDS, world: World | None = None,
+              kinds: tuple[str, ...] = MODEL_KINDS, world: World | None = None,
               on_done: Any = None) -> dict[str, TrainResult]:
     """Train every kind on one data folder (loaded and validated once).
 
@@ -926,7 +926,7 @@ def train_all(data_dir: str | Path, configs: Mapping[str, TrainingConfig] | None
     return results
 
 
-def promote_all(kinds: tuple[str, ...] = KINDS, tracking_uri: str | None = None) -> dict[str, Any]:
+def promote_all(kinds: tuple[str, ...] = MODEL_KINDS, tracking_uri: str | None = None) -> dict[str, Any]:
     """Run :func:`telco_nbo.tracking.promote` for each kind with its metric (see ``PROMOTION_METRICS``)."""
     from telco_nbo.tracking import model_versions, promote
 
@@ -954,7 +954,7 @@ def demo_step(ctx: Any) -> dict[str, Any]:
     storage = f"sqlite:///{(Path(ctx.out) / 'optuna.db').resolve()}"
     configs = {k: load_config(k, trials=int(ctx.trials), seed=int(ctx.seed), tracking_uri=ctx.tracking_uri,
                               optuna_storage=storage, shap_rows=1000)
-               for k in KINDS}
+               for k in MODEL_KINDS}
     results = train_all(ctx.data_dir, configs)
     decisions = promote_all(tuple(results), tracking_uri=ctx.tracking_uri)
     table = Table(title=f"Models trained ({ctx.trials} Optuna trials each), holdout = unseen households")

@@ -47,6 +47,7 @@ from telco_nbo.data.synthetic._base import (
     TV,
 )
 from telco_nbo.data.synthetic.offers import EFFECT_DAYS, OfferContext, channel_factor, deliverable, respond_model
+from telco_nbo.vocabulary import DAYS_PER_MONTH
 
 
 class CampaignStage:
@@ -209,7 +210,7 @@ class CampaignStage:
             offer = self.catalog.get(oid)
             price = float(offer.monthly_price)
             # A discount runs its term; add-ons run until cancelled.
-            end = np.minimum(stop[sel], start[sel] + int(round(30.4375 * offer.term_months))) \
+            end = np.minimum(stop[sel], start[sel] + int(round(DAYS_PER_MONTH * offer.term_months))) \
                 if oid == "RETENTION_DISCOUNT" else stop[sel]
             self.events.add(ln, np.asarray(price), np.asarray(30.0 if oid == "DATA_UPSELL" else 0.0), start[sel], end)
             # Ownership flags: the state known at as_of (held and not cancelled by then).

@@ -35,6 +35,7 @@ from telco_nbo.data.synthetic._base import (
     UPLIFT_SEGMENTS,
 )
 from telco_nbo.data.synthetic.offers import LOST_CAUSE, channel_factor, churn_after
+from telco_nbo.vocabulary import DAYS_PER_MONTH
 
 
 class RetentionStage:
@@ -90,7 +91,7 @@ class RetentionStage:
         nm = self._next_month(acc_day[a_ok])
         offer = self.catalog.get(RETENTION_OFFER)
         self.events.add(first_line[enrolled][a_ok], np.asarray(offer.monthly_price), np.asarray(0.0), nm,
-                        nm + int(round(30.4375 * max(offer.term_months, 1))))
+                        nm + int(round(DAYS_PER_MONTH * max(offer.term_months, 1))))
         seg_names = np.array(UPLIFT_SEGMENTS, dtype=object)[seg]
         self.truth["retention"] = pd.DataFrame({
             "account_id": enrolled, "arm": np.where(treat, "treatment", "control").astype(object),

@@ -19,6 +19,7 @@ the retention experiment window, the timing cohort's first contract term, and th
 from __future__ import annotations
 
 import numpy as np
+from telco_nbo.vocabulary import DAYS_PER_MONTH
 
 
 HAZARD: dict[str, float] = {
@@ -82,7 +83,7 @@ def hazard_logit(
     """
     c = HAZARD
     in_contract = (kind == 1) | (kind == 2)
-    tenure_m = tenure_days / 30.4375
+    tenure_m = tenure_days / DAYS_PER_MONTH
     return (
         c["intercept"]
         + c["month_to_month"] * (kind == 0)
