@@ -87,7 +87,9 @@ def test_invariants_of_a_ranking(w, top_k):
     assert not promo.household_id.isin(contacted).any()
 
     # No conflicting pair of offers within a household (across or within its accounts).
-    conflict, _ = conflict_matrix(OfferTable.from_catalog(CATALOG), NboConfig())
+    cfg = NboConfig()
+    conflict, _ = conflict_matrix(OfferTable.from_catalog(CATALOG),
+                                  cfg.model_copy(update={"conflicts": cfg.household_conflicts(CATALOG)}))
     pairs = top[["household_id", "account_id", "offer_id"]].merge(
         top[["household_id", "account_id", "offer_id"]], on="household_id")
     pairs = pairs[(pairs.account_id_x != pairs.account_id_y) | (pairs.offer_id_x != pairs.offer_id_y)]
@@ -120,7 +122,8 @@ def test_adding_rules_never_adds_an_offer(w, drop):
     # Without the household selection (no promo or conflict limit) the offers themselves shrink too.
     free = NboConfig(caps={"promo_per_household": 10**6, "promo_per_account": 10**6,
                            "per_channel": NboConfig().caps.per_channel}, conflicts=[])
+    unlinked = CATALOG.model_copy(update={"conflicts": []})  # nor the catalog's conflicts
     rules_free = [r for r in ALL_RULES if r.rule_id not in ("SUIT_ACCOUNT_PROMO_CAP", "SUIT_HOUSEHOLD_PROMO_CAP")]
     subset_free = [r for r in rules_free if r.rule_id not in drop]
-    assert _offered(rank_batch(f, s, config=free, top_k=None, rules=rules_free)) <= _offered(
-        rank_batch(f, s, config=free, top_k=None, rules=subset_free))
+    assert _offered(rank_batch(f, s, unlinked, free, top_k=None, rules=rules_free)) <= _offered(
+        rank_batch(f, s, unlinked, free, top_k=None, rules=subset_free))

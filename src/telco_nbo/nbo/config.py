@@ -2,7 +2,8 @@
 
 Everything a marketing or risk owner may want to tune without touching code lives here: the value
 horizon, what a contact costs per channel, weights per offer kind, contact caps, the timing rule's
-defaults and the table of offers that must not go to one household together. The defaults are a
+defaults and the offer kinds that must not go to one household together (conflicts between named
+offers are in the offer catalog, with the offers). The defaults are a
 reasonable starting point for a mid-size operator, not truths.
 """
 
@@ -14,8 +15,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from telco_nbo.data.schema import CHANNELS, OFFER_KINDS
+from telco_nbo.data.schema import CHANNELS
 from telco_nbo.errors import ConfigError
+from telco_nbo.nbo.catalog import Catalog, Conflict
+
+__all__ = ["Conflict", "ContactCaps", "NboConfig", "TimingConfig", "TimingWindow", "load_nbo_config"]
 
 Channel = Literal["app", "email", "sms", "call_center", "retail"]
 OfferKind = Literal["cross_sell", "upsell", "add_on", "retention", "win_back", "service_recovery"]
@@ -111,41 +115,10 @@ class ContactCaps(BaseModel):
         return v
 
 
-class Conflict(BaseModel):
-    """Two offers that must not both go to one household in one window.
-
-    Each side is an ``offer_id`` or ``kind:<offer kind>``. A side naming the same offer twice
-    (``HOME_FIBER`` / ``HOME_FIBER``) means "at most one account of the household gets it".
-
-    Attributes:
-        a: First selector.
-        b: Second selector.
-        why: Plain words shown as the suppression reason.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    a: str
-    b: str
-    why: str
-
-    @field_validator("a", "b")
-    @classmethod
-    def _selector(cls, v: str) -> str:
-        if v.startswith("kind:") and v[5:] not in OFFER_KINDS:
-            raise ValueError(f"unknown offer kind in selector '{v}'; known: {list(OFFER_KINDS)}")
-        return v
-
-
 def _default_conflicts() -> list[Conflict]:
-    one_home = "one home internet connection per address"
+    # Conflicts between named offers belong to the offers: they are in the catalog (its
+    # ``conflicts``). The ones here are written by kind, so they hold for any catalog.
     return [
-        Conflict(a="HOME_FIBER", b="HOME_FIBER", why=one_home),
-        Conflict(a="HOME_FWA", b="HOME_FWA", why=one_home),
-        Conflict(a="HOME_FIBER", b="HOME_FWA", why=one_home),
-        Conflict(a="MESH_WIFI", b="MESH_WIFI", why="one Wi-Fi fix per home"),
-        Conflict(a="TV_STREAMING", b="TV_STREAMING", why="one TV bundle per home"),
-        Conflict(a="RETENTION_DISCOUNT", b="RETENTION_DISCOUNT", why="one loyalty discount per household"),
         # A discount to keep one account while asking another to pay more reads as incoherent.
         Conflict(a="kind:retention", b="kind:upsell", why="no retention offer next to an upsell in one household"),
         Conflict(a="kind:retention", b="kind:cross_sell",
@@ -173,7 +146,8 @@ class NboConfig(BaseModel):
             among the offer's channels (or is at its cap).
         caps: Contact caps.
         timing: The timing rule's defaults and arm windows.
-        conflicts: Offers that must not go to one household together.
+        conflicts: Offers that must not go to one household together, on top of the catalog's own
+            (see :meth:`household_conflicts`); the defaults are written by offer kind.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -225,6 +199,16 @@ class NboConfig(BaseModel):
             if order is None or sorted(order) != sorted(CHANNELS):
                 raise ValueError(f"channel_fallback.{level} must list every channel once: {list(CHANNELS)}")
         return v
+
+    def household_conflicts(self, catalog: Catalog) -> list[Conflict]:
+        """Return every conflict the policy applies: the catalog's, then this config's.
+
+        The catalog's come first so the reason shown for a pair named in both is the catalog's.
+
+        Args:
+            catalog: The offer catalog.
+        """
+        return [*catalog.conflicts, *self.conflicts]
 
     def kind_weight(self, kind: str) -> float:
         """Return the weight of an offer kind (1.0 unless configured)."""

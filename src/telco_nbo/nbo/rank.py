@@ -140,11 +140,13 @@ class Policy:
         config = config or NboConfig()
         rules_t = check_rules(default_rules() if rules is None else rules)
         offers = arb.OfferTable.from_catalog(catalog)
-        conflict, why = arb.conflict_matrix(offers, config)
+        # The catalog's conflicts (between named offers) and the config's (by kind) together.
+        conflict, why = arb.conflict_matrix(
+            offers, config.model_copy(update={"conflicts": config.household_conflicts(catalog)}))
         m = len(offers)
         pos = np.empty(m, dtype=np.int64)
         pos[np.argsort(offers.ids.astype(str), kind="stable")] = np.arange(m)
-        signals = default_signals() if signals is None else signals
+        signals = default_signals(catalog) if signals is None else signals
         return cls(
             catalog=catalog, config=config, rules=rules_t, timing_rule=timing_rule,
             signals=signals, offers=offers, signal_offers=signal_offer_matrix(signals, offers.ids, offers.kind),

@@ -1,9 +1,11 @@
 """Need signals: the plain-words "why this offer" read off an account's features.
 
-These follow the cross-sell playbook (mobile-only at a fiber address -> home internet; repeated
-overage -> bigger plan; roaming -> travel pack; new handset -> protection; more people than lines ->
-extra line; coverage tickets -> mesh Wi-Fi / premium care; contract end -> retention). Each signal
-is a vectorized numpy predicate plus a text built with numpy string ufuncs, evaluated only on the
+The signals are declared in the offer catalog (each offer's ``needs`` and the catalog's
+``kind_needs``; see :class:`~telco_nbo.nbo.catalog.Need`), following the cross-sell playbook
+(mobile-only at a fiber address -> home internet; repeated overage -> bigger plan; roaming -> travel
+pack; new handset -> protection; more people than lines -> extra line; coverage tickets -> mesh
+Wi-Fi / premium care; contract end -> retention). :func:`compile_need` turns each declaration into
+a vectorized numpy predicate plus a text built with numpy string ufuncs, evaluated only on the
 offers actually returned (no pandas: the scoring API explains one account per request and pandas'
 per-call overhead would dominate). A signal whose feature column is absent is skipped (an imported
 data set may lack usage), never an error. Model reason codes (SHAP) are appended after these by the
@@ -15,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.dtypes import StringDType
+
+from telco_nbo.nbo.catalog import Catalog, Need, NeedCondition, builtin_catalog
 from telco_nbo.vocabulary import DAYS_PER_MONTH
 
 _STR = StringDType()
@@ -63,68 +68,99 @@ def _pct(x: np.ndarray) -> np.ndarray:
     return _int(_f(x) * 100) + "%"
 
 
-def _const(text: str) -> Callable[[SimpleNamespace], np.ndarray]:
+_COMPARE: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
+    ">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less,
+    "==": np.equal, "!=": np.not_equal,
+}
+
+_FORMAT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "": lambda x: np.asarray(x).astype(str).astype(_STR),
+    "int": _int,
+    "pct": _pct,
+    "change_pct": lambda x: _pct(_f(x) - 1),
+    "days": lambda x: _int(_f(x) * DAYS_PER_MONTH),
+    "points": lambda x: np.char.mod("%.1f", np.round(_f(x) * 100, 1)).astype(_STR),
+}
+
+
+def _condition(cond: NeedCondition) -> Callable[[SimpleNamespace], np.ndarray]:
+    """Compile one declared condition into a predicate over the rows' columns."""
+    if cond.op in ("true", "false"):
+        want = cond.op == "true"
+        return lambda d: _b(getattr(d, cond.feature)) if want else ~_b(getattr(d, cond.feature))
+    compare = _COMPARE[cond.op]
+    if isinstance(cond.value, str):
+        # A category, compared as objects; a missing category satisfies neither == nor !=.
+        def category(d: SimpleNamespace) -> np.ndarray:
+            x = np.asarray(getattr(d, cond.feature), dtype=object)
+            return np.asarray(compare(x, cond.value), dtype=bool) & ~pd.isna(x)
+
+        return category
+
+    def number(d: SimpleNamespace) -> np.ndarray:
+        x = _f(getattr(d, cond.feature))
+        y = _f(getattr(d, cond.other)) if cond.other is not None else float(cond.value)  # type: ignore[arg-type]
+        # NaN already fails every comparison but "!=": a missing number never satisfies one.
+        return compare(x, y) & ~np.isnan(x) & ~np.isnan(y)
+
+    return number
+
+
+def _predicate(need: Need) -> Callable[[SimpleNamespace], np.ndarray]:
+    tests = [_condition(c) for c in need.when]
+
+    def when(d: SimpleNamespace) -> np.ndarray:
+        hit = tests[0](d)
+        for t in tests[1:]:
+            hit = hit & t(d)
+        return hit
+
+    return when
+
+
+def _renderer(need: Need) -> Callable[[SimpleNamespace], np.ndarray]:
+    pieces = need.fields()
+
     def render(d: SimpleNamespace) -> np.ndarray:
         n = len(next(iter(vars(d).values())))
-        return np.full(n, text, dtype=_STR)
+        out = np.full(n, "", dtype=_STR)
+        for literal, column, fmt in pieces:
+            if literal:
+                out = out + literal
+            if column:
+                out = out + _FORMAT[fmt](getattr(d, column))
+        return out
 
     return render
 
 
-def default_signals() -> list[NeedSignal]:
-    """Return the built-in need signals, most telling first."""
-    home = ("HOME_FIBER", "HOME_FWA")
-    return [
-        NeedSignal(("HOME_FIBER",), ("account_has_mobile", "account_has_broadband", "household_fiber_eligible"),
-                   lambda d: _b(d.account_has_mobile) & ~_b(d.account_has_broadband) & _b(d.household_fiber_eligible),
-                   _const("mobile-only account at a fiber-ready address")),
-        NeedSignal(("HOME_FWA",), ("account_has_mobile", "account_has_broadband", "household_fwa_eligible"),
-                   lambda d: _b(d.account_has_mobile) & ~_b(d.account_has_broadband) & _b(d.household_fwa_eligible),
-                   _const("mobile-only account at an address with 5G home internet")),
-        NeedSignal(home, ("household_size",), lambda d: _f(d.household_size) >= 3,
-                   lambda d: _int(d.household_size) + " people in the household"),
-        NeedSignal(("DATA_UPSELL",), ("line_overage_months_6m",), lambda d: _f(d.line_overage_months_6m) >= 1,
-                   lambda d: _int(d.line_overage_months_6m) + " months with data overage in the last 6"),
-        NeedSignal(("DATA_UPSELL",), ("line_data_cap_util_3m",), lambda d: _f(d.line_data_cap_util_3m) >= 0.8,
-                   lambda d: "uses " + _pct(d.line_data_cap_util_3m) + " of the data allowance (3-month mean)"),
-        NeedSignal(("DATA_UPSELL", "PLAN_REVIEW"), ("account_bill_change_3m",),
-                   lambda d: _f(d.account_bill_change_3m) >= 1.2,
-                   lambda d: "bill up " + _pct(_f(d.account_bill_change_3m) - 1) + " on its 3-month average"),
-        NeedSignal(("TRAVEL_PACK",), ("line_roaming_days_3m",), lambda d: _f(d.line_roaming_days_3m) >= 1,
-                   lambda d: _int(d.line_roaming_days_3m) + " roaming days in the last 3 months"),
-        NeedSignal(("TRAVEL_PACK",), ("line_intl_minutes_3m",), lambda d: _f(d.line_intl_minutes_3m) >= 60,
-                   lambda d: _int(d.line_intl_minutes_3m) + " international minutes in the last 3 months"),
-        NeedSignal(("DEVICE_PROTECTION",), ("line_device_age_months",), lambda d: _f(d.line_device_age_months) <= 3,
-                   lambda d: "new handset (" + _int(d.line_device_age_months) + " months old)"),
-        NeedSignal(("EXTRA_LINE",), ("household_size", "account_n_mobile_lines"),
-                   lambda d: _f(d.household_size) > _f(d.account_n_mobile_lines),
-                   lambda d: _int(d.household_size) + " people in the household, "
-                   + _int(d.account_n_mobile_lines) + " mobile lines"),
-        NeedSignal(("TV_STREAMING",), ("account_has_broadband", "account_has_tv"),
-                   lambda d: _b(d.account_has_broadband) & ~_b(d.account_has_tv),
-                   _const("home broadband without TV")),
-        NeedSignal(("kind:retention",), ("account_months_to_contract_end",),
-                   lambda d: (_f(d.account_months_to_contract_end) >= 0) & (_f(d.account_months_to_contract_end) <= 3),
-                   lambda d: "contract ends in " + _int(_f(d.account_months_to_contract_end) * DAYS_PER_MONTH) + " days"),
-        NeedSignal(("kind:retention",), ("account_lifecycle_stage",),
-                   lambda d: np.asarray(d.account_lifecycle_stage, dtype=object) == "at_risk",
-                   _const("at risk (complaint, repeated overage or a long-open ticket)")),
-        NeedSignal(("kind:retention",), ("churn_probability",), lambda d: _f(d.churn_probability) >= 0.2,
-                   lambda d: "churn risk " + _pct(d.churn_probability) + " in the next 3 months"),
-        NeedSignal(("kind:retention",), ("uplift",), lambda d: _f(d.uplift) >= 0.01,
-                   lambda d: "an offer is expected to cut churn risk by "
-                   + np.char.mod("%.1f", np.round(_f(d.uplift) * 100, 1)).astype(_STR) + " points"),
-        NeedSignal(("MESH_WIFI", "PREMIUM_CARE"), ("account_network_tickets_180d",),
-                   lambda d: _f(d.account_network_tickets_180d) >= 1,
-                   lambda d: _int(d.account_network_tickets_180d) + " network or coverage tickets in 6 months"),
-        NeedSignal(("MESH_WIFI", "PREMIUM_CARE"), ("account_open_service_issue",),
-                   lambda d: _b(d.account_open_service_issue),
-                   _const("a service issue is open right now")),
-        NeedSignal(("PREMIUM_CARE",), ("line_dropped_calls_3m",), lambda d: _f(d.line_dropped_calls_3m) >= 5,
-                   lambda d: _int(d.line_dropped_calls_3m) + " dropped calls in the last 3 months"),
-        NeedSignal(("kind:win_back",), ("account_is_active",), lambda d: ~_b(d.account_is_active),
-                   _const("former customer")),
-    ]
+def compile_need(need: Need, offers: tuple[str, ...]) -> NeedSignal:
+    """Turn a declared :class:`~telco_nbo.nbo.catalog.Need` into a :class:`NeedSignal`.
+
+    Args:
+        need: The declaration (conditions and text template).
+        offers: Offer ids or ``kind:<kind>`` selectors it explains.
+
+    Returns:
+        The signal, reading exactly the columns the need names.
+    """
+    return NeedSignal(offers, need.columns(), _predicate(need), _renderer(need))
+
+
+def default_signals(catalog: Catalog | None = None) -> list[NeedSignal]:
+    """Return the need signals a catalog declares: each offer's own, then those of its kind.
+
+    Args:
+        catalog: A loaded catalog; ``None`` for the built-in one.
+
+    Returns:
+        Signals in catalog order (an offer's own needs in their order, then the kinds' needs), so
+        every returned offer lists its own reasons before the ones its kind shares.
+    """
+    catalog = catalog or builtin_catalog()
+    own = [compile_need(need, (o.offer_id,)) for o in catalog.offers for need in o.needs]
+    shared = [compile_need(need, (f"kind:{kind}",)) for kind, needs in catalog.kind_needs.items() for need in needs]
+    return own + shared
 
 
 def signal_offer_matrix(signals: list[NeedSignal], offer_id: np.ndarray, kind: np.ndarray) -> np.ndarray:
