@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from telco_nbo import contract
 from telco_nbo import features as F
 from telco_nbo.data.schema import SCHEMAS, TABLES
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.nbo.catalog import catalog_frame
+from telco_nbo.nbo.rules import REQUIRED_COLUMNS
 
 AS_OF = pd.Timestamp("2024-06-15")
 D = pd.Timestamp
@@ -200,6 +202,40 @@ def test_active_accounts_sorted_with_contract_columns(world):
     assert not {"account_id", "household_id"} & set(F.FEATURE_COLUMNS)
     for col in [c for c in out.columns if c.startswith(("account_has_", "household_has_"))]:
         assert out[col].dtype == bool, col
+
+
+def test_account_frame_is_the_contract_in_order(world):
+    """Every built column is declared, in declared order, with a dtype that fits its kind."""
+    out = F.build_account_features(world, AS_OF)
+    assert list(out.columns) == [c.name for c in contract.columns(built=True)]
+    assert "account_is_active" not in out.columns  # declared for callers' frames, never built
+    fits = {
+        "id": pd.api.types.is_object_dtype,
+        "category": pd.api.types.is_object_dtype,
+        "bool": pd.api.types.is_bool_dtype,
+        "count": pd.api.types.is_integer_dtype,
+        "float_nan": pd.api.types.is_float_dtype,
+    }
+    wrong = {c.name: str(out[c.name].dtype) for c in contract.columns(built=True) if not fits[c.kind](out[c.name])}
+    assert not wrong, wrong
+
+
+def test_contract_declarations_are_consistent():
+    names = [c.name for c in contract.COLUMNS]
+    assert len(names) == len(set(names))
+    for c in contract.COLUMNS:
+        assert c.grain in contract.GRAINS and c.kind in contract.KINDS and c.role in contract.ROLES, c
+        assert c.name.startswith(f"{c.grain}_"), c.name  # reason codes read by grain
+        assert bool(c.categories) == (c.kind == "category"), c.name
+        assert (c.range is not None) == (c.kind == "float_nan"), c.name  # every number is bounded
+        if c.range is not None:
+            assert c.range[0] < c.range[1], c.name
+        assert (c.kind == "id") == (c.role == "id"), c.name
+        assert c.description, c.name
+    assert F.FEATURE_COLUMNS == [c.name for c in contract.COLUMNS if c.role == "feature"]
+    assert F.CATEGORICAL_FEATURES == [c for c in F.FEATURE_COLUMNS if contract.column(c).kind == "category"]
+    with pytest.raises(KeyError, match="not declared"):
+        contract.column("account_favourite_colour")
 
 
 def test_lifecycle_stages_and_precedence(acc):
@@ -428,7 +464,7 @@ def test_generated_world_decision_columns_complete(gen_features):
     f = gen_features
     m2m = f["account_contract_type"] == "month_to_month"
     assert (f["account_months_to_contract_end"].isna() == m2m).all()
-    others = [c for c in F.DECISION_COLUMNS if c != "account_months_to_contract_end"]
+    others = [c for c in [*F.DECISION_COLUMNS, *REQUIRED_COLUMNS] if c != "account_months_to_contract_end"]
     assert not f[others].isna().any().any(), f[others].isna().sum()[lambda s: s > 0]
     assert f["account_id"].is_unique
     assert ((f["account_lifecycle_stage"] == "new") == (f["account_tenure_days"] < F.NEW_DAYS)).all()

@@ -53,11 +53,12 @@ Known limits (deviations from a perfect point-in-time store; stated so users can
   A contact whose offer id is not in ``offers`` counts as promotional (the cautious side for
   contact caps).
 
-The account frame is a superset of the feature contract agreed with ``telco_nbo.nbo``
-(one row per active account, sorted by ``account_id``): :data:`DECISION_COLUMNS` are
-the identity and rule columns the NBO engine reads; :data:`FEATURE_COLUMNS` the model inputs
-(including the product-holding flags and network eligibility, which drive both churn and
-propensity); :func:`to_model_matrix` turns a feature frame into the exact matrix a model sees.
+The account frame (one row per active account, sorted by ``account_id``) holds the columns
+declared in :mod:`telco_nbo.contract`, in their declared order, then the account attributes
+(``account_x_*``): :data:`FEATURE_COLUMNS` are the model inputs (including the product-holding
+flags and network eligibility, which drive both churn and propensity), :data:`DECISION_COLUMNS`
+the identity and ranking-only columns; :func:`to_model_matrix` turns a feature frame into the
+exact matrix a model sees.
 """
 
 from __future__ import annotations
@@ -69,16 +70,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from telco_nbo import contract
+from telco_nbo.contract import CATEGORY_VALUES, FEATURE_COLUMNS
 from telco_nbo.data import attributes
-from telco_nbo.data.schema import (
-    ACCOUNT_TYPES,
-    CHANNELS,
-    CONTRACT_TYPES,
-    LINE_TYPES,
-    PAYMENT_METHODS,
-    PLAN_TIERS,
-    REGIONS,
-)
+from telco_nbo.data.schema import CHANNELS, LINE_TYPES, PLAN_TIERS
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.vocabulary import DAYS_PER_MONTH, LIFECYCLE_STAGES
 
@@ -116,100 +111,11 @@ OFFER_GRANTS_FLAG: dict[str, str] = {
 PLAN_TIER_RANK = {tier: i for i, tier in enumerate(PLAN_TIERS)}
 """Plan tier -> ordinal (basic=0 .. unlimited=3)."""
 
-CATEGORY_VALUES: dict[str, tuple[str, ...]] = {
-    "household_region": REGIONS,
-    "account_type": ACCOUNT_TYPES,
-    "account_contract_type": CONTRACT_TYPES,
-    "account_payment_method": PAYMENT_METHODS,
-}
-"""Categorical model feature -> its fixed category list (from the schema vocabularies)."""
-
 CATEGORICAL_FEATURES: list[str] = list(CATEGORY_VALUES)
 """Model features passed to XGBoost as pandas ``category`` (``enable_categorical=True``)."""
 
-HOLDING_COLUMNS: list[str] = [
-    "account_has_mobile",
-    "account_has_broadband",
-    "account_has_tv",
-    "account_has_fixed_voice",
-    "account_has_capped_mobile",
-    "account_has_device_protection",
-    "account_has_travel_pack",
-    "account_has_mesh_wifi",
-    "account_has_online_security",
-    "account_has_streaming",
-    "account_has_premium_care",
-]
-"""What the account holds at as_of: model features and, equally, what the NBO rules read."""
-
-FEATURE_COLUMNS: list[str] = [
-    # household
-    "household_n_accounts",
-    "household_n_lines",
-    "household_n_products",
-    "household_size",
-    "household_region",
-    "household_fiber_eligible",
-    "household_fwa_eligible",
-    # account
-    "account_type",
-    "account_tenure_months",
-    "account_contract_type",
-    "account_payment_method",
-    "account_paperless_billing",
-    "account_senior_citizen",
-    "account_has_partner",
-    "account_has_dependents",
-    "account_monthly_charges",
-    "account_months_to_contract_end",
-    "account_out_of_contract",
-    "account_open_tickets",
-    "account_open_service_issue",
-    "account_active_complaint",
-    "account_tickets_90d",
-    "account_complaints_180d",
-    "account_billing_tickets_180d",
-    "account_network_tickets_180d",
-    "account_bill_mean_3m",
-    "account_bill_change_3m",
-    "account_overage_months_3m",
-    "account_n_lines",
-    "account_n_mobile_lines",
-    "account_offers_accepted_365d",
-    "account_contacts_90d",
-    *HOLDING_COLUMNS,
-    # line aggregates
-    "line_overage_months_6m",
-    "line_data_gb_mean_3m",
-    "line_data_cap_util_3m",
-    "line_roaming_days_3m",
-    "line_intl_minutes_3m",
-    "line_dropped_calls_3m",
-    "line_device_age_months",
-    "line_max_plan_tier",
-]
-"""Model input columns of the account frame, in the order models see them (no ids)."""
-
-CONTACT_CHANNEL_COLUMNS: list[str] = [f"account_contacts_{c}_30d" for c in CHANNELS]
-
-DECISION_COLUMNS: list[str] = [
-    "account_id",
-    "household_id",
-    "account_type",
-    "household_fiber_eligible",
-    "household_fwa_eligible",
-    *HOLDING_COLUMNS,
-    "account_lifecycle_stage",
-    "account_open_tickets",
-    "account_open_service_issue",
-    "account_active_complaint",
-    "account_months_to_contract_end",
-    "account_channel_preference",
-    *CONTACT_CHANNEL_COLUMNS,
-    "account_promo_contacts_30d",
-    "household_promo_contacts_30d",
-]
-"""Identity and rule columns the NBO engine reads (not all are model features)."""
+DECISION_COLUMNS: list[str] = [c.name for c in contract.columns(built=True) if c.role in ("id", "decision")]
+"""Identity and ranking-only columns of the account frame (the rules also read model features)."""
 
 # Columns each table must have for the features (a subset of the schema; extra columns are ignored
 # so that a table with additional operator columns still works).
@@ -871,8 +777,9 @@ def _account_frame(snap: _Snapshot) -> pd.DataFrame:
         out[col] = out[col].fillna(False).astype(bool)
     for col in ("household_promo_contacts_30d", "household_n_accounts", "household_n_lines", "household_n_products"):
         out[col] = out[col].fillna(0).astype(np.int64)
-    ordered = list(dict.fromkeys([*DECISION_COLUMNS, *FEATURE_COLUMNS, *out.columns]))
-    return out[ordered]
+    # Declared columns in contract order, then the account attributes (declared by the data).
+    declared = [c.name for c in contract.COLUMNS if c.name in out.columns]
+    return out[[*declared, *(c for c in out.columns if c not in contract.BY_NAME)]]
 
 
 def build_account_features(tables: Mapping[str, pd.DataFrame], as_of: Any) -> pd.DataFrame:
@@ -880,8 +787,9 @@ def build_account_features(tables: Mapping[str, pd.DataFrame], as_of: Any) -> pd
 
     Includes the account's own features, aggregates of its active lines (``line_*``) and its
     household's features (``household_*``). Column meanings and point-in-time rules are in the
-    module docstring; the first columns are :data:`DECISION_COLUMNS`, then
-    :data:`FEATURE_COLUMNS`, then helper columns (days to contract end, tenure in days, ...).
+    module docstring; the columns are those of :data:`telco_nbo.contract.COLUMNS` in their
+    declared order (ids, :data:`FEATURE_COLUMNS`, ranking-only and helper columns), then the
+    account attributes ``account_x_*`` if the data has any.
 
     Args:
         tables: Table name -> frame. ``households`` and ``accounts`` are required; ``lines``,
@@ -975,17 +883,16 @@ def to_model_matrix(features: pd.DataFrame) -> pd.DataFrame:
         raise DataValidationError("features", [f"missing feature column(s): {', '.join(missing)}"])
     problems: list[str] = []
     cols: dict[str, pd.Series] = {}
-    for c in FEATURE_COLUMNS:
+    for col in contract.columns("feature"):
+        c = col.name
         s = features[c]
-        if c in CATEGORY_VALUES:
+        if col.kind == "category":
             values = s.astype(object).where(s.notna(), None)
-            bad = sorted({str(v) for v in values.dropna().unique()} - set(CATEGORY_VALUES[c]))
+            bad = sorted({str(v) for v in values.dropna().unique()} - set(col.categories))
             if bad:
-                problems.append(f"column {c} has unknown value(s) {bad[:5]}; allowed: {list(CATEGORY_VALUES[c])}")
+                problems.append(f"column {c} has unknown value(s) {bad[:5]}; allowed: {list(col.categories)}")
                 continue
-            cols[c] = pd.Series(
-                pd.Categorical(values, categories=list(CATEGORY_VALUES[c])), index=features.index, name=c
-            )
+            cols[c] = pd.Series(pd.Categorical(values, categories=list(col.categories)), index=features.index, name=c)
         else:
             if s.dtype == bool:
                 cols[c] = s.astype(np.float64)
