@@ -26,8 +26,13 @@ def register(app: typer.Typer) -> None:
                  "CSV / Parquet list with account_id, offer_id[, channel]."),
         out_dir: Path = typer.Option(..., "--out", help="Folder for policy_value.json and policy_value.html."),
         as_of: str | None = typer.Option(None, "--as-of", help="Decision date (default: the folder's as_of)."),
-        retention_offer: str = typer.Option(
-            "RETENTION_DISCOUNT", "--retention-offer", help="The offer the top-churn baseline sends."),
+        retention_offer: str | None = typer.Option(
+            None, "--retention-offer",
+            help="The offer the top-churn baseline sends (default: the catalog's retention offer with its own "
+                 "experiment evidence, effect_evidence)."),
+        catalog: Path | None = typer.Option(
+            None, "--catalog", help="Offer catalog YAML the decisions were made with (default: built-in); "
+                                    "gives the default --retention-offer and the offers' bill changes."),
         resamples: int = typer.Option(1000, "--resamples", min=100, help="Bootstrap resamples."),
         seed: int = typer.Option(0, "--seed", help="Seed of bootstraps and cross-fitting."),
         tracking_uri: str | None = typer.Option(
@@ -41,10 +46,15 @@ def register(app: typer.Typer) -> None:
 
             from telco_nbo.data.io import load_meta, load_world
             from telco_nbo.errors import ConfigError
+            from telco_nbo.evaluation.economics import DEFAULT_ECONOMICS, Economics
             from telco_nbo.evaluation.evaluate import evaluate_decisions
             from telco_nbo.evaluation.report import headline, to_html
             from telco_nbo.evaluation.value import read_decisions
+            from telco_nbo.nbo.catalog import evidenced_retention_offer, load_catalog
 
+            offers = load_catalog(catalog) if catalog is not None else None
+            economics = Economics.from_catalog(offers) if offers is not None else DEFAULT_ECONOMICS
+            retention_offer = retention_offer or (evidenced_retention_offer(offers) if offers is not None else None)
             world = load_world(data, with_truth=True)
             date = as_of or load_meta(data).get("as_of")
             if not date:
@@ -55,7 +65,8 @@ def register(app: typer.Typer) -> None:
                 raw = pd.read_parquet(decisions)
                 ranking = raw if "layer" in raw.columns else None
             result = evaluate_decisions(world.tables, world.truth, table, date, ranking=ranking,
-                                        retention_offer=retention_offer, n_resamples=resamples, seed=seed)
+                                        retention_offer=retention_offer, economics=economics,
+                                        n_resamples=resamples, seed=seed)
             payload = json.dumps(result.to_dict(), indent=2, default=float)
             page = to_html(result)
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ the same truth. Each is reported at its own best budget and at the policy's budg
   value is positive, keeping the household rule (one promotional offer per household: the most
   valuable; the household's other accounts fall back to their best non-promotional offer); at
   the policy's budget, the best ``B`` of those;
-* **top_churn**: the retention offer (``RETENTION_DISCOUNT`` unless told) to the accounts with
+* **top_churn**: the retention offer (the catalog's retention offer with its own experiment
+  evidence, unless told) to the accounts with
   the highest predicted churn (the ranking's ``churn_probability``), on the account's preferred
   channel when allowed, one per household; its best budget is the prefix of that ordering with
   the highest value;
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.evaluation.value import bootstrap_total, default_channel_rows
+from telco_nbo.nbo.catalog import evidenced_retention_offer
 
 RULE_LAYERS = ("eligibility", "applicability", "suitability")
 
@@ -126,7 +128,7 @@ def _household_cap(picks: pd.DataFrame, household_of: pd.Series, promotional: pd
 
 
 def baselines(truth: pd.DataFrame, accounts_truth: pd.DataFrame, policy_budget: int, *,
-              ranking: pd.DataFrame | None = None, retention_offer: str = "RETENTION_DISCOUNT",
+              ranking: pd.DataFrame | None = None, retention_offer: str | None = None,
               household_of: pd.Series | None = None, promotional: pd.Series | None = None,
               promo_per_household: int = 1, n_resamples: int = 1000, seed: int = 0) -> Baselines:
     """Compute the baselines (module docstring).
@@ -137,7 +139,8 @@ def baselines(truth: pd.DataFrame, accounts_truth: pd.DataFrame, policy_budget: 
             has no ``churn_probability``).
         policy_budget: The policy's number of contacts.
         ranking: The policy's ``rank`` output (rules and predicted churn), or ``None``.
-        retention_offer: The offer top-churn targeting sends.
+        retention_offer: The offer top-churn targeting sends; ``None`` for the built-in catalog's
+            retention offer with its own experiment evidence (:func:`evidenced_retention_offer`).
         household_of: Account id -> household id; with ``promotional`` (offer id -> bool) and a
             ranking, the oracle and top churn keep the household rule too: at most
             ``promo_per_household`` promotional offers per household (the most valuable; an
@@ -179,6 +182,8 @@ def baselines(truth: pd.DataFrame, accounts_truth: pd.DataFrame, policy_budget: 
     else:
         churn = accounts_truth.set_index(accounts_truth["account_id"].astype(str))["p_churn_90d"]
         source = "the true churn probability (no ranking given: a stronger baseline than a model)"
+    if retention_offer is None:
+        retention_offer = evidenced_retention_offer()
     ret = rows[rows["offer_id"] == retention_offer].copy()
     ret["churn"] = churn.reindex(ret["account_id"]).to_numpy()
     ret = ret.sort_values(["churn", "account_id"], ascending=[False, True])

@@ -9,7 +9,7 @@ contacting it, is::
 * ``accept_value(a, o) = (monthly_margin_o + bill_change_o x bill_a) x annuity(months_o)``: the
   margin an acceptance earns over ``months_o = min(term, 12)`` months (no-commitment offers: 6),
   discounted at 1 % a month; ``bill_change`` is the change of the account's whole bill while the
-  offer runs (a plan review cuts it by 8 %).
+  offer runs, the catalog offer's ``bill_change`` (a plan review cuts it by 8 %).
 * ``kept_value(a) = margin_rate x bill_a x annuity(36)``: what keeping the customer is worth, 36
   months of its margin (``margin_rate`` = 50 % of the bill), discounted.
 * ``cost(c)``: the cost of one contact on the channel.
@@ -24,10 +24,12 @@ operator's assumptions (pass an :class:`Economics`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from telco_nbo.data.schema import CHANNELS
+from telco_nbo.nbo.catalog import Catalog, bill_changes
 
 
 def _default_costs() -> dict[str, float]:
@@ -46,7 +48,8 @@ class Economics:
         no_commitment_months: Months an offer without a term earns.
         kept_months: Months of margin a kept customer is worth.
         contact_costs: Cost of one contact per channel.
-        bill_change: Offer id -> change of the whole bill while the offer runs (fraction).
+        bill_change: Offer id -> change of the whole bill while the offer runs (fraction);
+            ``None`` for the built-in catalog's ``bill_change`` fields (see :meth:`from_catalog`).
     """
 
     margin_rate: float = 0.5
@@ -55,7 +58,18 @@ class Economics:
     no_commitment_months: int = 6
     kept_months: int = 36
     contact_costs: dict[str, float] = field(default_factory=_default_costs)
-    bill_change: dict[str, float] = field(default_factory=lambda: {"PLAN_REVIEW": -0.08})
+    # None rather than a copy made here: reading the catalog is deferred to first use, so building
+    # the module's DEFAULT_ECONOMICS at import reads no file.
+    bill_change: dict[str, float] | None = None
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, **kwargs: Any) -> Economics:
+        """Economics whose bill changes are the given catalog's (other fields as ``kwargs``)."""
+        return cls(bill_change=bill_changes(catalog), **kwargs)
+
+    def bill_changes(self) -> dict[str, float]:
+        """Offer id -> change of the whole bill (the built-in catalog's when not given)."""
+        return bill_changes() if self.bill_change is None else self.bill_change
 
     def annuity(self, months: np.ndarray | float) -> np.ndarray:
         """``sum_{k=1..months} (1 + r)^-k`` (closed form; fractional months interpolate)."""
@@ -77,7 +91,8 @@ class Economics:
             term_months: Catalog term of each offer.
             bill: Monthly bill of each account.
         """
-        change = np.array([self.bill_change.get(str(o), 0.0) for o in np.asarray(offer_ids, dtype=object)])
+        by_offer = self.bill_changes()
+        change = np.array([by_offer.get(str(o), 0.0) for o in np.asarray(offer_ids, dtype=object)])
         per_month = np.asarray(monthly_margin, float) + change * np.asarray(bill, float)
         return per_month * self.annuity(self.offer_months(term_months))
 

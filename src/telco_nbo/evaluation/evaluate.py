@@ -60,7 +60,7 @@ def _active_accounts(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd
 
 def evaluate_decisions(tables: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame] | None,
                        decisions: pd.DataFrame, as_of: str | pd.Timestamp, *, ranking: pd.DataFrame | None = None,
-                       economics: Economics = DEFAULT_ECONOMICS, retention_offer: str = "RETENTION_DISCOUNT",
+                       economics: Economics = DEFAULT_ECONOMICS, retention_offer: str | None = None,
                        promo_per_household: int = 1, n_resamples: int = 1000, seed: int = 0) -> PolicyEvaluation:
     """Value a decision table on the truth (when the folder has one) and on the logs.
 
@@ -72,7 +72,8 @@ def evaluate_decisions(tables: dict[str, pd.DataFrame], truth: dict[str, pd.Data
         ranking: The ``rank`` output the decisions came from, for the baselines' rules and
             predicted churn (optional).
         economics: Valuation constants for the logged rewards.
-        retention_offer: The offer the top-churn baseline sends.
+        retention_offer: The offer the top-churn baseline sends; ``None`` for the built-in
+            catalog's retention offer with its own experiment evidence.
         promo_per_household: The household promotional cap the baselines keep (with a ranking).
         n_resamples: Bootstrap resamples.
         seed: Seed of bootstraps and cross-fitting.
