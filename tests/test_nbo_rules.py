@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,6 +174,20 @@ def test_rule_reasons_are_plain_words_per_offer():
 def test_bad_feature_frames_are_named(mutate, message):
     with pytest.raises(DataValidationError, match=message):
         evaluate_rules(mutate(make_features(20, 1)), CATALOG)
+
+
+def test_rule_columns_are_typed_by_the_contract():
+    # The rules name their columns; kinds and categories come from the one column contract.
+    from telco_nbo import contract
+    from telco_nbo.nbo.rules import OPTIONAL_COLUMNS
+
+    for name, kind in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
+        assert kind == contract.column(name).kind, name
+    assert REQUIRED_COLUMNS["account_lifecycle_stage"] == "category"
+    f = make_features(20, 1).assign(account_channel_preference="pigeon")
+    allowed = list(contract.column("account_channel_preference").categories)
+    with pytest.raises(DataValidationError, match=re.escape(f"'pigeon'; allowed: {allowed}")):
+        evaluate_rules(f, CATALOG)
 
 
 def test_required_columns_match_the_feature_builder_output():

@@ -30,6 +30,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from telco_nbo import contract
 from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.nbo.catalog import Catalog, Offer
@@ -41,48 +42,49 @@ FEATURES_TABLE = "account_features"
 Layer = Literal["eligibility", "applicability", "suitability", "value", "household", "selection"]
 LAYERS: tuple[str, ...] = ("eligibility", "applicability", "suitability", "value", "household", "selection")
 
-# Columns of the account feature frame the default rules read, with the kind of values expected.
-# (The frame may carry many more: the model features.)
-REQUIRED_COLUMNS: dict[str, str] = {
-    "account_id": "id",
-    "household_id": "id",
-    "account_type": "str",
-    "household_fiber_eligible": "bool",
-    "household_fwa_eligible": "bool",
-    "account_has_mobile": "bool",
-    "account_has_broadband": "bool",
-    "account_has_tv": "bool",
-    "account_has_fixed_voice": "bool",
-    "account_has_capped_mobile": "bool",
-    "account_has_device_protection": "bool",
-    "account_has_travel_pack": "bool",
-    "account_has_mesh_wifi": "bool",
-    "account_has_online_security": "bool",
-    "account_has_streaming": "bool",
-    "account_has_premium_care": "bool",
-    "account_lifecycle_stage": "str",
-    "account_open_service_issue": "bool",
-    "account_network_tickets_180d": "count",
-    "account_active_complaint": "bool",
-    "account_months_to_contract_end": "float_nan",
-    "account_channel_preference": "str",
-    **{f"account_contacts_{c}_30d": "count" for c in CHANNELS},
-    "account_promo_contacts_30d": "count",
-    "household_promo_contacts_30d": "count",
-}
-"""Columns the default rules need and their kind (id, str, bool, count, float_nan)."""
+# Columns of the account feature frame the default rules read; their kinds (and categories) are
+# those of the column contract. (The frame may carry many more: the model features.)
+REQUIRED_COLUMNS: dict[str, str] = contract.kinds([
+    "account_id",
+    "household_id",
+    "account_type",
+    "household_fiber_eligible",
+    "household_fwa_eligible",
+    "account_has_mobile",
+    "account_has_broadband",
+    "account_has_tv",
+    "account_has_fixed_voice",
+    "account_has_capped_mobile",
+    "account_has_device_protection",
+    "account_has_travel_pack",
+    "account_has_mesh_wifi",
+    "account_has_online_security",
+    "account_has_streaming",
+    "account_has_premium_care",
+    "account_lifecycle_stage",
+    "account_open_service_issue",
+    "account_network_tickets_180d",
+    "account_active_complaint",
+    "account_months_to_contract_end",
+    "account_channel_preference",
+    *(f"account_contacts_{c}_30d" for c in CHANNELS),
+    "account_promo_contacts_30d",
+    "household_promo_contacts_30d",
+])
+"""Columns the default rules need -> their kind in :mod:`telco_nbo.contract`."""
 
-OPTIONAL_COLUMNS: dict[str, str] = {
+OPTIONAL_COLUMNS: dict[str, str] = contract.kinds([
     # Absent -> every row is an active account (the feature builder only emits active accounts).
-    "account_is_active": "bool",
+    "account_is_active",
     # Needed only when a timing arm bounds tenure.
-    "account_tenure_months": "float_nan",
-}
+    "account_tenure_months",
+])
+"""Columns the default rules read when present -> their kind."""
 
 _VOCAB: dict[str, tuple[str, ...]] = {
-    "account_type": ACCOUNT_TYPES,
-    "account_lifecycle_stage": LIFECYCLE_STAGES,
-    "account_channel_preference": CHANNELS,
+    name: contract.column(name).categories
+    for name, kind in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items()
+    if kind == "category"
 }
 
 _FLAG_WORDS = {
@@ -122,7 +124,7 @@ def validate_features(features: pd.DataFrame) -> None:
         if col not in features.columns:
             continue
         s = features[col]
-        if kind in ("id", "str"):
+        if kind in ("id", "category"):
             if s.isna().any():
                 problems.append(f"column '{col}' has nulls in rows {_examples(s.index[s.isna()])}")
                 continue
