@@ -30,9 +30,9 @@ Known limits (deviations from a perfect point-in-time store; stated so users can
   ``contract_end_date``, ``payment_method``, ``monthly_charges``... — are taken as they stand in the
   tables. If the tables are a *later* snapshot than ``as_of`` these columns carry the later state.
   One case is repaired because it would leak the propensity label itself: an add-on offer accepted
-  *after* ``as_of`` whose offer id grants an ownership flag (:data:`OFFER_GRANTS_FLAG`) turns that
-  flag back off at ``as_of`` for the account (eligibility never offers an owned product, so the
-  flag was off before the acceptance).
+  *after* ``as_of`` that grants an ownership flag (its ``grants_flag`` in the built-in catalog)
+  turns that flag back off at ``as_of`` for the account (eligibility never offers an owned
+  product, so the flag was off before the acceptance).
 * ``account_months_to_contract_end`` is signed: negative means the fixed-term contract lapsed that
   many months ago (the customer is out of contract, free to leave; ``account_out_of_contract``
   says so explicitly). A lapsed contract is *not* in the ``renewal`` stage: like month-to-month,
@@ -75,6 +75,7 @@ from telco_nbo.contract import CATEGORY_VALUES, FEATURE_COLUMNS
 from telco_nbo.data import attributes
 from telco_nbo.data.schema import CHANNELS, LINE_TYPES, PLAN_TIERS
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.nbo.catalog import offer_grants
 from telco_nbo.vocabulary import DAYS_PER_MONTH, LIFECYCLE_STAGES
 
 NEW_DAYS = 90
@@ -99,14 +100,6 @@ NETWORK_CATEGORIES = ("network", "coverage")
 
 LINE_FLAGS = ("has_device_protection", "has_travel_pack", "has_mesh_wifi", "has_online_security", "has_streaming")
 """Ownership flags carried per line."""
-
-OFFER_GRANTS_FLAG: dict[str, str] = {
-    "DEVICE_PROTECTION": "has_device_protection",
-    "TRAVEL_PACK": "has_travel_pack",
-    "MESH_WIFI": "has_mesh_wifi",
-    "PREMIUM_CARE": "has_premium_care",
-}
-"""Offer id -> the ownership flag an acceptance switches on (from the built-in catalog)."""
 
 PLAN_TIER_RANK = {tier: i for i, tier in enumerate(PLAN_TIERS)}
 """Plan tier -> ordinal (basic=0 .. unlimited=3)."""
@@ -412,9 +405,10 @@ def _flags_granted_after(snap: _Snapshot) -> dict[str, np.ndarray]:
     later = _bools(c, "accepted") & ~np.isnat(acc) & (acc > snap.as_of.to_datetime64())
     codes = _codes(c["account_id"], snap.account_index)
     offer = c["offer_id"].to_numpy()
-    out = {}
-    for offer_id, flag in OFFER_GRANTS_FLAG.items():
-        out[flag] = _count(codes, n, later & (offer == offer_id)) > 0
+    out = {flag: np.zeros(n, dtype=bool) for flag in (*LINE_FLAGS, "has_premium_care")}
+    # Which offer switches on which flag is catalog knowledge (each offer's grants_flag).
+    for offer_id, flag in offer_grants().items():
+        out[flag] = out[flag] | (_count(codes, n, later & (offer == offer_id)) > 0)
     return out
 
 
@@ -955,7 +949,6 @@ __all__ = [
     "DECISION_COLUMNS",
     "FEATURE_COLUMNS",
     "LIFECYCLE_STAGES",
-    "OFFER_GRANTS_FLAG",
     "build_account_features",
     "build_household_features",
     "build_line_features",
