@@ -11,8 +11,11 @@ import pytest
 from pydantic import ValidationError
 from worlds import tiny_world
 
+from telco_nbo import contract
+from telco_nbo.contract import FEATURE_COLUMNS
 from telco_nbo.errors import ConfigError
 from telco_nbo.features import build_account_features
+from telco_nbo.nbo.rules import REQUIRED_COLUMNS
 from telco_nbo.serving.app import NboApp, ServeConfig, ServingError
 from telco_nbo.serving.predlog import PredictionLog, read_prediction_log
 from telco_nbo.serving.schemas import OPTIONAL_KINDS, REQUIRED_KINDS, RankRequest, ScoreRequest
@@ -36,6 +39,24 @@ def test_request_schema_covers_exactly_the_feature_builder_columns(features: pd.
             assert pd.api.types.is_float_dtype(dtype), col
         else:
             assert dtype == object, col
+
+
+def test_request_schema_is_derived_from_the_contract() -> None:
+    # Required: what the rules read and what the models read; optional: every other declared
+    # column; each typed and bounded as declared (no kind guessed from a name).
+    schema = RankRequest.model_json_schema()["$defs"]["AccountFeatures"]
+    assert set(schema["required"]) == set(REQUIRED_COLUMNS) | set(FEATURE_COLUMNS) == set(REQUIRED_KINDS)
+    assert set(REQUIRED_KINDS) | set(OPTIONAL_KINDS) == set(contract.BY_NAME)
+    assert set(schema["properties"]) == set(contract.BY_NAME)
+    for name, prop in schema["properties"].items():
+        col = contract.column(name)
+        assert REQUIRED_KINDS.get(name, OPTIONAL_KINDS.get(name)) == col.kind, name
+        types = [prop] if "anyOf" not in prop else [t for t in prop["anyOf"] if t.get("type") != "null"]
+        (t,) = types
+        if col.kind == "category":
+            assert t["enum"] == list(col.categories), name
+        elif col.bounds is not None:
+            assert (t["minimum"], t["maximum"]) == col.bounds, name
 
 
 def test_every_feature_row_is_a_valid_request(features: pd.DataFrame) -> None:
@@ -158,12 +179,12 @@ def test_serve_cli_refuses_bad_input_before_starting(tmp_path, monkeypatch: pyte
 
 
 def test_direct_predict_equals_xgboost_inplace_predict() -> None:
-    # CompiledBooster.predict calls XGBoost's C API directly (see _DirectPredict); it must give
+    # CompiledBooster.predict calls XGBoost's C API directly (see DirectPredict); it must give
     # exactly what Booster.inplace_predict gives, with missing values, the best-iteration range
     # of an early-stopped model, one row or many, and raise XGBoost's error on a bad shape.
     import xgboost as xgb
 
-    from telco_nbo.serving.scoring import CompiledBooster, _DirectPredict
+    from telco_nbo.scoring import CompiledBooster
 
     rng = np.random.default_rng(3)
     X = pd.DataFrame(rng.normal(size=(600, 5)), columns=[f"f{i}" for i in range(5)])
@@ -181,14 +202,14 @@ def test_direct_predict_equals_xgboost_inplace_predict() -> None:
         assert got.dtype == np.float64 and got.shape == (n,)
         np.testing.assert_array_equal(got, np.asarray(want, dtype=float))
         np.testing.assert_allclose(got, model.predict_proba(X.iloc[:n])[:, 1], rtol=1e-6)
-    assert isinstance(b._direct, _DirectPredict)
+    assert b.uses_direct_predict
     with pytest.raises(xgb.core.XGBoostError):
         b.predict(np.zeros((2, 3), dtype=np.float32))
     # Pickled (e.g. shipped to a Dask worker) after use: the ctypes handle is rebuilt, same numbers.
     import pickle
 
     again = pickle.loads(pickle.dumps(b))
-    assert again._direct is None
+    assert not again.uses_direct_predict
     np.testing.assert_array_equal(again.predict(M), b.predict(M))
 
 

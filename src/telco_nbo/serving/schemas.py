@@ -1,11 +1,14 @@
 """Request and response schemas of the scoring API (pydantic).
 
-An account in a request is one row of :func:`telco_nbo.features.build_account_features`: the
-identity and rule columns the ranking reads and the model features, every one required (a missing
-field is named in the 400 answer, never guessed), typed (strict booleans: ``"yes"`` is not true;
-counts; nullable numbers; vocabularies), bounded (every number finite and inside the range of
-:data:`FIELD_RANGES`; ids at most :data:`MAX_ID_LENGTH` characters) and nothing else (an unknown
-field is a typo, named in the answer).
+An account in a request is one row of :func:`telco_nbo.features.build_account_features`, typed by
+the column contract (:mod:`telco_nbo.contract`): the columns the ranking rules read
+(:data:`telco_nbo.nbo.rules.REQUIRED_COLUMNS`) and the model features are required (a missing
+field is named in the 400 answer, never guessed); the other declared columns are accepted but
+optional (so a feature row can be posted as it is). Every field is typed by its declared kind
+(strict booleans: ``"yes"`` is not true; counts; nullable numbers; vocabularies from the declared
+categories), bounded (every number finite and inside its declared range, :data:`FIELD_RANGES`;
+counts 0..:data:`MAX_COUNT`; ids at most :data:`MAX_ID_LENGTH` characters) and nothing else (an
+unknown field is a typo, named in the answer).
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StringConstraints,
                       create_model, model_validator)
 
-from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS
-from telco_nbo.features import CATEGORY_VALUES, FEATURE_COLUMNS
-from telco_nbo.vocabulary import LIFECYCLE_STAGES
-from telco_nbo.nbo.rules import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from telco_nbo import contract
+from telco_nbo.contract import FEATURE_COLUMNS, MAX_COUNT
+from telco_nbo.nbo.rules import REQUIRED_COLUMNS
 from telco_nbo.nbo.schemas import AccountDecision
 
 MAX_BATCH = 1000
@@ -27,36 +29,12 @@ MAX_BATCH = 1000
 MAX_ID_LENGTH = 64
 """Characters of an account, household or offer id at most."""
 
-MAX_COUNT = 100_000
-"""Largest count a request may carry (tickets, contacts, lines...): far above any real account."""
+# A value outside a declared range is a unit or encoding mistake, refused rather than scored: an
+# XGBoost split does not care, but CLV multiplies the monthly charges, and a float32 matrix turns
+# 1e39 into an infinity.
+FIELD_RANGES: dict[str, tuple[float, float]] = {c.name: c.range for c in contract.COLUMNS if c.range is not None}
+"""Closed range of every number a request may carry (from the contract); counts are 0..:data:`MAX_COUNT`."""
 
-FIELD_RANGES: dict[str, tuple[float, float]] = {
-    # Generous bounds of what an account can hold (the synthetic world and the IBM data sit well
-    # inside them); a value outside is a unit or encoding mistake, refused rather than scored: an
-    # XGBoost split does not care, but CLV multiplies the monthly charges, and a float32 matrix
-    # turns 1e39 into an infinity.
-    "account_months_to_contract_end": (-1200.0, 1200.0),
-    "account_days_to_contract_end": (-36_500.0, 36_500.0),
-    "household_size": (1.0, 50.0),
-    "account_tenure_months": (0.0, 1200.0),
-    "account_tenure_days": (0.0, 36_500.0),
-    "household_tenure_months": (0.0, 1200.0),
-    "account_monthly_charges": (0.0, 100_000.0),
-    "account_bill_mean_3m": (-100_000.0, 1_000_000.0),
-    "account_bill_change_3m": (-10_000.0, 10_000.0),
-    "line_overage_months_6m": (0.0, 6.0),
-    "line_data_gb_mean_3m": (0.0, 100_000.0),
-    "line_data_cap_util_3m": (0.0, 10_000.0),
-    "line_roaming_days_3m": (0.0, 92.0),
-    "line_intl_minutes_3m": (0.0, 1_000_000.0),
-    "line_dropped_calls_3m": (0.0, 1_000_000.0),
-    "line_device_age_months": (0.0, 1200.0),
-    "line_max_plan_tier": (0.0, 100.0),
-}
-"""Closed range of every number a request may carry; counts are 0..:data:`MAX_COUNT`."""
-
-DEFAULT_RANGE = (-1e9, 1e9)
-"""Range of a number without an entry in :data:`FIELD_RANGES` (a new feature): finite, float32-safe."""
 
 def _whole(v: Any) -> Any:
     # JSON Schema's "integer" includes 2.0 (a count written by a float column): take it as 2; any
@@ -73,78 +51,46 @@ Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT), BeforeValidator(_who
 
 
 def _number(col: str) -> Any:
-    lo, hi = FIELD_RANGES.get(col, DEFAULT_RANGE)
+    lo, hi = FIELD_RANGES[col]
     return Annotated[float, Field(strict=True, ge=lo, le=hi, allow_inf_nan=False)]
-
-_COUNT_FEATURES = {
-    "household_n_accounts", "household_n_lines", "household_n_products", "account_open_tickets",
-    "account_tickets_90d", "account_complaints_180d", "account_billing_tickets_180d",
-    "account_network_tickets_180d", "account_overage_months_3m", "account_n_lines", "account_n_mobile_lines",
-    "account_offers_accepted_365d", "account_contacts_90d",
-}
-_BOOL_FEATURES = {
-    "household_fiber_eligible", "household_fwa_eligible", "account_paperless_billing", "account_senior_citizen",
-    "account_has_partner", "account_has_dependents", "account_out_of_contract", "account_open_service_issue",
-    "account_active_complaint",
-}
-# Columns build_account_features also emits that neither the rules nor the models need: accepted
-# (so a feature row can be posted as it is) but optional.
-EXTRA_COLUMNS: dict[str, str] = {
-    "account_open_ticket_over_14d": "bool", "account_days_to_contract_end": "float_nan",
-    "account_tenure_days": "float_nan", "household_tenure_months": "float_nan",
-    "household_has_mobile": "bool", "household_has_broadband": "bool", "household_has_tv": "bool",
-    "household_has_fixed_voice": "bool", "household_open_tickets": "count", "household_contacts_30d": "count",
-}
-_VOCAB = {
-    **{k: tuple(v) for k, v in CATEGORY_VALUES.items()},
-    "account_type": tuple(ACCOUNT_TYPES),
-    "account_lifecycle_stage": tuple(LIFECYCLE_STAGES),
-    "account_channel_preference": tuple(CHANNELS),
-}
-
-
-def _feature_kind(name: str) -> str:
-    if name in _VOCAB:
-        return "category"
-    if name in _COUNT_FEATURES:
-        return "count"
-    if name in _BOOL_FEATURES or name.startswith("account_has_"):
-        return "bool"
-    return "float_nan"
 
 
 def feature_kinds() -> dict[str, str]:
-    """Column -> kind (id, category, bool, count, float_nan) of every required request field."""
-    kinds: dict[str, str] = {}
-    for col, kind in REQUIRED_COLUMNS.items():
-        kinds[col] = "category" if col in _VOCAB else ("float_nan" if kind == "float_nan" else kind)
-        if kind == "str" and col not in _VOCAB:
-            kinds[col] = "id"
-    for col in FEATURE_COLUMNS:
-        kinds.setdefault(col, _feature_kind(col))
-    return kinds
+    """Column -> kind (id, category, bool, count, float_nan) of every required request field.
+
+    The required fields are the columns the rules read, then the model features, in that order;
+    the kinds are the contract's.
+    """
+    return contract.kinds(dict.fromkeys([*REQUIRED_COLUMNS, *FEATURE_COLUMNS]))
+
+
+def _type(col: str, kind: str) -> Any:
+    if kind == "id":
+        return Id
+    if kind == "category":
+        return Literal[contract.column(col).categories]  # type: ignore[valid-type]
+    if kind == "bool":
+        return StrictBool
+    if kind == "count":
+        return Count
+    return _number(col) | None  # a real number may be unknown (NaN in the feature frame)
 
 
 def _annotation(col: str, kind: str) -> Any:
-    if kind == "id":
-        return Id, ...
-    if kind == "category":
-        return Literal[_VOCAB[col]], ...  # type: ignore[valid-type]
-    if kind == "bool":
-        return StrictBool, ...
-    if kind == "count":
-        return Count, ...
-    return _number(col) | None, Field(...)
+    return _type(col, kind), Field(...) if kind == "float_nan" else ...
 
 
 def _optional(col: str, kind: str) -> Any:
-    typ = {"bool": StrictBool | None, "count": Count | None, "float_nan": _number(col) | None}[kind]
-    return typ, None
+    typ = _type(col, kind)
+    return (typ if kind == "float_nan" else typ | None), None
 
 
 REQUIRED_KINDS = feature_kinds()
-OPTIONAL_KINDS: dict[str, str] = {**{k: v for k, v in OPTIONAL_COLUMNS.items() if k not in REQUIRED_KINDS},
-                                  **EXTRA_COLUMNS}
+OPTIONAL_KINDS: dict[str, str] = {c.name: c.kind for c in contract.COLUMNS if c.name not in REQUIRED_KINDS}
+"""The other declared columns (rule columns read when present, helper columns): accepted, optional."""
+
+EXTRA_COLUMNS: dict[str, str] = {c.name: c.kind for c in contract.columns("helper")}
+"""The optional fields that neither the rules nor the models read (the contract's helper columns)."""
 
 AccountFeatures = create_model(  # type: ignore[call-overload]
     "AccountFeatures",
