@@ -43,7 +43,7 @@ from telco_nbo.data import attributes
 from telco_nbo.data.io import conform_table, empty_table
 from telco_nbo.data.mapping import infer_column
 from telco_nbo.data.schema import ID_COLUMNS, SCHEMAS, TABLES
-from telco_nbo.data.validate import _fmt_rows, _fmt_values, validate_world
+from telco_nbo.data.validate import format_rows, format_values, validate_world
 from telco_nbo.data.world import World
 from telco_nbo.errors import ConfigError, DataValidationError
 
@@ -236,8 +236,8 @@ def _map_table(
                 bad = num.isna() & out[col].notna()
                 if bad.any():
                     pos = np.flatnonzero(bad.to_numpy())
-                    problems.append(f"column '{src}': expected a number, got text in {_fmt_rows(pos)} "
-                                    f"(values {_fmt_values(s.iloc[pos])})")
+                    problems.append(f"column '{src}': expected a number, got text in {format_rows(pos)} "
+                                    f"(values {format_values(s.iloc[pos])})")
                 out[col] = num * UNIT_FACTORS[tm.units[col]]
         elif col in defaults:
             out[col] = pd.Series([defaults[col]] * len(raw), index=raw.index, dtype=object)
@@ -340,15 +340,15 @@ def import_folder(folder: str | os.PathLike[str], mapping: FolderMapping) -> Wor
         tables[name] = frame
     acc = tables["accounts"]
     if churn is not None:
-        from telco_nbo.data.importers import _BOOL_DEFAULT
+        from telco_nbo.data.importers import BOOL_WORDS
 
-        flag = churn.map(lambda v: _BOOL_DEFAULT.get(_norm(v)) if v is not None else None)
+        flag = churn.map(lambda v: BOOL_WORDS.get(_norm(v)) if v is not None else None)
         bad = flag.isna()
         if bad.any():
             pos = np.flatnonzero(bad.to_numpy())
             raise DataValidationError("accounts", [
                 f"column '{mapping.tables['accounts'].churn}': not a churn flag (yes/no, true/false, 1/0) in "
-                f"{_fmt_rows(pos)} (values {_fmt_values(churn.iloc[pos])})"])
+                f"{format_rows(pos)} (values {format_values(churn.iloc[pos])})"])
         end = as_of + pd.Timedelta(days=mapping.churn_end_offset_days)
         acc["end_date"] = np.where(flag.astype(bool), end.strftime("%Y-%m-%d"), None)
     if "household_id" not in acc.columns:

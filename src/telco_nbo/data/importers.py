@@ -60,7 +60,7 @@ from telco_nbo.data import attributes
 from telco_nbo.data.io import empty_table, read_csv_text
 from telco_nbo.data.mapping import FIELDS, UNITS, USAGE_FIELDS, FieldSpec, FlatMapping, infer_column
 from telco_nbo.data.schema import CONTRACT_MONTHS, TABLES
-from telco_nbo.data.validate import _fmt_rows, _fmt_values, validate_world
+from telco_nbo.data.validate import format_rows, format_values, validate_world
 from telco_nbo.data.world import World
 from telco_nbo.errors import ConfigError, DataValidationError
 
@@ -71,7 +71,7 @@ BUILTIN_MAPPINGS = {"ibm": "ibm_mapping.yaml"}
 MAX_TICKETS_PER_ROW = 1000
 """A ticket count above this in one row is taken for a data error, not a busy customer."""
 
-_BOOL_DEFAULT = {
+BOOL_WORDS = {
     "yes": True, "no": False, "y": True, "n": False, "true": True, "false": False,
     "1": True, "0": False, "no internet service": False, "no phone service": False,
 }
@@ -133,11 +133,11 @@ def _parse_column(
     blank = text.isna() | (text == "")
     if spec.kind == "id":
         if blank.any():
-            problems.append(f"column '{col}': blank customer id in {_fmt_rows(np.flatnonzero(blank))}")
+            problems.append(f"column '{col}': blank customer id in {format_rows(np.flatnonzero(blank))}")
         dup = text.duplicated(keep=False) & ~blank
         if dup.any():
             for value, rows in list(text[dup].groupby(text[dup], sort=False).groups.items())[:5]:
-                problems.append(f"duplicate {col} '{value}' in {_fmt_rows(rows)}")
+                problems.append(f"duplicate {col} '{value}' in {format_rows(rows)}")
             n_dup = text[dup].nunique()
             if n_dup > 5:
                 problems.append(f"... and {n_dup - 5:,} more duplicated {col} values")
@@ -148,14 +148,14 @@ def _parse_column(
         if bad.any():
             pos = np.flatnonzero(bad)
             problems.append(
-                f"column '{col}': expected a number, got text in {_fmt_rows(pos)} (values {_fmt_values(raw.iloc[pos])})"
+                f"column '{col}': expected a number, got text in {format_rows(pos)} (values {format_values(raw.iloc[pos])})"
             )
         if spec.kind != "float_or_blank" and blank.any():
-            problems.append(f"column '{col}': blank in {_fmt_rows(np.flatnonzero(blank))}")
+            problems.append(f"column '{col}': blank in {format_rows(np.flatnonzero(blank))}")
         neg = num < 0
         if neg.any():
             pos = np.flatnonzero(neg)
-            problems.append(f"column '{col}': negative in {_fmt_rows(pos)} (values {_fmt_values(raw.iloc[pos])})")
+            problems.append(f"column '{col}': negative in {format_rows(pos)} (values {format_values(raw.iloc[pos])})")
         unit = mapping.units.get(fld)
         if unit is not None:
             num = num * UNITS[spec.unit][unit]
@@ -166,14 +166,14 @@ def _parse_column(
             if frac.any():
                 pos = np.flatnonzero(frac)
                 problems.append(
-                    f"column '{col}': expected whole {spec.unit or 'numbers'}, got {_fmt_values(raw.iloc[pos])} "
-                    f"in {_fmt_rows(pos)}"
+                    f"column '{col}': expected whole {spec.unit or 'numbers'}, got {format_values(raw.iloc[pos])} "
+                    f"in {format_rows(pos)}"
                 )
         return num
     if spec.kind in ("bool", "category"):
         given = mapping.values.get(fld)
         vmap = {_norm(k): v for k, v in given.items()} if given else (
-            _BOOL_DEFAULT if spec.kind == "bool" else {_norm(v): v for v in spec.vocabulary}
+            BOOL_WORDS if spec.kind == "bool" else {_norm(v): v for v in spec.vocabulary}
         )
         normed = text.map(lambda v: _norm(v) if isinstance(v, str) else v)
         mapped = normed.map(vmap)
@@ -181,8 +181,8 @@ def _parse_column(
         if bad.any():
             pos = np.flatnonzero(bad)
             known = ", ".join(repr(k) for k in (given or vmap))
-            unknown = _fmt_values(raw.iloc[pos].fillna(""))
-            problems.append(f"column '{col}': unknown value {unknown} in {_fmt_rows(pos)} (known: {known})")
+            unknown = format_values(raw.iloc[pos].fillna(""))
+            problems.append(f"column '{col}': unknown value {unknown} in {format_rows(pos)} (known: {known})")
         return mapped
     return text
 
@@ -217,15 +217,15 @@ def _parse_fields(flat: pd.DataFrame, mapping: FlatMapping, table: str) -> pd.Da
         if key.split("@")[0] == "roaming_days" and (values > 31).any():
             col = mapping.source_columns("roaming_days")[int(key.split("@")[1]) - 1]
             pos = np.flatnonzero((values > 31).to_numpy())
-            problems.append(f"column '{col}': more than 31 roaming days in a month in {_fmt_rows(pos)} "
-                            f"(values {_fmt_values(flat[col].iloc[pos])})")
+            problems.append(f"column '{col}': more than 31 roaming days in a month in {format_rows(pos)} "
+                            f"(values {format_values(flat[col].iloc[pos])})")
     counts = [f for f in ("support_calls", "complaints") if f in out]
     for fld in counts:
         too_many = out[fld] > MAX_TICKETS_PER_ROW
         if too_many.any():
             pos = np.flatnonzero(too_many)
             problems.append(f"column '{mapping.columns[fld]}': more than {MAX_TICKETS_PER_ROW} tickets in "
-                            f"{_fmt_rows(pos)} (values {_fmt_values(flat[mapping.columns[fld]].iloc[pos])})")
+                            f"{format_rows(pos)} (values {format_values(flat[mapping.columns[fld]].iloc[pos])})")
     if problems:
         raise DataValidationError(table, problems + ["(row r is line r + 2 of the file)"])
     return pd.DataFrame(out)
@@ -279,8 +279,8 @@ def _passthrough(flat: pd.DataFrame, mapping: FlatMapping, table: str) -> tuple[
             bad = ~blank & num.isna()
             if bad.any():
                 pos = np.flatnonzero(bad)
-                problems.append(f"column '{col}': passthrough numeric, got text in {_fmt_rows(pos)} "
-                                f"(values {_fmt_values(text.iloc[pos])})")
+                problems.append(f"column '{col}': passthrough numeric, got text in {format_rows(pos)} "
+                                f"(values {format_values(text.iloc[pos])})")
             attrs[name] = num.astype(np.float64)
         else:
             clean = text.map(lambda v: v.strip() if isinstance(v, str) else v)

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from telco_nbo.data import attributes
 from telco_nbo.data.schema import OPTIONAL_COLUMNS, SCHEMAS, TABLES
-from telco_nbo.data.validate import _fmt_rows, _fmt_values, validate_world
+from telco_nbo.data.validate import format_rows, format_values, validate_world
 from telco_nbo.data.world import META_FILE, TRUTH_DIR, World
 from telco_nbo.errors import ConfigError, DataValidationError
 
@@ -55,7 +55,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 # Fixed writer settings: part of the determinism promise, change only on purpose.
-_PARQUET_OPTIONS: dict[str, Any] = {
+PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
     "version": "2.6",
@@ -112,7 +112,7 @@ def empty_table(table: str) -> pd.DataFrame:
 
 def _text_problem(col: str, expected: str, s: pd.Series, bad: np.ndarray, what: str = "text") -> str:
     pos = np.flatnonzero(bad)
-    return f"column '{col}': expected {expected}, got {what} in {_fmt_rows(pos)} (values {_fmt_values(s.iloc[pos])})"
+    return f"column '{col}': expected {expected}, got {what} in {format_rows(pos)} (values {format_values(s.iloc[pos])})"
 
 
 def _conform_column(
@@ -147,7 +147,7 @@ def _conform_column(
         na = s.isna().to_numpy(bool)
 
     if na.any() and not nullable:
-        problems.append(f"column '{col}': empty (null) in {_fmt_rows(np.flatnonzero(na))}")
+        problems.append(f"column '{col}': empty (null) in {format_rows(np.flatnonzero(na))}")
 
     if expected in ("int64", "float64"):
         if is_text:
@@ -302,7 +302,8 @@ def _json_default(v: Any) -> Any:
     raise TypeError(f"{type(v).__name__} is not JSON serialisable")
 
 
-def _dump_json(obj: Any, what: str) -> str:
+def dump_json(obj: Any, what: str) -> str:
+    """Return ``obj`` as sorted, indented JSON text; ``what`` names it in the error if it is not serialisable."""
     try:
         return json.dumps(obj, sort_keys=True, indent=2, default=_json_default, ensure_ascii=False) + "\n"
     except (TypeError, ValueError) as exc:
@@ -323,7 +324,7 @@ def _write_parquet_table(table: str, df: pd.DataFrame, path: Path) -> None:
     # Drop the pandas metadata: it would tie the bytes to the pandas version; dtypes come back
     # from the contract on load anyway.
     arrow = arrow.replace_schema_metadata(None)
-    pq.write_table(arrow, path, **_PARQUET_OPTIONS)
+    pq.write_table(arrow, path, **PARQUET_OPTIONS)
 
 
 def _write_truth_frame(df: pd.DataFrame, path: Path) -> None:
@@ -331,7 +332,7 @@ def _write_truth_frame(df: pd.DataFrame, path: Path) -> None:
         isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
     )
     arrow = pa.Table.from_pandas(df, preserve_index=keep_index)
-    pq.write_table(arrow, path, **_PARQUET_OPTIONS)
+    pq.write_table(arrow, path, **PARQUET_OPTIONS)
 
 
 def check_output_folder(out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -391,8 +392,8 @@ def write_world(
         # Types of the attribute columns, so that a CSV copy of the folder loads back the same.
         meta[attributes.META_KEY] = attributes.attribute_kinds(world.tables[attributes.TABLE])
     summary = meta.pop(TRUTH_SUMMARY_KEY, None)
-    meta_text = _dump_json(meta, "World.meta")
-    summary_text = _dump_json(summary, "truth summary") if summary is not None else None
+    meta_text = dump_json(meta, "World.meta")
+    summary_text = dump_json(summary, "truth summary") if summary is not None else None
 
     out = check_output_folder(out_dir, overwrite=overwrite)
 
@@ -416,14 +417,14 @@ def write_world(
             if summary_text is not None:
                 (tmp / TRUTH_DIR / TRUTH_SUMMARY_FILE).write_text(summary_text, encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a data folder is meant to be shared
-        _swap_into_place(tmp, out)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
+def swap_into_place(tmp: Path, out: Path) -> None:
     """Rename the finished ``tmp`` folder to ``out``, replacing an old ``out`` if present."""
     if not out.exists():
         os.rename(tmp, out)

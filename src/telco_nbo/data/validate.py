@@ -63,7 +63,8 @@ _ROW_LOCATORS = {
 # ----------------------------------------------------------------------------------------------
 
 
-def _fmt_rows(positions: Iterable[int]) -> str:
+def format_rows(positions: Iterable[int]) -> str:
+    """Return row positions as a short list for a message (``3, 17, 40 (+12 more)``)."""
     pos = [int(p) for p in positions]
     shown = ", ".join(str(p) for p in pos[:MAX_EXAMPLES])
     more = f" (+{len(pos) - MAX_EXAMPLES:,} more)" if len(pos) > MAX_EXAMPLES else ""
@@ -80,7 +81,8 @@ def _fmt_value(v: object) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def _fmt_values(values: Iterable[object]) -> str:
+def format_values(values: Iterable[object]) -> str:
+    """Return the distinct values as a short quoted list for a message, each value cut short."""
     seen: list[str] = []
     for v in values:
         s = _fmt_value(v)
@@ -158,15 +160,15 @@ def _dtype_problem(col: str, s: pd.Series, expected: str, nullable: bool) -> str
             vals = s.iloc[pos]
             words = sorted({_type_word(v) for v in vals})
             return (
-                f"column '{col}': expected {expected}, got {'/'.join(words)} in {_fmt_rows(pos)} "
-                f"(values {_fmt_values(vals)})"
+                f"column '{col}': expected {expected}, got {'/'.join(words)} in {format_rows(pos)} "
+                f"(values {format_values(vals)})"
             )
         return f"{head} (values are right but stored as python objects; convert the column)"
     if expected == "int64" and pd.api.types.is_float_dtype(dt):
         nonint = s.isna() | (s != np.floor(s))
         pos = np.flatnonzero(nonint.to_numpy(bool))
         if len(pos):
-            return f"{head}: not a whole number in {_fmt_rows(pos)} (values {_fmt_values(s.iloc[pos])})"
+            return f"{head}: not a whole number in {format_rows(pos)} (values {format_values(s.iloc[pos])})"
     return head
 
 
@@ -252,7 +254,7 @@ def _run_checks(
             rows = np.flatnonzero(np.isin(to_rows, idx))
         else:
             rows = idx
-        problems.append(f"column '{col}': {what}, got {_fmt_values(values.iloc[idx])} in {_fmt_rows(rows)}")
+        problems.append(f"column '{col}': {what}, got {format_values(values.iloc[idx])} in {format_rows(rows)}")
     return problems
 
 
@@ -279,7 +281,7 @@ def _duplicates(label: str, keys: Sequence[pd.Series], codes: np.ndarray, n_code
     for c in first_codes[:MAX_EXAMPLES]:
         rows = pos[codes[pos] == c]
         key = ", ".join(_fmt_value(k.iloc[rows[0]]) for k in keys)
-        problems.append(f"duplicate {label} {key} in {_fmt_rows(rows)}")
+        problems.append(f"duplicate {label} {key} in {format_rows(rows)}")
     if len(first_codes) > MAX_EXAMPLES:
         problems.append(f"... and {len(first_codes) - MAX_EXAMPLES:,} more duplicated {label} values")
     return problems
@@ -297,7 +299,7 @@ def _date_order_problems(name: str, df: pd.DataFrame) -> list[str]:
             ex = ", ".join(
                 f"{_fmt_value(a.iloc[p])} < {_fmt_value(b.iloc[p])}" for p in pos[:3]
             )
-            problems.append(f"dates out of order: {later} before {earlier} in {_fmt_rows(pos)} ({ex})")
+            problems.append(f"dates out of order: {later} before {earlier} in {format_rows(pos)} ({ex})")
     return problems
 
 
@@ -307,10 +309,10 @@ def _row_rules(name: str, df: pd.DataFrame) -> list[str]:
     if name == "contacts":
         bad = (df["accepted_at"].notna() & ~df["accepted"].astype(bool)).to_numpy(bool)
         if bad.any():
-            problems.append(f"accepted_at set on a contact that was not accepted in {_fmt_rows(np.flatnonzero(bad))}")
+            problems.append(f"accepted_at set on a contact that was not accepted in {format_rows(np.flatnonzero(bad))}")
         bad = (df["arm"].notna() & df["experiment_id"].isna()).to_numpy(bool)
         if bad.any():
-            problems.append(f"arm set without an experiment_id in {_fmt_rows(np.flatnonzero(bad))}")
+            problems.append(f"arm set without an experiment_id in {format_rows(np.flatnonzero(bad))}")
         # A row without an offer is a logged "no contact" choice: never contacted, and logged
         # by a policy (otherwise nobody could say what it was).
         no_offer = df["offer_id"].isna().to_numpy(bool)
@@ -320,17 +322,17 @@ def _row_rules(name: str, df: pd.DataFrame) -> list[str]:
         if bad.any():
             problems.append(
                 "offer_id missing on a row that was contacted or has no policy_id (only a policy's logged "
-                f"'no contact' choice may have no offer) in {_fmt_rows(np.flatnonzero(bad))}")
+                f"'no contact' choice may have no offer) in {format_rows(np.flatnonzero(bad))}")
         bad = (policy.notna() != prop.notna()).to_numpy(bool)
         if bad.any():
-            problems.append(f"policy_id and propensity must be set together in {_fmt_rows(np.flatnonzero(bad))}")
+            problems.append(f"policy_id and propensity must be set together in {format_rows(np.flatnonzero(bad))}")
     if name == "experiments":
         arms = df["arms"].str.split(",")
         bad = np.array([c not in [x.strip() for x in a] for c, a in zip(df["control_arm"], arms)], dtype=bool)
         if bad.any():
             pos = np.flatnonzero(bad)
             problems.append(
-                f"control_arm not among arms in {_fmt_rows(pos)} "
+                f"control_arm not among arms in {format_rows(pos)} "
                 f"(e.g. experiment {_fmt_value(df['experiment_id'].iloc[pos[0]])}: "
                 f"control {_fmt_value(df['control_arm'].iloc[pos[0]])}, arms {_fmt_value(df['arms'].iloc[pos[0]])})"
             )
@@ -413,8 +415,8 @@ def table_problems(name: str, df: pd.DataFrame, _cache: Factorized | None = None
                 rows = np.flatnonzero(np.isin(codes, np.flatnonzero(bad_u)))
                 words = sorted({_type_word(v) for v in uniq[bad_u]})
                 problems.append(
-                    f"column '{col}': expected text, got {'/'.join(words)} in {_fmt_rows(rows)} "
-                    f"(values {_fmt_values(uniq[bad_u])})"
+                    f"column '{col}': expected text, got {'/'.join(words)} in {format_rows(rows)} "
+                    f"(values {format_values(uniq[bad_u])})"
                 )
                 continue
             null_rows = np.flatnonzero(codes < 0)
@@ -423,7 +425,7 @@ def table_problems(name: str, df: pd.DataFrame, _cache: Factorized | None = None
             null_rows = np.flatnonzero(s.isna().to_numpy(bool))
             plain_cols[col] = spec
         if len(null_rows) and not spec.nullable:
-            problems.append(f"column '{col}': empty (null) in {_fmt_rows(null_rows)}")
+            problems.append(f"column '{col}': empty (null) in {format_rows(null_rows)}")
     for col, spec in plain_cols.items():
         problems += _run_checks(col, df[col], spec, None)
 
@@ -514,7 +516,7 @@ def _orphans(
     return [
         f"orphan {child_word}: {'; '.join(examples)} which does not exist in '{parent}' "
         f"({len(rows):,} row{'s' if len(rows) != 1 else ''} with {n_missing:,} unknown {fk} value{'s' if n_missing != 1 else ''}: "
-        f"{_fmt_values(pd.Index(uniques)[missing_u])}; {_fmt_rows(rows)})"
+        f"{format_values(pd.Index(uniques)[missing_u])}; {format_rows(rows)})"
     ]
 
 
@@ -568,7 +570,7 @@ def cross_table_problems(
             add("usage_monthly", [
                 f"usage before the line started: line {_fmt_value(usage['line_id'].iloc[p])} has month "
                 f"{_fmt_value(usage['month'].iloc[p])} but starts {_fmt_value(lines['start_date'].iloc[pos[p]])} "
-                f"({len(rows):,} rows: {_fmt_rows(rows)})"
+                f"({len(rows):,} rows: {format_rows(rows)})"
             ])
 
     # Tickets: account exists; line (if set) exists and belongs to that account.
@@ -587,7 +589,7 @@ def cross_table_problems(
             add("support_tickets", [
                 f"ticket line belongs to another account: ticket {_fmt_value(tk['ticket_id'].iloc[p])} is on "
                 f"account {_fmt_value(tk['account_id'].iloc[p])} but line {_fmt_value(tk['line_id'].iloc[p])} "
-                f"belongs to account {_fmt_value(owner[p])} ({_fmt_rows(rows)})"
+                f"belongs to account {_fmt_value(owner[p])} ({format_rows(rows)})"
             ])
 
     # Contacts: account, household, offer, experiment and arm.
@@ -605,7 +607,7 @@ def cross_table_problems(
             add("contacts", [
                 f"contact household does not match its account: contact {_fmt_value(ct['contact_id'].iloc[p])} "
                 f"has household {_fmt_value(ct['household_id'].iloc[p])} but account "
-                f"{_fmt_value(ct['account_id'].iloc[p])} is in household {_fmt_value(acc_hh[p])} ({_fmt_rows(rows)})"
+                f"{_fmt_value(ct['account_id'].iloc[p])} is in household {_fmt_value(acc_hh[p])} ({format_rows(rows)})"
             ])
     add("contacts", _orphans("contacts", ct, "offer_id", "offers", pd.Index(t["offers"]["offer_id"]), _cache))
     ex = t["experiments"]
@@ -631,7 +633,7 @@ def cross_table_problems(
                 add("contacts", [
                     f"unknown arm: contact {_fmt_value(ct['contact_id'].iloc[p])} is in arm "
                     f"{_fmt_value(ct['arm'].iloc[p])} of experiment {_fmt_value(e)}, whose arms are "
-                    f"{_fmt_value(arms)} ({_fmt_rows(rows)})"
+                    f"{_fmt_value(arms)} ({format_rows(rows)})"
                 ])
     return out
 

@@ -407,7 +407,7 @@ def write_partitioned_world(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from telco_nbo.data.io import _PARQUET_OPTIONS, _dump_json, _swap_into_place, arrow_schema
+    from telco_nbo.data.io import PARQUET_OPTIONS, dump_json, swap_into_place, arrow_schema
     from telco_nbo.data.schema import TABLES
 
     out = Path(out_dir).absolute()
@@ -428,13 +428,13 @@ def write_partitioned_world(
         for name in TABLES:
             if name in ("offers", "experiments"):
                 continue
-            with pq.ParquetWriter(tmp / f"{name}.parquet", arrow_schema(name), **_PARQUET_OPTIONS) as w:
+            with pq.ParquetWriter(tmp / f"{name}.parquet", arrow_schema(name), **PARQUET_OPTIONS) as w:
                 for f in folders:
                     w.write_table(pq.read_table(Path(f) / f"{name}.parquet").cast(arrow_schema(name)))
         shutil.copyfile(Path(folders[0]) / "offers.parquet", tmp / "offers.parquet")
         exps = _merge_experiments([pq.read_table(Path(f) / "experiments.parquet").to_pandas() for f in folders])
         pq.write_table(pa.Table.from_pandas(exps, schema=arrow_schema("experiments"), preserve_index=False)
-                       .replace_schema_metadata(None), tmp / "experiments.parquet", **_PARQUET_OPTIONS)
+                       .replace_schema_metadata(None), tmp / "experiments.parquet", **PARQUET_OPTIONS)
         truth_names = sorted(x.stem for x in (Path(folders[0]) / TRUTH_DIR).glob("*.parquet"))
         if truth_names:
             (tmp / TRUTH_DIR).mkdir()
@@ -445,23 +445,23 @@ def write_partitioned_world(
                 schemas = [pq.read_schema(f) for f in files]
                 full = [i for i, sc in enumerate(schemas) if len(sc.names)]
                 first = schemas[full[0]] if full else schemas[0]
-                with pq.ParquetWriter(tmp / TRUTH_DIR / f"{name}.parquet", first, **_PARQUET_OPTIONS) as w:
+                with pq.ParquetWriter(tmp / TRUTH_DIR / f"{name}.parquet", first, **PARQUET_OPTIONS) as w:
                     for i in full:
                         table = pq.read_table(files[i])
                         if table.num_rows:
                             w.write_table(table.select(first.names).cast(first))
             summaries = [json.loads((Path(f) / TRUTH_DIR / "summary.json").read_text())
                          for f in folders if (Path(f) / TRUTH_DIR / "summary.json").exists()]
-            (tmp / TRUTH_DIR / "summary.json").write_text(_dump_json(
+            (tmp / TRUTH_DIR / "summary.json").write_text(dump_json(
                 {"note": "per-partition truth summaries (each partition is its own generator run)",
                  "partitions": summaries}, "truth summary"), encoding="utf-8")
         meta = {**world.meta, "row_counts": {n: int(sum(c[n] for c in counts)) for n in TABLES
                                              if n not in ("offers", "experiments")}}
         meta[PARTITION_KEY] = {**meta.get(PARTITION_KEY, {}), "n_partitions": world.n_partitions,
                                "folder": PARTITIONS_DIR}
-        (tmp / META_FILE).write_text(_dump_json(meta, "World.meta"), encoding="utf-8")
+        (tmp / META_FILE).write_text(dump_json(meta, "World.meta"), encoding="utf-8")
         os.chmod(tmp, 0o755)
-        _swap_into_place(tmp, out)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
