@@ -10,7 +10,8 @@ from statsmodels.stats import proportion as smp
 
 from telco_nbo.experiments import stats
 from telco_nbo.experiments.models import MetricSpec
-from telco_nbo.experiments.readout import compare, run_readout
+from telco_nbo.experiments.comparison import compare
+from telco_nbo.experiments.readout import run_readout
 
 CASES = [(120, 1000, 100, 1000), (45, 380, 61, 410), (5, 50, 1, 60), (900, 20000, 820, 19500)]
 

@@ -17,7 +17,7 @@ from statsmodels.stats import proportion as smp
 from telco_nbo.experiments import sequential as seqmod
 from telco_nbo.experiments import stats
 from telco_nbo.experiments.models import MetricSpec
-from telco_nbo.experiments.readout import compare
+from telco_nbo.experiments.comparison import compare
 
 
 def test_issue_example_p_value_and_interval_agree():

@@ -21,6 +21,7 @@ import pandas as pd
 
 from telco_nbo.errors import DataValidationError
 from telco_nbo.experiments import stats
+from telco_nbo.experiments.comparison import compare
 from telco_nbo.experiments.models import MetricResult, MetricSpec, SegmentComparison
 
 MISSING_LEVEL = "(missing)"
@@ -97,8 +98,6 @@ def segment_breakdown(
     Raises:
         DataValidationError: ``column`` is not in the frame.
     """
-    from telco_nbo.experiments.readout import compare
-
     if column not in frame.columns:
         raise DataValidationError("experiment unit frame", [f"segment column '{column}' not found"])
     labels, levels = segment_levels(frame[column])
