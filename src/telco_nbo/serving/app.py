@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from telco_nbo.errors import ConfigError, TelcoNboError
+from telco_nbo.serving.engine import EngineProcess, EngineStopped
 from telco_nbo.vocabulary import MODEL_KINDS
 
 log = logging.getLogger("telco_nbo.serving")
@@ -343,9 +344,7 @@ class NboApp:
         """
         t0 = time.perf_counter()
         if self.config.engine == "process":
-            from telco_nbo.serving.engine import EngineProcess, EngineStopped
-
-            engine = EngineProcess(self.config)
+            engine = EngineProcess(self.config, engine_host)
             try:
                 engine.start()
             except EngineStopped as exc:
@@ -455,9 +454,7 @@ class NboApp:
             if latest == previous and not force:
                 return {"reloaded": False, "model_versions": previous, "previous": previous, "seconds": 0.0}
             if self._engine is not None:
-                from telco_nbo.serving.engine import EngineProcess, EngineStopped
-
-                new = EngineProcess(self.config)
+                new = EngineProcess(self.config, engine_host)
                 try:
                     new.start()
                 except EngineStopped as exc:
@@ -535,8 +532,6 @@ class NboApp:
         Runs in its own thread (one per engine): a restart loads the models (seconds), which must
         not hold up the event loop that answers /livez, /readyz and the refusals meanwhile.
         """
-        from telco_nbo.serving.engine import EngineProcess, EngineStopped
-
         attr = "_engine" if role == "main" else "_heavy"
         what = "decision engine" if role == "main" else "/explain engine"
         first, longest = self.RESTART_BACKOFF
@@ -557,7 +552,7 @@ class NboApp:
             if self._closing.wait(backoff):
                 return
             backoff = min(backoff * 2, longest)
-            new = EngineProcess(self.config, nice=0 if role == "main" else EXPLAIN_NICE)
+            new = EngineProcess(self.config, engine_host, nice=0 if role == "main" else EXPLAIN_NICE)
             try:
                 new.start()
             except EngineStopped as exc:
@@ -581,9 +576,7 @@ class NboApp:
 
     def _start_heavy(self, supervise: bool = True) -> None:
         """Start the /explain engine (see :attr:`ServeConfig.explain_engine`) and, once, its supervisor."""
-        from telco_nbo.serving.engine import EngineProcess, EngineStopped
-
-        new = EngineProcess(self.config, nice=EXPLAIN_NICE)
+        new = EngineProcess(self.config, engine_host, nice=EXPLAIN_NICE)
         try:
             new.start()
         except EngineStopped as exc:
@@ -806,8 +799,6 @@ class NboApp:
                 self._require()
             except ServingError as exc:
                 return exc.status, _encode(exc.body())
-        from telco_nbo.serving.engine import EngineStopped
-
         eng = self._engine
         if kind == "explain" and self._heavy is not None and self._heavy.alive:
             eng = self._heavy  # its own queue and process: a long explanation never holds up /rank
@@ -1022,6 +1013,15 @@ class NboApp:
                 item["propensity"] = {ids[j]: [_reason(r) for r in prop[i][k]] for k, j in enumerate(which)}
             out.append(item)
         return {"explanations": out, "model_versions": loaded.versions}
+
+
+def engine_host(config: dict[str, Any]) -> NboApp:
+    """Build the app an engine process answers with, from the service's config as a dict.
+
+    The engine runs the decisions in-process (``engine="thread"``); the key, the registry poll and
+    the supervision belong to the HTTP worker that owns the engine.
+    """
+    return NboApp(ServeConfig(**{**config, "engine": "thread", "api_key_env": None, "reload_every": None}))
 
 
 def _reason(r: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import time
 from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("telco_nbo.serving")
@@ -38,7 +39,7 @@ class EngineStopped(RuntimeError):
     """The engine process is gone (crashed or killed)."""
 
 
-def _engine_main(config_json: str, conn: Any, nice: int = 0) -> None:
+def _engine_main(config_json: str, conn: Any, nice: int, make_host: Callable[[dict[str, Any]], Any]) -> None:
     """Entry point of the engine process: load, report, then answer batches until the pipe closes.
 
     SIGTERM and SIGINT are ignored: the engine's life is its pipe. A supervisor that signals the
@@ -52,10 +53,7 @@ def _engine_main(config_json: str, conn: Any, nice: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if nice:
         os.nice(nice)
-    from telco_nbo.serving.app import NboApp, ServeConfig
-
-    app = NboApp(ServeConfig(**{**json.loads(config_json), "engine": "thread", "api_key_env": None,
-                                 "reload_every": None}))
+    app = make_host(json.loads(config_json))
     try:
         app.load()
     except Exception as exc:  # noqa: BLE001 - reported to the HTTP worker, which answers 503
@@ -94,12 +92,17 @@ class EngineProcess:
 
     Args:
         config: The :class:`~telco_nbo.serving.app.ServeConfig` the engine loads.
+        make_host: Module-level function (it is pickled by name into the spawned process) that
+            turns the config, as a dict, into the object that answers there: it has ``load()``,
+            ``status()`` and answers batches (:func:`telco_nbo.serving.app.engine_host`). Passed in,
+            not imported, so this module does not depend on the app that uses it.
         nice: Added to the engine process's CPU niceness (the /explain engine runs at a lower
             priority than the /rank one).
     """
 
-    def __init__(self, config: Any, nice: int = 0):
+    def __init__(self, config: Any, make_host: Callable[[dict[str, Any]], Any], nice: int = 0):
         self._config_json = json.dumps(asdict(config))
+        self._make_host = make_host
         self._nice = int(nice)
         self._conn: Any = None
         self._proc: Any = None
@@ -126,7 +129,7 @@ class EngineProcess:
         # spawn, not fork: the HTTP worker has threads (fork would copy locks held by them).
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_engine_main, args=(self._config_json, child, self._nice), name="nbo-engine", daemon=True)
+        self._proc = ctx.Process(target=_engine_main, args=(self._config_json, child, self._nice, self._make_host), name="nbo-engine", daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent
