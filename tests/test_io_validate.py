@@ -17,7 +17,7 @@ from worlds import tiny_world
 from telco_nbo.cli import app
 from telco_nbo.data.io import TRUTH_SUMMARY_KEY, empty_table, load_world, write_world
 from telco_nbo.data.schema import TABLES
-from telco_nbo.data.validate import validate_table, validate_world
+from telco_nbo.data.validate import table_problems, validate_table, validate_world
 from telco_nbo.data.world import World
 from telco_nbo.errors import ConfigError, DataValidationError
 
@@ -32,9 +32,14 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_tiny_world_is_valid_and_empty_tables_are_valid() -> None:
-    validate_world(tiny_world().tables)
+    tables = tiny_world().tables
+    assert validate_world(tables) is tables  # no error, and the tables come back as given
+    assert all(len(tables[name]) > 0 for name in ("households", "accounts", "lines", "contacts"))
     for name in TABLES:
-        validate_table(name, empty_table(name))
+        empty = empty_table(name)
+        assert len(empty) == 0
+        assert table_problems(name, empty) == []
+        assert validate_table(name, empty) is empty
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

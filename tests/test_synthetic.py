@@ -356,7 +356,9 @@ def test_bad_inputs_raise_config_error() -> None:
 
 def test_tiny_world_is_valid() -> None:
     w = generate_world(50, 3)
-    validate_world(w.tables)
+    assert validate_world(w.tables) is w.tables  # no error, and the tables come back as given
+    assert set(TABLES) <= set(w.tables)
+    assert len(w.tables["households"]) == 50
 
 
 def test_cli_generate_writes_folder_and_prints_rates(tmp_path: Path) -> None:
