@@ -65,7 +65,7 @@ def worker_peaks(client):
 
 DASK_RANK = r'''
 from telco_nbo.scale import ChampionRanking, dask_client, load_partitioned_world, rank_world_to_parquet
-from telco_nbo.serving.scoring import ChampionModels
+from telco_nbo.scoring import ChampionModels
 t0 = time.perf_counter()
 ranking = ChampionRanking(ChampionModels.load(URI))
 with dask_client("local") as client:

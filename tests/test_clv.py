@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from telco_nbo.errors import DataValidationError
 from telco_nbo.models.clv import (
     ContractCLV,
+    HazardClvRule,
     SBGCohortModel,
     account_clv,
     clv_constant_hazard_closed_form,
@@ -319,3 +320,14 @@ def test_contract_clv_long_horizon_equals_derl_and_fractional_tenure():
     assert again.segments_["two_year"].alpha_ == pytest.approx(seg.alpha_, rel=1e-6)
     assert again.predict(row.assign(tenure=30.7))[0] == pytest.approx(again.predict(row)[0])
     assert model.get_params()["horizon"] == 4000
+
+
+def test_hazard_rule_equals_account_clv_on_the_margin_of_the_charges():
+    rule = HazardClvRule.from_spec({"margin_rate": 0.4, "horizon": 24, "discount_rate": 0.01, "method": "hazard"})
+    p90 = np.array([0.0, 0.05, 0.3, 1.0])
+    charges = np.array([50.0, np.nan, 80.0, 20.0])
+    np.testing.assert_array_equal(rule.monthly_margin(charges), [20.0, 0.0, 32.0, 8.0])
+    frame = pd.DataFrame({"account_id": range(4), "churn_p90": p90, "monthly_margin": rule.monthly_margin(charges)})
+    np.testing.assert_array_equal(rule.clv(p90, charges), account_clv(frame, horizon=24, discount_rate=0.01)["clv"])
+    # A probability a hair outside [0, 1] (float noise of a booster) is clipped, not refused.
+    assert np.isfinite(rule.clv(np.array([1.0 + 1e-7]), np.array([10.0]))).all()

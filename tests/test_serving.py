@@ -231,7 +231,7 @@ def test_bento_builds_offline_with_the_champions_inside(store: dict, features: p
 
     from telco_nbo.nbo.rank import Policy
     from telco_nbo.nbo.rules import as_columns
-    from telco_nbo.serving.scoring import ChampionModels, FastScorer, export_champions
+    from telco_nbo.scoring import ChampionModels, FastScorer, export_champions
 
     ctx = tmp_path / "ctx"
     for part in ("serving", "src"):

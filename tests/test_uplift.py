@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from telco_nbo.errors import DataValidationError
+from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.models import uplift as U
 
 # sklift 0.5.1 calls sklearn's deprecated stable_cumsum (FutureWarning on every curve).
@@ -225,6 +225,29 @@ def test_x_learner_blend_uses_the_propensity(experiment):
     tau0, tau1 = model.predict_effects(X.iloc[:50])
     np.testing.assert_allclose(model.predict(X.iloc[:50]), 0.3 * tau0 + 0.7 * tau1, rtol=1e-6)
     assert model.propensity_ == 0.3 and model.propensity_model_ is None
+
+
+@pytest.mark.parametrize("learner", [U.TLearner(**SMALL), U.XLearner(**SMALL, propensity=0.3)], ids=["T", "X"])
+def test_effect_from_the_learners_own_parts_equals_predict(experiment, learner):
+    # What a compiled scorer does: predict each effect model itself, let the learner combine.
+    X, t, y, _ = experiment
+    model = clone(learner).fit(X.iloc[:3000], t[:3000], y[:3000])
+    model.calibration_ = (0.01, 0.6)
+    rows = X.iloc[:200]
+    # Each part as the learner's own predict reads it (probabilities; effects as float64).
+    parts = [m.predict_proba(rows)[:, 1] if hasattr(m, "predict_proba") else m.predict(rows).astype(float)
+             for m in model.effect_models()]
+    np.testing.assert_array_equal(model.effect_from_parts(parts, calibrated=False), model.predict(rows))
+    np.testing.assert_array_equal(model.effect_from_parts(parts), model.predict_calibrated(rows))
+
+
+def test_effect_models_refuse_what_cannot_be_compiled(experiment):
+    X, t, y, _ = experiment
+    with pytest.raises(ConfigError, match="not fitted"):
+        U.TLearner(**SMALL).effect_models()
+    per_row = U.XLearner(**SMALL, propensity="model").fit(X.iloc[:3000], t[:3000], y[:3000])
+    with pytest.raises(ConfigError, match="propensity model"):
+        per_row.effect_models()
 
 
 def test_learner_input_errors(experiment):

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             from telco_nbo.errors import ConfigError
 
             if export_models is not None:
-                from telco_nbo.serving.scoring import export_champions
+                from telco_nbo.scoring import export_champions
 
                 versions = export_champions(get_settings(tracking_uri=tracking_uri).resolved_tracking_uri(), export_models)
                 console.print(f"exported {', '.join(f'{k} v{v}' for k, v in versions.items())} -> {export_models}",

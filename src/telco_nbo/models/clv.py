@@ -42,8 +42,9 @@ period's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,7 @@ __all__ = [
     "clv_from_hazard",
     "clv_constant_hazard_closed_form",
     "account_clv",
+    "HazardClvRule",
     "SBGCohortModel",
     "ContractCLV",
 ]
@@ -702,6 +704,42 @@ def account_clv(
             "clv": clv_from_survival(s, m.to_numpy(dtype=float), discount_rate),
         }
     )
+
+
+@dataclass(frozen=True)
+class HazardClvRule:
+    """The rule of the hazard CLV model: churn probability and monthly charges in, CLV out.
+
+    The CLV model of the synthetic-world path is the churn classifier plus this rule (saved in
+    the model's spec): ``monthly margin = margin_rate x monthly charges`` (missing charges earn
+    nothing), the 90-day probability as a constant monthly hazard, the discounted survival sum
+    over ``horizon`` months. A scorer that predicts the churn probability its own way (the
+    service's compiled boosters) applies the rule through :meth:`clv` instead of restating it.
+
+    Attributes:
+        margin_rate: Share of the monthly charges kept as margin.
+        horizon: Months valued.
+        discount_rate: Monthly discount rate.
+    """
+
+    margin_rate: float
+    horizon: int
+    discount_rate: float
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> HazardClvRule:
+        """Read the rule from a saved CLV model's spec (``margin_rate``, ``horizon``, ``discount_rate``)."""
+        return cls(float(spec["margin_rate"]), int(spec["horizon"]), float(spec["discount_rate"]))
+
+    def monthly_margin(self, monthly_charges: Any) -> np.ndarray:
+        """``margin_rate x`` the charges per account (NaN charges -> 0)."""
+        return self.margin_rate * np.nan_to_num(np.asarray(monthly_charges, dtype=float), nan=0.0)
+
+    def clv(self, p90: Any, monthly_charges: Any) -> np.ndarray:
+        """CLV per account from P(churn within 90 days) (clipped to [0, 1]) and the monthly charges."""
+        hazard = monthly_hazard_from_p90(np.clip(np.asarray(p90, dtype=float), 0.0, 1.0))
+        s = survival_from_hazard(hazard, self.horizon)
+        return np.atleast_1d(clv_from_survival(s, self.monthly_margin(monthly_charges), self.discount_rate)).astype(float)
 
 
 # --------------------------------------------------------------------------------------------

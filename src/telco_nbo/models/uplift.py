@@ -37,6 +37,7 @@ the flip yourself for the low-level functions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ import xgboost as xgb
 from pydantic import BaseModel, ConfigDict
 from sklearn.base import BaseEstimator
 
-from telco_nbo.errors import DataValidationError
+from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.models.churn import check_model_frame
 
 __all__ = [
@@ -732,6 +733,48 @@ class _XGBUpliftBase(BaseEstimator):
         """
         return apply_calibration(self.predict(X), getattr(self, "calibration_", None))
 
+    def effect_models(self) -> tuple[Any, Any]:
+        """The two fitted models whose predictions :meth:`effect_from_parts` turns into ``tau``.
+
+        A compiled scorer (the service's numpy path) predicts with these models itself, one
+        transformed prediction per row each (a probability for a classifier), and hands the
+        predictions back: the formula that combines them stays here, written once.
+
+        Raises:
+            ConfigError: The learner is not fitted, or its effect needs more than these models.
+        """
+        raise NotImplementedError  # each learner names its own parts
+
+    def effect_from_parts(self, parts: Sequence[Any], *, calibrated: bool = True) -> np.ndarray:
+        """``tau`` per row from the predictions of :meth:`effect_models`, in that order.
+
+        Args:
+            parts: One prediction array per effect model.
+            calibrated: Apply the held-out calibration, as :meth:`predict_calibrated` does.
+
+        Returns:
+            ``tau`` per row (calibrated when asked and the learner carries a calibration).
+        """
+        raise NotImplementedError  # each learner combines its own parts
+
+    def _calibrated(self, tau: Any, calibrated: bool) -> np.ndarray:
+        return apply_calibration(tau, getattr(self, "calibration_", None)) if calibrated else np.asarray(tau, dtype=float)
+
+    def _require_fitted(self, *attributes: str) -> None:
+        missing = [a for a in attributes if getattr(self, a, None) is None]
+        if missing:
+            raise ConfigError(f"{type(self).__name__} is not fitted (no {', '.join(missing)})")
+
+
+def _t_effect(mu0: Any, mu1: Any) -> Any:
+    """T-learner effect: ``mu1 - mu0`` (kept in the inputs' dtype, as ``predict`` always did)."""
+    return mu1 - mu0
+
+
+def _x_effect(e: Any, tau0: Any, tau1: Any) -> Any:
+    """X-learner effect: ``e tau0 + (1 - e) tau1``."""
+    return e * tau0 + (1.0 - e) * tau1
+
 
 class TLearner(_XGBUpliftBase):
     """Two-model uplift learner: one XGBoost classifier per arm.
@@ -787,7 +830,17 @@ class TLearner(_XGBUpliftBase):
             ``tau`` per row.
         """
         mu0, mu1 = self.predict_outcomes(X)
-        return mu1 - mu0
+        return _t_effect(mu0, mu1)
+
+    def effect_models(self) -> tuple[Any, Any]:
+        """``(model_control_, model_treated_)``: their probabilities are ``mu0`` and ``mu1``."""
+        self._require_fitted("model_control_", "model_treated_")
+        return self.model_control_, self.model_treated_
+
+    def effect_from_parts(self, parts: Sequence[Any], *, calibrated: bool = True) -> np.ndarray:
+        """``tau = mu1 - mu0`` from ``(mu0, mu1)``, then the calibration (see the base class)."""
+        mu0, mu1 = parts
+        return self._calibrated(_t_effect(mu0, mu1), calibrated)
 
 
 class XLearner(_XGBUpliftBase):
@@ -904,4 +957,21 @@ class XLearner(_XGBUpliftBase):
         """
         tau0, tau1 = self.predict_effects(X)
         e = self.predict_propensity(X)
-        return e * tau0 + (1.0 - e) * tau1
+        return _x_effect(e, tau0, tau1)
+
+    def effect_models(self) -> tuple[Any, Any]:
+        """``(effect_control_, effect_treated_)``: the stage-1 outcome models are not needed to predict.
+
+        Raises:
+            ConfigError: The learner uses a propensity model (``e(x)`` varies per row; use ``predict``).
+        """
+        self._require_fitted("effect_control_", "effect_treated_")
+        if getattr(self, "propensity_model_", None) is not None or getattr(self, "propensity_", None) is None:
+            raise ConfigError("an X-learner with a propensity model has no constant blend: score it with predict()")
+        return self.effect_control_, self.effect_treated_
+
+    def effect_from_parts(self, parts: Sequence[Any], *, calibrated: bool = True) -> np.ndarray:
+        """``tau = e tau0 + (1 - e) tau1`` from ``(tau0, tau1)`` with the constant ``e``, then the calibration."""
+        tau0, tau1 = parts
+        self.effect_models()  # the same checks: a constant propensity
+        return self._calibrated(_x_effect(float(self.propensity_), tau0, tau1), calibrated)

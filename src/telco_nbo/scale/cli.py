@@ -34,7 +34,7 @@ def rank_on_dask(
     """
     from telco_nbo.cli._common import console, out
     from telco_nbo.scale import ChampionRanking, dask_client, load_partitioned_world, rank_world_to_parquet
-    from telco_nbo.serving.scoring import ChampionModels
+    from telco_nbo.scoring import ChampionModels
 
     ranking = ChampionRanking(ChampionModels.load(tracking_uri), catalog, config, timing_rule)
     with dask_client(scheduler) as client:

@@ -12,7 +12,7 @@ once, each partition takes its accounts' rows) or from a
 partition on its worker: at scale this is the path to use, as no score table ever sits on the
 client. ``telco-nbo rank --scheduler`` uses :class:`ChampionRanking`: the champion models
 shipped once, compiled once per worker process into the service's numpy scorer
-(:class:`~telco_nbo.serving.scoring.FastScorer`), and each partition ranked with
+(:class:`~telco_nbo.scoring.FastScorer`), and each partition ranked with
 :func:`~telco_nbo.nbo.rank.rank_core` (the same rows as the in-process ``rank``; tested).
 """
 
@@ -23,28 +23,35 @@ import functools
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
+from telco_nbo.data.io import load_world
 from telco_nbo.errors import ConfigError
+from telco_nbo.nbo.catalog import Catalog, load_catalog
+from telco_nbo.nbo.config import NboConfig
+from telco_nbo.nbo.rank import Policy, core_frame, rank_batch, rank_core
+from telco_nbo.nbo.rules import as_columns, validate_features
+from telco_nbo.nbo.scores import ScoreProvider, Scores
+from telco_nbo.scale.cluster import same_dtypes
+from telco_nbo.scale.features import _meta_world_features, account_features_partition
+from telco_nbo.scale.partition import household_partition
+from telco_nbo.scoring import ChampionModels, FastScorer
 from telco_nbo.vocabulary import resolve_as_of
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
     from distributed import Client
 
-    from telco_nbo.nbo.catalog import Catalog
-    from telco_nbo.nbo.config import NboConfig
-    from telco_nbo.nbo.scores import ScoreProvider, Scores
-
 
 def subset_scores(scores: Scores, account_ids: np.ndarray) -> Scores:
     """The rows of ``scores`` that belong to ``account_ids`` (reasons and versions kept)."""
-    from telco_nbo.nbo.scores import Scores
-
     ids = pd.Index(np.asarray(account_ids, dtype=object))
 
     def pick(frame: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -66,14 +73,14 @@ _FAST_CACHE: dict[str, Any] = {}
 class ChampionRanking:
     """Rank partitions with the champion models through the service's numpy fast path.
 
-    Holds the loaded :class:`~telco_nbo.serving.scoring.ChampionModels` and the policy inputs;
+    Holds the loaded :class:`~telco_nbo.scoring.ChampionModels` and the policy inputs;
     on a worker it compiles the :class:`~telco_nbo.nbo.rank.Policy` and the
-    :class:`~telco_nbo.serving.scoring.FastScorer` **once per process** (cached under a token, so
+    :class:`~telco_nbo.scoring.FastScorer` **once per process** (cached under a token, so
     a copy deserialized again, e.g. after spilling, does not recompile) and ranks each partition
     with :func:`~telco_nbo.nbo.rank.rank_core` / :func:`~telco_nbo.nbo.rank.core_frame`, the same
     functions :func:`~telco_nbo.nbo.rank.rank_batch` runs. The scores equal those of
-    :class:`~telco_nbo.scoring.ChampionScoreProvider` (the in-process ``telco-nbo rank``; tested),
-    without its pandas candidate-row frames and per-model DataFrame predictions.
+    :class:`~telco_nbo.scoring.ChampionScoreProvider` (the in-process ``telco-nbo rank``, an adapter
+    over the same scorer; tested).
 
     Args:
         models: The four champions (load with ``ChampionModels.load(tracking_uri)``).
@@ -84,10 +91,8 @@ class ChampionRanking:
             in-process ranking does (``False`` saves their cost when nobody reads them).
     """
 
-    def __init__(self, models: Any, catalog: Catalog | None = None, config: NboConfig | None = None,
+    def __init__(self, models: ChampionModels, catalog: Catalog | None = None, config: NboConfig | None = None,
                  timing_rule: Any = None, *, reasons: bool = True) -> None:
-        import uuid
-
         self.models = models
         self.catalog = catalog
         self.config = config
@@ -100,13 +105,10 @@ class ChampionRanking:
         """Registered name -> version of the champions used."""
         return dict(self.models.versions)
 
-    def compiled(self) -> tuple[Any, Any]:
+    def compiled(self) -> tuple[Policy, FastScorer]:
         """``(Policy, FastScorer)``, built on first use in this process."""
         hit = _FAST_CACHE.get(self.token)
         if hit is None:
-            from telco_nbo.nbo.rank import Policy
-            from telco_nbo.serving.scoring import FastScorer
-
             policy = Policy.build(self.catalog, self.config, timing_rule=self.timing_rule)
             # One thread per booster call: a Dask worker is one process per core.
             hit = (policy, FastScorer(self.models, policy, nthread=1))
@@ -116,9 +118,6 @@ class ChampionRanking:
 
     def rank(self, features: pd.DataFrame, top_k: int | None, as_of: Any) -> pd.DataFrame:
         """Score and rank one partition: the rows :func:`~telco_nbo.nbo.rank.rank_batch` returns."""
-        from telco_nbo.nbo.rank import core_frame, rank_core
-        from telco_nbo.nbo.rules import as_columns, validate_features
-
         policy, scorer = self.compiled()
         validate_features(features)
         columns = as_columns(features)
@@ -131,8 +130,7 @@ class ChampionRanking:
             rows = np.flatnonzero(core.selected.any(axis=1))
             if len(rows):
                 sub = {k: np.asarray(v)[rows] for k, v in columns.items()}
-                texts = scorer._reasons(scorer.churn, scorer.churn.matrix(sub, len(rows)), sub, REASON_K,
-                                        "raises", "churn risk")
+                texts = scorer.churn_reasons(sub, REASON_K, direction="raises")
                 reasons = {int(i): [(None, r.sentence) for r in rs] for i, rs in zip(rows.tolist(), texts, strict=True)}
                 core = dataclasses.replace(core, aligned=dataclasses.replace(core.aligned, reasons=reasons))
         return core_frame(core, as_of)
@@ -147,9 +145,6 @@ def rank_partition(
     as_of: Any,
 ) -> pd.DataFrame:
     """Score (if given a provider) and rank one partition of account features."""
-    from telco_nbo.nbo.catalog import load_catalog
-    from telco_nbo.nbo.rank import rank_batch
-    from telco_nbo.nbo.scores import Scores
 
     if len(features) == 0:
         return ranking_meta(catalog, config, top_k)
@@ -167,10 +162,6 @@ def rank_partition(
 def _ranking_meta(catalog: Any, config: Any, top_k: int | None) -> pd.DataFrame:
     # Output columns are fixed (OUTPUT_COLUMNS); their dtypes are read from a real, tiny ranking
     # so they follow the engine whatever it changes.
-    from telco_nbo.nbo.catalog import load_catalog
-    from telco_nbo.nbo.rank import rank_batch
-    from telco_nbo.nbo.scores import Scores
-    from telco_nbo.scale.features import _meta_world_features
 
     feats = _meta_world_features()
     cat = catalog or load_catalog()
@@ -219,7 +210,7 @@ def rank_batch_dask(
         Lazy frame with the columns of :func:`~telco_nbo.nbo.rank.rank_batch`, each partition
         sorted as ``rank_batch`` sorts it.
     """
-    from dask import delayed
+    from dask import delayed  # Dask is optional and heavy: imported on the Dask path only
 
     as_of = pd.Timestamp(as_of) if as_of is not None else None
     if isinstance(scores, ChampionRanking):
@@ -227,7 +218,6 @@ def rank_batch_dask(
     # Scores (or a provider holding loaded models) go to the workers once, as one graph key,
     # not embedded in every partition's task.
     score_arg = delayed(scores, pure=True, traverse=False)
-    from telco_nbo.scale.cluster import same_dtypes
 
     with same_dtypes():
         return features.map_partitions(rank_partition, score_arg, catalog, config, top_k, as_of,
@@ -242,10 +232,8 @@ def by_household(features: dd.DataFrame, n_partitions: int | None = None) -> dd.
     (a Dask shuffle); needed before :func:`rank_batch_dask` when the frame was partitioned
     another way (e.g. read from Parquet files split by row count).
     """
-    from telco_nbo.scale.partition import household_partition
 
     n = n_partitions or features.npartitions
-    from telco_nbo.scale.cluster import same_dtypes
 
     with same_dtypes():
         return _by_household(features, n, household_partition)
@@ -288,9 +276,6 @@ def _rank_and_write_part(part: Any, scores: Scores | ScoreProvider | ChampionRan
     input is dropped before the next step runs. Chunks hold whole households (the household
     hash), so they rank exactly as the whole partition would, as partitions do for the world.
     """
-    from telco_nbo.data.io import load_world
-    from telco_nbo.scale.features import account_features_partition
-    from telco_nbo.scale.partition import household_partition
 
     world = load_world(part) if isinstance(part, str) else part
     features = account_features_partition(world, as_of)
@@ -383,7 +368,7 @@ def rank_world_to_parquet(
     Raises:
         ConfigError: ``out_file`` is not a ``.parquet`` path, or no ``as_of`` is given or recorded.
     """
-    from dask import delayed
+    from dask import delayed  # Dask is optional and heavy: imported on the Dask path only
 
     as_of = resolve_as_of(as_of, world.meta.get("as_of"), "the world")
     if isinstance(scores, ChampionRanking):
@@ -424,7 +409,7 @@ def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client
     Raises:
         ConfigError: ``out_file`` is not a ``.parquet`` path.
     """
-    from dask import delayed
+    from dask import delayed  # Dask is optional and heavy: imported on the Dask path only
 
     write = delayed(_write_part, pure=False)
 
@@ -437,10 +422,6 @@ def write_ranking(ranked: dd.DataFrame, out_file: str | os.PathLike[str], client
 def _write_parts_to_one_file(make_tasks: Any, out_file: str | os.PathLike[str], client: Client,
                              timings: dict[str, float] | None, summary: dict[str, Any] | None) -> int:
     """Run ``make_tasks(folder)`` (each writes ``part-NNNNN.parquet`` there, returns its counts), then concat."""
-    import time
-
-    import pyarrow.parquet as pq
-
     out = Path(out_file).absolute()
     if out.suffix != ".parquet":
         raise ConfigError(f"the ranking output must be a .parquet file, got {out}")

@@ -371,7 +371,7 @@ class NboApp:
         from telco_nbo.nbo.config import load_nbo_config
         from telco_nbo.nbo.rank import Policy
         from telco_nbo.serving.predlog import PredictionLog
-        from telco_nbo.serving.scoring import ChampionModels, FastScorer
+        from telco_nbo.scoring import ChampionModels, FastScorer
 
         cfg = self.config
         policy = Policy.build(load_catalog(cfg.catalog_path), load_nbo_config(cfg.config_path))

@@ -6,10 +6,20 @@ Called by ``telco-nbo demo`` after the training step (``demo_step(ctx)``; ``ctx`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from rich.table import Table
+
+from telco_nbo.data.io import load_world
+from telco_nbo.evaluation.evaluate import evaluate_decisions
+from telco_nbo.evaluation.report import headline, to_html
+from telco_nbo.features import build_account_features
+from telco_nbo.nbo.rank import Policy, core_decisions, core_frame, rank_core
+from telco_nbo.nbo.rules import as_columns, validate_features
+from telco_nbo.scoring import ChampionModels, FastScorer
 
 @dataclass
 class RankedWorld:
@@ -30,12 +40,6 @@ def rank_world(data_dir: Any, tracking_uri: str | None, top_k: int = 3) -> Ranke
         ConfigError: A champion is missing.
         DataValidationError: The features break the contract.
     """
-    from telco_nbo.data.io import load_world
-    from telco_nbo.features import build_account_features
-    from telco_nbo.nbo.rank import Policy, rank_core
-    from telco_nbo.nbo.rules import as_columns, validate_features
-    from telco_nbo.serving.scoring import ChampionModels, FastScorer
-
     world = load_world(data_dir, with_truth=True)
     feats = build_account_features(world.tables, world.as_of_date())
     validate_features(feats)
@@ -51,8 +55,6 @@ def rank_world(data_dir: Any, tracking_uri: str | None, top_k: int = 3) -> Ranke
 
 def policy_table(ev: Any, title: str) -> Any:
     """A rich table of a :class:`~telco_nbo.evaluation.evaluate.PolicyEvaluation`: policy vs baselines."""
-    from rich.table import Table
-
     t = Table(title=title, title_justify="left")
     for c in ("targeting (same rules)", "contacts", "true value", "95 % interval", "at the policy's budget"):
         t.add_column(c)
@@ -82,14 +84,6 @@ def demo_step(ctx: Any) -> dict[str, Any]:
     best budget and at the policy's, with bootstrap intervals, and the off-policy estimates from
     the logged exploration beside them. The report is written to ``<out>/evaluate``.
     """
-    import json
-
-    from rich.table import Table
-
-    from telco_nbo.evaluation.evaluate import evaluate_decisions
-    from telco_nbo.evaluation.report import headline, to_html
-    from telco_nbo.nbo.rank import core_decisions, core_frame, rank_core
-
     ranked = rank_world(ctx.data_dir, ctx.tracking_uri)
     world, policy, scorer, cols, core = ranked.world, ranked.policy, ranked.scorer, ranked.columns, ranked.core
     as_of = world.as_of_date()

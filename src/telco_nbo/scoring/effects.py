@@ -1,0 +1,81 @@
+"""The uplift and CLV champions compiled for numpy scoring, their formulas left to the models.
+
+The scorer predicts with compiled boosters (:class:`~telco_nbo.scoring.compiled.CompiledBooster`)
+and hands the predictions to what the models expose: the uplift learner combines its parts into a
+calibrated effect (``effect_models`` / ``effect_from_parts`` of
+:mod:`telco_nbo.models.uplift`'s learners) and the hazard CLV rule turns a churn probability into
+CLV (:class:`telco_nbo.models.clv.HazardClvRule`). Nothing here restates either formula.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from telco_nbo.errors import ConfigError
+from telco_nbo.models.clv import HazardClvRule
+from telco_nbo.scoring.compiled import CompiledBooster
+
+Predict = Callable[[CompiledBooster], np.ndarray]
+"""Predicts one compiled booster on the batch being scored (the scorer reuses matrices it has built)."""
+
+
+class UpliftEffect:
+    """The uplift champion's effect ``tau`` on churn, from its learner's own effect models.
+
+    Args:
+        scorer: The uplift champion's scorer (it carries the fitted ``learner``).
+
+    Raises:
+        ConfigError: The champion carries no learner, or one whose effect cannot be compiled.
+    """
+
+    def __init__(self, scorer: Any):
+        learner = getattr(scorer, "learner", None)
+        if learner is None:
+            raise ConfigError("the uplift champion carries no learner")
+        self.learner = learner
+        self.parts = [CompiledBooster.compile(m) for m in learner.effect_models()]
+
+    def tau(self, predict: Predict) -> np.ndarray:
+        """Calibrated ``tau`` per account (negative = the offer lowers churn)."""
+        return self.learner.effect_from_parts([predict(p) for p in self.parts], calibrated=True)
+
+    def retention_uplift(self, predict: Predict) -> np.ndarray:
+        """``-tau`` clipped to [-1, 1]: the churn probability a retention contact removes."""
+        return np.clip(-self.tau(predict), -1.0, 1.0)
+
+
+class ClvEffect:
+    """The CLV champion: its churn booster and hazard rule, or its own scorer for the sBG method.
+
+    Args:
+        scorer: The CLV champion's scorer (``method``, ``spec`` and, for ``hazard``, ``churn_model``).
+    """
+
+    def __init__(self, scorer: Any):
+        self.scorer = scorer
+        self.method = scorer.method
+        self.spec = dict(scorer.spec)
+        self.churn = CompiledBooster.compile(scorer.churn_model) if self.method == "hazard" else None
+        self.rule = HazardClvRule.from_spec(self.spec) if self.method == "hazard" else None
+
+    def clv(self, columns: Mapping[str, np.ndarray], p90: Callable[[], np.ndarray]) -> np.ndarray:
+        """CLV per account.
+
+        Args:
+            columns: The feature columns.
+            p90: Returns the CLV model's churn probability per account (``hazard`` method only).
+        """
+        if self.rule is None:
+            # The contract-type sBG needs no booster: its scorer values a small frame directly.
+            frame = pd.DataFrame({k: np.asarray(columns[k]) for k in
+                                  (self.spec["segment_col"], self.spec["tenure_col"], "account_monthly_charges")})
+            return self.scorer.predict_frame(frame)["clv"].to_numpy(dtype=float)
+        return self.rule.clv(p90(), columns["account_monthly_charges"])
+
+
+__all__ = ["ClvEffect", "UpliftEffect"]
