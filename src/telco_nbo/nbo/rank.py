@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -177,6 +177,8 @@ class RankCore:
         scored: ``(n, m)`` pairs that passed the rules (value parts are shown only for these).
         layer, rule_id, reason, also_blocked_by: ``(n, m)`` object arrays (None on selected pairs).
         top_k: As requested.
+        prior_used: ``(n, m)`` pairs whose propensity is the catalog's ``acceptance_prior`` (no
+            model scored the offer), or ``None`` if there are none.
     """
 
     policy: Policy
@@ -194,6 +196,7 @@ class RankCore:
     reason: np.ndarray
     also_blocked_by: np.ndarray
     top_k: int | None
+    prior_used: np.ndarray | None = None
 
 
 def rank_core(
@@ -222,7 +225,8 @@ def rank_core(
         The :class:`RankCore`.
 
     Raises:
-        DataValidationError: A pair that passes the rules has no propensity score.
+        DataValidationError: A pair that passes the rules has no propensity score and its offer
+            states no ``acceptance_prior``.
         ConfigError: Bad ``top_k`` or timing arm.
     """
     _check_top_k(top_k)
@@ -243,6 +247,11 @@ def rank_core(
         first = np.full((n, m), -1, dtype=np.int64)
 
     unscored = passed & np.isnan(aligned.propensity)
+    prior_used = None
+    if unscored.any():
+        # An offer no model has scored (a new one) may carry the business's acceptance prior.
+        aligned, prior_used = _with_acceptance_priors(aligned, policy)
+        unscored = passed & np.isnan(aligned.propensity)
     if unscored.any():
         i, j = np.nonzero(unscored)
         pairs = [(account_ids[a], offers.ids[o]) for a, o in zip(i[:5], j[:5], strict=True)]
@@ -300,7 +309,21 @@ def rank_core(
     rule_id[selected] = None
     reason[selected] = None
     return RankCore(policy, columns, account_ids, household_ids, aligned, channel, parts, selection, selected,
-                    first < 0, layer, rule_id, reason, also, top_k)
+                    first < 0, layer, rule_id, reason, also, top_k, prior_used)
+
+
+def _with_acceptance_priors(aligned: AlignedScores, policy: Policy) -> tuple[AlignedScores, np.ndarray | None]:
+    """Fill unscored propensities of offers whose catalog entry states an ``acceptance_prior``.
+
+    Returns:
+        The scores (a copy when anything was filled) and the ``(n, m)`` mask of filled pairs
+        (``None`` when nothing was).
+    """
+    prior = np.array([np.nan if o.acceptance_prior is None else o.acceptance_prior for o in policy.offers.offers])
+    filled = np.isnan(aligned.propensity) & ~np.isnan(prior)[None, :]
+    if not filled.any():
+        return aligned, None
+    return replace(aligned, propensity=np.where(filled, prior[None, :], aligned.propensity)), filled
 
 
 def rank_batch(
@@ -445,12 +468,20 @@ def _reasons(core: RankCore, acc: np.ndarray, off: np.ndarray) -> list[list[str]
         np.ones(len(off), bool)
     for k in np.flatnonzero(unproven & no_offer_uplift):
         texts[k] = texts[k] + [UNPROVEN_REASON]
+    if core.prior_used is not None:
+        # Say so when the acceptance is a stated belief rather than a model's score.
+        for k in np.flatnonzero(core.prior_used[acc, off]):
+            texts[k] = texts[k] + [PRIOR_REASON.format(p=float(core.aligned.propensity[acc[k], off[k]]))]
     return texts
 
 
 UNPROVEN_REASON = ("no randomized evidence of its effect on churn yet: valued on acceptance x margin only "
                    "(a candidate for exploration)")
 """Reason added to a retention or service-recovery offer whose effect on churn nobody measured."""
+
+PRIOR_REASON = ("acceptance {p:.0%} is the catalog's prior for a new offer, not a model score (no model has "
+                "seen it accepted or declined yet: a candidate for exploration)")
+"""Reason added to an offer valued on its catalog ``acceptance_prior`` (no propensity score)."""
 
 
 def _unproven_retention(policy: Policy) -> np.ndarray:
