@@ -29,7 +29,12 @@ from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS, LINE_TYPES, OFFER_KIN
 from telco_nbo.errors import ConfigError
 from telco_nbo.vocabulary import LIFECYCLE_STAGES
 
+# The vocabularies are the data contract's own lists, so the catalog cannot drift from it.
 LifecycleStage = Literal[LIFECYCLE_STAGES]  # type: ignore[valid-type]  # the one list, in vocabulary
+OfferKind = Literal[OFFER_KINDS]  # type: ignore[valid-type]
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+LineType = Literal[LINE_TYPES]  # type: ignore[valid-type]
+AccountType = Literal[ACCOUNT_TYPES]  # type: ignore[valid-type]
 OwnershipFlag = Literal["has_device_protection", "has_travel_pack", "has_mesh_wifi", "has_online_security",
                         "has_streaming", "has_premium_care"]
 """The ownership flags of the data contract (line flags and the account's ``has_premium_care``)."""
@@ -47,9 +52,9 @@ class Eligibility(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     network: Literal["fiber", "fwa", "any_home"] | None = None
-    account_types: list[Literal["consumer", "small_business"]] | None = None
-    requires_line: Literal["mobile", "broadband", "tv", "fixed_voice"] | None = None
-    excludes_line: Literal["mobile", "broadband", "tv", "fixed_voice"] | None = None
+    account_types: list[AccountType] | None = None
+    requires_line: LineType | None = None
+    excludes_line: LineType | None = None
     requires_capped_mobile: bool = False
     excludes_flag: OwnershipFlag | None = None
     lifecycle: list[LifecycleStage] | None = None
@@ -158,12 +163,12 @@ class Offer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     offer_id: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
-    kind: Literal["cross_sell", "upsell", "add_on", "retention", "win_back", "service_recovery"]
+    kind: OfferKind
     product: str
     monthly_price: float
     monthly_margin: float
     term_months: int = Field(ge=0)
-    channels: list[Literal["app", "email", "sms", "call_center", "retail"]] = Field(min_length=1)
+    channels: list[Channel] = Field(min_length=1)
     complexity: Literal["low", "high"] = "low"
     eligibility: Eligibility = Field(default_factory=Eligibility)
     message: str
@@ -222,7 +227,7 @@ class Catalog(BaseModel):
 
     offers: list[Offer] = Field(min_length=1)
     conflicts: list[Conflict] = Field(default_factory=list)
-    kind_needs: dict[Literal[OFFER_KINDS], list[Need]] = Field(default_factory=dict)  # type: ignore[valid-type]
+    kind_needs: dict[OfferKind, list[Need]] = Field(default_factory=dict)
 
     @field_validator("offers")
     @classmethod
@@ -357,9 +362,3 @@ def catalog_frame(catalog: Catalog | None = None) -> pd.DataFrame:
         }
     )
 
-
-# The vocabularies above must agree with the data contract.
-assert set(OFFER_KINDS) == {"cross_sell", "upsell", "add_on", "retention", "win_back", "service_recovery"}
-assert set(CHANNELS) == {"app", "email", "sms", "call_center", "retail"}
-assert set(LINE_TYPES) == {"mobile", "broadband", "tv", "fixed_voice"}
-assert set(ACCOUNT_TYPES) == {"consumer", "small_business"}

@@ -17,12 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from telco_nbo.data.schema import CHANNELS
 from telco_nbo.errors import ConfigError
-from telco_nbo.nbo.catalog import Catalog, Conflict
+from telco_nbo.nbo.catalog import Catalog, Channel, Conflict, LifecycleStage, OfferKind
 
 __all__ = ["Conflict", "ContactCaps", "NboConfig", "TimingConfig", "TimingWindow", "load_nbo_config"]
 
-Channel = Literal["app", "email", "sms", "call_center", "retail"]
-OfferKind = Literal["cross_sell", "upsell", "add_on", "retention", "win_back", "service_recovery"]
 
 
 class TimingWindow(BaseModel):
@@ -81,7 +79,7 @@ class TimingConfig(BaseModel):
 
     offer_kinds: list[OfferKind] = Field(default_factory=lambda: ["retention"])
     renewal_window_months: float = Field(default=3.0, gt=0)
-    default_stages: list[Literal["new", "early", "growth", "renewal", "at_risk"]] = Field(
+    default_stages: list[LifecycleStage] = Field(
         default_factory=lambda: ["renewal", "at_risk"]
     )
     segment_column: str = "account_lifecycle_stage"
