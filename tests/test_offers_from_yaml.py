@@ -124,6 +124,8 @@ def test_catalog_conflicts_and_needs_are_checked_on_load(tmp_path: Path) -> None
         ({"when": [{"feature": "household_size", "op": ">=", "value": 1}], "say": "{household_size:pct2}"}, "format"),
         ({"when": [{"feature": "household_size", "op": ">="}], "say": "x"}, "exactly one of value or other"),
         ({"when": [{"feature": "account_has_tv", "op": "true", "value": 1}], "say": "x"}, "no value or other"),
+        ({"when": [{"feature": "househld_size", "op": ">=", "value": 3}], "say": "x"}, r"unknown column\(s\) \['househld_size'\]"),
+        ({"when": [{"feature": "household_size", "op": ">=", "value": 3}], "say": "{people}"}, r"\['people'\]"),
     ):
         with pytest.raises(ConfigError, match=words):
             load_catalog(write_catalog(tmp_path, new_offer(needs=[need])))

@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from telco_nbo import contract
 from telco_nbo.data.schema import ACCOUNT_TYPES, CHANNELS, LINE_TYPES, OFFER_KINDS
 from telco_nbo.errors import ConfigError
 from telco_nbo.vocabulary import LIFECYCLE_STAGES
@@ -38,6 +39,9 @@ AccountType = Literal[ACCOUNT_TYPES]  # type: ignore[valid-type]
 OwnershipFlag = Literal["has_device_protection", "has_travel_pack", "has_mesh_wifi", "has_online_security",
                         "has_streaming", "has_premium_care"]
 """The ownership flags of the data contract (line flags and the account's ``has_premium_care``)."""
+
+SCORE_COLUMNS = ("churn_probability", "uplift")
+"""Score columns a need may read besides the account features (the offer's counted uplift)."""
 
 NEED_OPS = (">=", "<=", ">", "<", "==", "!=", "true", "false")
 """Comparisons a need condition may make (``true`` / ``false`` test a flag; a missing flag is false)."""
@@ -237,6 +241,18 @@ class Catalog(BaseModel):
         if dup:
             raise ValueError(f"duplicate offer_id: {dup}")
         return v
+
+    @model_validator(mode="after")
+    def _needs_read_known_columns(self) -> Catalog:
+        # A misspelt column would make a need silently never fire (absent columns are skipped).
+        owners = [(o.offer_id, o.needs) for o in self.offers] + [(f"kind_needs.{k}", v) for k, v in self.kind_needs.items()]
+        for owner, needs in owners:
+            for need in needs:
+                unknown = [c for c in need.columns() if c not in contract.BY_NAME and c not in SCORE_COLUMNS]
+                if unknown:
+                    raise ValueError(f"{owner}: need '{need.say}' reads unknown column(s) {unknown}; a need reads "
+                                     f"account feature columns (telco_nbo.contract) or {list(SCORE_COLUMNS)}")
+        return self
 
     @model_validator(mode="after")
     def _conflicts_name_offers(self) -> Catalog:
