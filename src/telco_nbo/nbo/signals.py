@@ -184,7 +184,7 @@ def need_reasons_arrays(
         columns: Column name -> ``(k,)`` array for the rows (features and score columns).
         offer_id: ``(k,)`` offer id per row.
         kind: ``(k,)`` offer kind per row.
-        signals: Signals to use; :func:`default_signals` if ``None``.
+        signals: Signals to use; the built-in catalog's (:func:`default_signals`) if ``None``.
         applies: ``(n_signals, k)`` :func:`signal_offer_matrix` of the rows if the caller has it
             (the ranking takes it from the catalog's matrix); computed here otherwise.
 
@@ -227,19 +227,3 @@ def need_reasons_arrays(
             out[r].append(t)
     return out
 
-
-def need_reasons(rows: pd.DataFrame, signals: list[NeedSignal] | None = None) -> pd.Series:
-    """Return the need-signal texts for each row of a frame (see :func:`need_reasons_arrays`).
-
-    Args:
-        rows: Frame with ``offer_id``, ``kind`` and the feature / score columns the signals read.
-        signals: Signals to use; :func:`default_signals` if ``None``.
-
-    Returns:
-        A Series (same index) of lists of strings, in signal order.
-    """
-    cols = {c: rows[c].to_numpy() for c in rows.columns if c not in ("offer_id", "kind")}
-    texts = need_reasons_arrays(cols, rows["offer_id"].to_numpy(), rows["kind"].to_numpy(), signals)
-    out = np.empty(len(texts), dtype=object)
-    out[:] = texts
-    return pd.Series(out, index=rows.index, dtype=object)
