@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from telco_nbo.cli import app
 from telco_nbo.errors import ConfigError, DataValidationError
-from telco_nbo.evaluation.economics import DEFAULT_ECONOMICS
+from telco_nbo.evaluation.economics import DEFAULT_ECONOMICS, Economics
 from telco_nbo.nbo.catalog import (
     bill_changes,
     evidenced_retention_offer,
@@ -144,7 +144,11 @@ def test_a_catalog_conflict_between_new_offers_holds_in_a_household(tmp_path: Pa
     assert new.reason.fillna("").str.startswith("one kit per home: the household already gets").any()
 
 
-def test_offer_facts_come_from_the_catalog() -> None:
+def test_offer_facts_come_from_the_catalog(tmp_path: Path) -> None:
+    own = load_catalog(write_catalog(tmp_path, new_offer(bill_change=-0.05, grants_flag="has_streaming")))
+    assert offer_grants(own)[NEW_ID] == "has_streaming" and Economics.from_catalog(own).bill_changes()[NEW_ID] == -0.05
+    value = Economics.from_catalog(own).accept_value(np.array([NEW_ID]), np.array([30.0]), np.array([0]), np.array([100.0]))
+    assert value[0] == pytest.approx((30.0 - 0.05 * 100.0) * DEFAULT_ECONOMICS.annuity(6))
     shipped = load_catalog()
     assert offer_grants(shipped) == {o.offer_id: o.grants_flag for o in shipped.offers if o.grants_flag}
     assert set(offer_grants(shipped).values()) == {"has_device_protection", "has_travel_pack", "has_mesh_wifi",
