@@ -15,12 +15,13 @@ from test_features import AS_OF, _acct, _contact, _frame, _line, _ticket, _use, 
 
 from telco_nbo import features as F
 from telco_nbo.data.schema import BROADBAND_TECHS, CHANNELS, LINE_TYPES, PLAN_TIERS, SCHEMAS, TICKET_CATEGORIES
+from telco_nbo.nbo.catalog import offer_grants
 
 BASE = tiny_world()
 OFFER_IDS = list(BASE["offers"]["offer_id"])
 # Offers whose acceptance switches on an ownership flag: an acceptance of those after as_of is
 # *used* (to turn the flag back off), so the mutation below only moves the other offers.
-NEUTRAL_OFFERS = [o for o in OFFER_IDS if o not in F.OFFER_GRANTS_FLAG]
+NEUTRAL_OFFERS = [o for o in OFFER_IDS if o not in offer_grants()]
 
 EXPECTED = {
     build: build(BASE, AS_OF)
