@@ -87,14 +87,15 @@ from pathlib import Path
 os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 from telco_nbo.data.io import write_world
 from telco_nbo.data.synthetic import generate_world
-from telco_nbo.training.config import KINDS, load_config
-from telco_nbo.training.pipeline import train_all, _load_world
+from telco_nbo.training.config import load_config
+from telco_nbo.vocabulary import MODEL_KINDS as KINDS
+from telco_nbo.training.pipeline import load_world, train_all
 root = Path(tempfile.mkdtemp(prefix="bench_training_"))
 t0 = time.perf_counter()
 write_world(generate_world({n}, seed=5), root / "data")
 t_gen = time.perf_counter() - t0
 t0 = time.perf_counter()
-world = _load_world(root / "data")
+world = load_world(root / "data")
 t_load = time.perf_counter() - t0
 uri, st = f"sqlite:///{{root}}/mlflow.db", f"sqlite:///{{root}}/optuna.db"
 cfgs = {{k: load_config(k, Path("training") / f"{{k}}.yaml", trials={trials}, tracking_uri=uri, optuna_storage=st,

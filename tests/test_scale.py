@@ -531,13 +531,13 @@ def test_external_memory_sketches_bin_edges_from_a_household_sample(pworld, worl
 
 
 def test_sketch_sample_keeps_the_key_share_and_every_highest_category():
-    from telco_nbo.scale.extmem import SKETCH_ROWS, ShardSplits, _sketch_sample, sketch_sample
+    from telco_nbo.scale.extmem import SKETCH_ROWS, ShardSplits, sketch_subset, sketch_sample
 
     cat = pd.CategoricalDtype(["a", "b", "c"])
     frame = pd.DataFrame({"x": np.arange(6.0), "k": [0.9, 0.1, 0.8, 0.2, 0.95, 0.7],
                           "region": pd.Series(["a", "a", "c", "b", "c", "a"], dtype=cat),
                           "plan": pd.Series(["b", "a", "a", "a", "a", "b"], dtype=cat)})
-    got = _sketch_sample(frame, "k", 0.5, ["region", "plan"])
+    got = sketch_subset(frame, "k", 0.5, ["region", "plan"])
     # keys below 0.5 (rows 1, 3), the first row with the highest region code (2: "c"), and the
     # first with the highest plan code present (0: "b"; "c" is absent from this shard)
     assert got.index.tolist() == [0, 1, 2, 3]

@@ -242,6 +242,47 @@ def test_bad_input_creates_no_run(store):
     assert after == before
 
 
+def test_training_run_fails_the_run_with_its_error_and_finishes_it_otherwise(store):
+    """The one lifecycle: an exception inside the block marks the run FAILED with the error, then propagates."""
+    client = mlflow.MlflowClient(store["uri"])
+    kw = {"tracking_uri": store["uri"], "settings": store["settings"]}
+    with pytest.raises(ValueError, match="fit blew up"):
+        with T.training_run("churn", run_name="doomed", **kw) as run:
+            failed_id = run.run_id
+            assert client.get_run(failed_id).info.status == "RUNNING"
+            raise ValueError("fit blew up")
+    failed = client.get_run(failed_id)
+    assert failed.info.status == "FAILED" and failed.data.tags[T.TAG_ERROR] == "ValueError: fit blew up"
+    assert failed.data.tags[T.TAG_KIND] == "churn" and failed.info.run_name == "doomed"
+
+    model = _fit(store["X_train"], store["y_train"], 5)
+    record, logger = T.xgboost_record(model, X_train=store["X_train"], y_train=store["y_train"],
+                                      X_holdout=store["X_holdout"], y_holdout=store["y_holdout"],
+                                      texts={"evaluation/note.txt": "hello"})
+    with T.training_run("churn", run_name="fine", **kw) as run:
+        logged = run.log(record, logger, register=False)
+        run.log_texts({"evaluation/after.txt": "late"})
+    done = client.get_run(logged.run_id)
+    assert done.info.status == "FINISHED" and T.TAG_ERROR not in done.data.tags
+    assert logged.model_version is None and done.data.tags[T.TAG_HOLDOUT_DIGEST] == record.holdout_digest
+    assert {"evaluation/note.txt", "evaluation/after.txt"} <= {f.path for f in client.list_artifacts(logged.run_id, "evaluation")}
+
+
+def test_run_record_is_computed_without_a_store(store):
+    """The record is a value: digests, reference sample, metrics filtered to finite numbers; no MLflow call."""
+    scores = np.linspace(0, 1, len(store["X_train"]))
+    rec = T.run_record(X_train=store["X_train"], y_train=store["y_train"], X_holdout=store["X_holdout"],
+                       y_holdout=store["y_holdout"], train_scores=scores, holdout_scores=np.zeros(len(store["X_holdout"])),
+                       metrics={"a": 1.0, "b": float("nan"), "c": None}, holdout_metrics={"roc_auc": 0.7},
+                       extra_train={"treatment": np.ones(len(store["X_train"]))}, reference_max_rows=50)
+    assert rec.metrics == {"a": 1.0, "holdout_roc_auc": 0.7, "n_train": 600.0, "n_holdout": 300.0}
+    assert list(rec.reference.columns[-3:]) == ["treatment", T.TARGET_COLUMN, T.SCORE_COLUMN] and len(rec.reference) == 50
+    assert rec.training_digest == T.frame_digest(store["X_train"], store["y_train"])
+    with pytest.raises(ConfigError, match="same columns"):
+        T.run_record(X_train=store["X_train"], y_train=store["y_train"], X_holdout=store["X_holdout"].iloc[:, ::-1],
+                     y_holdout=store["y_holdout"], train_scores=scores, holdout_scores=np.zeros(300))
+
+
 def test_tracking_session_restores_global_state(store):
     before_uri = mlflow.get_tracking_uri()
     before_env = os.environ.get("MLFLOW_TRACKING_URI")

@@ -48,19 +48,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+import yaml
 from pydantic import BaseModel
 
 from telco_nbo.config import Settings, get_settings
 from telco_nbo.errors import ConfigError, TelcoNboError
+from telco_nbo.quality_floor import FloorResult, check_floor
 from telco_nbo.vocabulary import MODEL_KINDS, MODEL_NAME_PREFIX
 
+# MLflow is imported inside the functions that talk to it: importing this module (the CLI, the
+# service, the Dask workers) must not pay for MLflow's import.
 if TYPE_CHECKING:  # heavy imports only for type checkers
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
     from xgboost import XGBModel
-
-"""The model kinds; each has one experiment and one registered model named ``telco-<kind>``."""
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -76,6 +78,8 @@ TAG_FEATURES = TAG + "features"
 TAG_PROMOTION = TAG + "promotion."
 TAG_PROJECT_RUN = TAG + "project_run_id"
 """On a training run: the ``mlflow run`` project run that produced it."""
+TAG_ERROR = TAG + "error"
+"""On a failed training run: the exception that ended it (type and message)."""
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
@@ -242,7 +246,8 @@ def predict_scores(model: XGBModel, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict(X), dtype=float)
 
 
-def _model_params(model: XGBModel, extra: Mapping[str, Any] | None) -> dict[str, str]:
+def model_params(model: XGBModel, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The run parameters of an XGBoost model: its own scalar parameters, its class, then ``extra``."""
     params: dict[str, Any] = {}
     for key, value in model.get_params().items():
         # Callbacks and other objects are not parameters anyone compares across runs.
@@ -279,13 +284,13 @@ def _check_xy(name: str, X: pd.DataFrame, y: Any) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# logging a training run
+# the training run: one lifecycle (open, log, register, finish or fail)
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """What :func:`log_training_run` recorded.
+    """What a training run recorded (:meth:`RunRecorder.log`, :func:`log_training_run`).
 
     Attributes:
         run_id: The MLflow run.
@@ -312,6 +317,263 @@ class TrainingRun:
     reference_artifact: str = REFERENCE_ARTIFACT
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything a training run logs besides the model itself, computed before the run is touched.
+
+    Built by :func:`run_record` (pure: no MLflow), logged by :meth:`RunRecorder.log`.
+
+    Attributes:
+        X_train: Training features (their lineage is logged as the ``training`` input).
+        y_train: Training target.
+        X_holdout: Holdout features (the ``holdout`` input).
+        y_holdout: Holdout target.
+        training_digest: :func:`frame_digest` of the training frame + target.
+        holdout_digest: The same for the holdout.
+        reference: Monitoring reference sample: training rows + ``target`` + ``prediction``.
+        holdout: The full holdout + ``target`` + ``prediction`` (re-scored by :func:`promote`).
+        params: Run parameters, as MLflow stores them (strings of at most 6,000 characters).
+        metrics: Run metrics: the given ones, the holdout ones as ``holdout_<name>``, ``n_train``
+            and ``n_holdout``; only finite values.
+        config: The resolved configuration (JSON-like), saved as YAML; ``None``: none.
+        figures: Matplotlib figures, saved as ``figures/<name>.png``.
+        texts: Text artifacts (artifact path -> text), e.g. evaluation JSON.
+        tags: Run tags (kind-independent ones: digests, artifacts, features, plus any given).
+    """
+
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_holdout: pd.DataFrame
+    y_holdout: np.ndarray
+    training_digest: str
+    holdout_digest: str
+    reference: pd.DataFrame
+    holdout: pd.DataFrame
+    params: dict[str, str]
+    metrics: dict[str, float]
+    config: Any = None
+    figures: Mapping[str, Figure] = field(default_factory=dict)
+    texts: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def _finite_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    # MLflow refuses NaN in some stores and a missing figure is better left out than logged as NaN.
+    return {str(k): float(v) for k, v in (metrics or {}).items() if v is not None and math.isfinite(float(v))}
+
+
+def run_record(
+    *,
+    X_train: pd.DataFrame,
+    y_train: pd.Series | np.ndarray,
+    X_holdout: pd.DataFrame,
+    y_holdout: pd.Series | np.ndarray,
+    train_scores: np.ndarray,
+    holdout_scores: np.ndarray,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    holdout_metrics: Mapping[str, float] | None = None,
+    config: Mapping[str, Any] | BaseModel | None = None,
+    figures: Mapping[str, Figure] | None = None,
+    texts: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    extra_train: Mapping[str, np.ndarray] | None = None,
+    extra_holdout: Mapping[str, np.ndarray] | None = None,
+    reference_max_rows: int = REFERENCE_MAX_ROWS,
+    reference_seed: int = 0,
+) -> RunRecord:
+    """Check the frames and compute what a training run logs (digests, samples, metrics): no I/O.
+
+    Args:
+        X_train: Training feature frame (exactly the model's input columns).
+        y_train: Training target.
+        X_holdout: Holdout feature frame (same columns, same order).
+        y_holdout: Holdout target.
+        train_scores: The model's score per training row (the reference sample's ``prediction``).
+        holdout_scores: The model's score per holdout row.
+        params: Run parameters (stringified and capped at MLflow's 6,000 characters).
+        metrics: Metrics logged under their own names.
+        holdout_metrics: Metrics on the holdout, logged as ``holdout_<name>``; :func:`promote`
+            compares these.
+        config: The resolved configuration (mapping or pydantic model).
+        figures: Matplotlib figures.
+        texts: Text artifacts (path -> text).
+        tags: Extra run tags.
+        extra_train: Further columns of the reference sample (e.g. the uplift treatment), placed
+            after the features.
+        extra_holdout: Further columns of the stored holdout.
+        reference_max_rows: Cap on the monitoring reference sample.
+        reference_seed: Seed of the reference sample's row draw.
+
+    Returns:
+        The :class:`RunRecord`.
+
+    Raises:
+        ConfigError: Non-frame input, mismatched target lengths, different train / holdout
+            columns, reserved column names.
+    """
+    y_tr = _check_xy("training data", X_train, y_train)
+    y_ho = _check_xy("holdout data", X_holdout, y_holdout)
+    if list(X_train.columns) != list(X_holdout.columns):
+        raise ConfigError("training and holdout frames must have the same columns in the same order")
+    train_digest = frame_digest(X_train, y_tr)
+    holdout_digest = frame_digest(X_holdout, y_ho)
+    n_ref = min(reference_max_rows, len(X_train))
+    rows = np.sort(np.random.default_rng(reference_seed).choice(len(X_train), n_ref, replace=False))
+    reference = X_train.iloc[rows].reset_index(drop=True).assign(
+        **{k: np.asarray(v)[rows] for k, v in (extra_train or {}).items()})
+    reference[TARGET_COLUMN] = y_tr[rows]
+    reference[SCORE_COLUMN] = np.asarray(train_scores)[rows]
+    holdout = X_holdout.reset_index(drop=True).assign(**{k: np.asarray(v) for k, v in (extra_holdout or {}).items()})
+    holdout[TARGET_COLUMN] = y_ho
+    holdout[SCORE_COLUMN] = np.asarray(holdout_scores)
+    all_metrics = {**_finite_metrics(metrics), **{f"holdout_{k}": v for k, v in _finite_metrics(holdout_metrics).items()},
+                   "n_train": float(len(X_train)), "n_holdout": float(len(X_holdout))}
+    run_tags = {
+        TAG_TRAINING_DIGEST: train_digest,
+        TAG_HOLDOUT_DIGEST: holdout_digest,
+        TAG_REFERENCE_ARTIFACT: REFERENCE_ARTIFACT,
+        TAG_HOLDOUT_ARTIFACT: HOLDOUT_ARTIFACT,
+        TAG_FEATURES: ",".join(map(str, X_train.columns))[:5000],
+        **(tags or {}),
+    }
+    return RunRecord(
+        X_train=X_train, y_train=y_tr, X_holdout=X_holdout, y_holdout=y_ho,
+        training_digest=train_digest, holdout_digest=holdout_digest, reference=reference, holdout=holdout,
+        params={str(k): str(v)[:6000] for k, v in (params or {}).items()}, metrics=all_metrics,
+        config=None if config is None else _jsonable(config), figures=dict(figures or {}), texts=dict(texts or {}),
+        tags=run_tags,
+    )
+
+
+ModelLogger = Callable[[str | None], Any]
+"""Logs the model into the active MLflow run: called with the registered name (or ``None``),
+returns MLflow's ``ModelInfo``. :func:`xgboost_logger` makes one; multi-part models bring theirs
+(:func:`telco_nbo.training.pyfunc.component_logger`)."""
+
+
+def xgboost_logger(
+    model: XGBModel,
+    X_train: pd.DataFrame,
+    train_scores: np.ndarray,
+    *,
+    model_format: Literal["ubj", "json"] = "ubj",
+    extra_models: Mapping[str, XGBModel] | None = None,
+) -> ModelLogger:
+    """A :data:`ModelLogger` for one XGBoost sklearn model (its own format, never a pickle).
+
+    The signature is inferred here, before any run exists; ``extra_models`` (e.g. the arms of a
+    T-learner) are saved in XGBoost's JSON format under ``components/<name>.json``.
+    """
+    from mlflow.models import infer_signature
+
+    sig_rows = min(len(X_train), 1000)
+    signature = infer_signature(X_train.iloc[:sig_rows], np.asarray(train_scores)[:sig_rows])
+    example = X_train.iloc[:5]
+
+    def log(registered_name: str | None) -> Any:
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for comp_name, comp in (extra_models or {}).items():
+                comp_path = Path(tmp) / f"{comp_name}.json"
+                comp.save_model(comp_path)
+                mlflow.log_artifact(str(comp_path), artifact_path="components")
+        # MLflow re-checks the input example through pyfunc, whose schema enforcement turns
+        # category columns into strings that XGBoost rejects, and logs a long warning. We never
+        # serve through pyfunc (it returns labels), so that check's warning is muted here.
+        with quiet_logger("mlflow.models.model"):
+            return mlflow.xgboost.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                model_format=model_format,
+                registered_model_name=registered_name,
+                await_registration_for=60,
+                # Explicit requirements: inferring them runs the model in a subprocess (~7 s).
+                pip_requirements=pip_requirements(),
+            )
+
+    return log
+
+
+class RunRecorder:
+    """The open training run of :func:`training_run`: logs into it and registers its model.
+
+    Attributes:
+        kind: Model kind (experiment ``telco-<kind>``, registered model of the same name).
+        run_id: The run (e.g. the parent of tuning trials: ``tune(..., parent_run_id=run_id)``).
+        tracking_uri: The store it lives in.
+    """
+
+    def __init__(self, kind: str, run_id: str, tracking_uri: str) -> None:
+        self.kind = kind
+        self.run_id = run_id
+        self.tracking_uri = tracking_uri
+
+    def log(self, record: RunRecord, log_model: ModelLogger, *, register: bool = True) -> TrainingRun:
+        """Log the record and the model, then register a new version (``challenger``; first: ``champion``).
+
+        Args:
+            record: What :func:`run_record` computed.
+            log_model: Logs the model in the active run (:func:`xgboost_logger`, or a multi-part
+                model's own).
+            register: Register the model as a new version of ``telco-<kind>``.
+
+        Returns:
+            The recorded :class:`TrainingRun`.
+        """
+        import mlflow
+
+        exp_name = experiment_name(self.kind)
+        name = registered_model_name(self.kind) if register else None
+        with tracking_session(self.tracking_uri) as client:
+            with mlflow.start_run(run_id=self.run_id) as run:
+                mlflow.set_tags({TAG_KIND: self.kind, **record.tags})
+                mlflow.log_params(record.params)
+                mlflow.log_metrics(record.metrics)
+                for context, X, y, digest in (("training", record.X_train, record.y_train, record.training_digest),
+                                              ("holdout", record.X_holdout, record.y_holdout, record.holdout_digest)):
+                    dataset = mlflow.data.from_pandas(X.assign(**{TARGET_COLUMN: y}), name=f"{exp_name}-{context}",
+                                                      targets=TARGET_COLUMN, digest=digest)
+                    mlflow.log_input(dataset, context=context)
+                if record.config is not None:
+                    mlflow.log_text(yaml.safe_dump(record.config, sort_keys=True), CONFIG_ARTIFACT)
+                for fig_name, fig in record.figures.items():
+                    mlflow.log_figure(fig, f"figures/{fig_name}.png")
+                for path, text in record.texts.items():
+                    mlflow.log_text(text, path)
+                with tempfile.TemporaryDirectory() as tmp:
+                    for artifact, frame in ((REFERENCE_ARTIFACT, record.reference), (HOLDOUT_ARTIFACT, record.holdout)):
+                        local = Path(tmp) / Path(artifact).name
+                        frame.to_parquet(local, index=False)
+                        mlflow.log_artifact(str(local), artifact_path=str(Path(artifact).parent))
+                info = log_model(name)
+            version: int | None = None
+            aliases: list[str] = []
+            if name is not None:
+                version = int(info.registered_model_version)
+                aliases = register_new_version(client, name, version, self.kind, record.holdout_digest, run.info.run_id)
+            return TrainingRun(
+                run_id=run.info.run_id,
+                experiment_id=run.info.experiment_id,
+                experiment_name=exp_name,
+                model_uri=info.model_uri,
+                model_name=name,
+                model_version=version,
+                aliases=tuple(aliases),
+                training_digest=record.training_digest,
+                holdout_digest=record.holdout_digest,
+            )
+
+    def log_texts(self, texts: Mapping[str, str]) -> None:
+        """Write text artifacts (artifact path -> text) into the run, whether or not it has finished."""
+        with tracking_session(self.tracking_uri) as client:
+            for path, text in texts.items():
+                client.log_text(self.run_id, text, path)
+
+
 def start_run(
     kind: str,
     *,
@@ -322,15 +584,19 @@ def start_run(
 ) -> str:
     """Create an (unfinished) run in the kind's experiment and return its id.
 
-    Useful when tuning trials should nest under the run that will also hold the final model: pass
-    the id to :func:`telco_nbo.tuning.tune` as ``parent_run_id`` and to :func:`log_training_run` as
-    ``run_id``.
+    Most callers want :func:`training_run`, which also finishes (or fails) the run. This is the
+    step that opens it: tuning trials can nest under the id (``tune(..., parent_run_id=...)``)
+    and :func:`log_training_run` can log into it (``run_id=...``).
     """
+    from mlflow.tracking.context.registry import resolve_tags
+
     settings = settings or get_settings()
     with tracking_session(tracking_uri or settings.resolved_tracking_uri()) as client:
         exp_id = ensure_experiment(client, experiment_name(kind), settings.resolved_artifact_root())
-        run = client.create_run(exp_id, run_name=run_name, tags={TAG_KIND: kind, **_project_tags(client, settings),
-                                                                 **(tags or {})})
+        # resolve_tags adds what MLflow's own start_run records (user, source), so every training
+        # run carries the same system tags whichever trainer opened it.
+        run = client.create_run(exp_id, run_name=run_name,
+                                tags=resolve_tags({TAG_KIND: kind, **_project_tags(client, settings), **(tags or {})}))
         return run.info.run_id
 
 
@@ -353,6 +619,60 @@ def _project_tags(client: MlflowClient, settings: Settings) -> dict[str, str]:
     return {**tags, "mlflow.parentRunId": pid}
 
 
+@contextlib.contextmanager
+def training_run(
+    kind: str,
+    *,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+    tracking_uri: str | None = None,
+    settings: Settings | None = None,
+) -> Iterator[RunRecorder]:
+    """Open a training run in the kind's experiment; finish it on exit, or fail it on an exception.
+
+    The one place training talks to MLflow: every trainer (in-process and Dask) opens its run
+    here, logs and registers through the yielded :class:`RunRecorder`, and leaves the run's end to
+    this block. On an exception the run is marked ``FAILED`` with the error in the tag
+    ``telco_nbo.error`` and the exception propagates.
+
+    Args:
+        kind: ``churn``, ``propensity``, ``uplift`` or ``clv``.
+        run_name: Name of the new run.
+        tags: Extra tags of the new run.
+        run_id: Use this existing run (e.g. from :func:`start_run`) instead of a new one.
+        tracking_uri: MLflow tracking URI (default from settings).
+        settings: Settings for the default URI and the artifact root of a new experiment.
+
+    Yields:
+        The :class:`RunRecorder` of the run.
+    """
+    settings = settings or get_settings()
+    uri = tracking_uri or settings.resolved_tracking_uri()
+    run_id = run_id or start_run(kind, run_name=run_name, tags=tags, tracking_uri=uri, settings=settings)
+    try:
+        yield RunRecorder(_check_kind(kind), run_id, uri)
+    except BaseException as exc:
+        _end_run(uri, run_id, exc)
+        raise
+    _end_run(uri, run_id, None)
+
+
+def _end_run(tracking_uri: str, run_id: str, error: BaseException | None) -> None:
+    """Finish a run still running, or mark it failed with the error (even if it had finished)."""
+    try:
+        with tracking_session(tracking_uri) as client:
+            if error is not None:
+                client.set_tag(run_id, TAG_ERROR, f"{type(error).__name__}: {error}"[:5000])
+                client.set_terminated(run_id, status="FAILED")
+            elif client.get_run(run_id).info.status == "RUNNING":
+                client.set_terminated(run_id, status="FINISHED")
+    except Exception:  # noqa: BLE001 - a store failure while failing must not hide the original error
+        if error is None:
+            raise
+        logging.getLogger(__name__).warning("could not mark run %s as failed", run_id, exc_info=True)
+
+
 def log_training_run(
     kind: str,
     model: XGBModel,
@@ -366,6 +686,7 @@ def log_training_run(
     holdout_metrics: Mapping[str, float] | None = None,
     config: Mapping[str, Any] | BaseModel | None = None,
     figures: Mapping[str, Figure] | None = None,
+    texts: Mapping[str, str] | None = None,
     extra_models: Mapping[str, XGBModel] | None = None,
     tags: Mapping[str, str] | None = None,
     run_name: str | None = None,
@@ -376,7 +697,10 @@ def log_training_run(
     tracking_uri: str | None = None,
     settings: Settings | None = None,
 ) -> TrainingRun:
-    """Log one fitted model and everything needed to trust, compare and monitor it.
+    """Log one fitted XGBoost model and everything needed to trust, compare and monitor it.
+
+    A :func:`training_run` holding one :meth:`RunRecorder.log`; the data is checked and the
+    record computed before any run exists, so bad input leaves no run behind.
 
     Args:
         kind: ``churn``, ``propensity``, ``uplift`` or ``clv``: picks experiment and registered name.
@@ -391,6 +715,7 @@ def log_training_run(
             compares these.
         config: The resolved configuration (mapping or pydantic model), saved as YAML.
         figures: Matplotlib figures, saved as ``figures/<name>.png``.
+        texts: Text artifacts (artifact path -> text).
         extra_models: Further fitted XGBoost models (e.g. the arms of a T-learner), saved in
             XGBoost's JSON format under ``components/<name>.json``.
         tags: Extra run tags.
@@ -400,7 +725,8 @@ def log_training_run(
         model_format: XGBoost's ``ubj`` (compact) or ``json`` (readable).
         reference_max_rows: Cap on the monitoring reference sample.
         tracking_uri: MLflow tracking URI (default from settings).
-        settings: Settings for the default URI and the artifact root of new experiments.
+        settings: Settings for the default URI, the reference sample's seed and the artifact root
+            of new experiments.
 
     Returns:
         The recorded :class:`TrainingRun`.
@@ -408,122 +734,61 @@ def log_training_run(
     Raises:
         ConfigError: Bad kind, non-frame input, mismatched target lengths, reserved column names.
     """
-    import mlflow
-    import yaml
-    from mlflow.models import infer_signature
-
     settings = settings or get_settings()
-    y_tr = _check_xy("training data", X_train, y_train)
-    y_ho = _check_xy("holdout data", X_holdout, y_holdout)
-    if list(X_train.columns) != list(X_holdout.columns):
-        raise ConfigError("training and holdout frames must have the same columns in the same order")
-    exp_name = experiment_name(kind)
-    name = registered_model_name(kind) if register else None
+    experiment_name(kind)
+    record, logger = xgboost_record(model, X_train=X_train, y_train=y_train, X_holdout=X_holdout, y_holdout=y_holdout,
+                                    params=params, metrics=metrics, holdout_metrics=holdout_metrics, config=config,
+                                    figures=figures, texts=texts, tags=tags, extra_models=extra_models,
+                                    model_format=model_format, reference_max_rows=reference_max_rows,
+                                    reference_seed=settings.seed)
+    with training_run(kind, run_name=run_name, run_id=run_id, tracking_uri=tracking_uri, settings=settings) as run:
+        return run.log(record, logger, register=register)
 
-    # Everything that can fail on the data is computed before any run exists.
+
+def xgboost_record(
+    model: XGBModel,
+    *,
+    X_train: pd.DataFrame,
+    y_train: pd.Series | np.ndarray,
+    X_holdout: pd.DataFrame,
+    y_holdout: pd.Series | np.ndarray,
+    params: Mapping[str, Any] | None = None,
+    extra_models: Mapping[str, XGBModel] | None = None,
+    model_format: Literal["ubj", "json"] = "ubj",
+    reference_seed: int | None = None,
+    **record: Any,
+) -> tuple[RunRecord, ModelLogger]:
+    """The :class:`RunRecord` and :data:`ModelLogger` of one XGBoost model (scores it, no I/O).
+
+    ``params`` are logged over the model's own parameters; ``reference_seed`` (default the
+    settings' seed) draws the reference sample; ``record`` takes the other :func:`run_record`
+    arguments (metrics, holdout metrics, config, figures, texts, tags, reference sample size).
+
+    Raises:
+        ConfigError: As :func:`run_record`, and for a multi-class classifier.
+    """
+    _check_xy("training data", X_train, y_train)
+    _check_xy("holdout data", X_holdout, y_holdout)
     train_scores = predict_scores(model, X_train)
     holdout_scores = predict_scores(model, X_holdout)
-    train_digest = frame_digest(X_train, y_tr)
-    holdout_digest = frame_digest(X_holdout, y_ho)
-    n_ref = min(reference_max_rows, len(X_train))
-    ref_rows = np.sort(np.random.default_rng(settings.seed).choice(len(X_train), n_ref, replace=False))
-    reference = X_train.iloc[ref_rows].reset_index(drop=True)
-    reference[TARGET_COLUMN] = y_tr[ref_rows]
-    reference[SCORE_COLUMN] = train_scores[ref_rows]
-    holdout = X_holdout.reset_index(drop=True)
-    holdout[TARGET_COLUMN] = y_ho
-    holdout[SCORE_COLUMN] = holdout_scores
-    sig_rows = min(len(X_train), 1000)
-    signature = infer_signature(X_train.iloc[:sig_rows], train_scores[:sig_rows])
-
-    with tracking_session(tracking_uri or settings.resolved_tracking_uri()) as client:
-        exp_id = ensure_experiment(client, exp_name, settings.resolved_artifact_root())
-        run_tags = {
-            TAG_KIND: kind,
-            TAG_TRAINING_DIGEST: train_digest,
-            TAG_HOLDOUT_DIGEST: holdout_digest,
-            TAG_REFERENCE_ARTIFACT: REFERENCE_ARTIFACT,
-            TAG_HOLDOUT_ARTIFACT: HOLDOUT_ARTIFACT,
-            TAG_FEATURES: ",".join(map(str, X_train.columns))[:5000],
-            **(tags or {}),
-        }
-        start_kwargs: dict[str, Any] = {"run_id": run_id} if run_id else {"experiment_id": exp_id, "run_name": run_name}
-        with mlflow.start_run(**start_kwargs) as run:
-            mlflow.set_tags(run_tags)
-            mlflow.log_params(_model_params(model, params))
-            all_metrics = {str(k): float(v) for k, v in (metrics or {}).items()}
-            all_metrics.update({f"holdout_{k}": float(v) for k, v in (holdout_metrics or {}).items()})
-            all_metrics.update({"n_train": float(len(X_train)), "n_holdout": float(len(X_holdout))})
-            mlflow.log_metrics({k: v for k, v in all_metrics.items() if math.isfinite(v)})
-
-            for context, X, y, digest in (
-                ("training", X_train, y_tr, train_digest),
-                ("holdout", X_holdout, y_ho, holdout_digest),
-            ):
-                frame = X.assign(**{TARGET_COLUMN: y})
-                dataset = mlflow.data.from_pandas(frame, name=f"{exp_name}-{context}", targets=TARGET_COLUMN, digest=digest)
-                mlflow.log_input(dataset, context=context)
-
-            if config is not None:
-                mlflow.log_text(yaml.safe_dump(_jsonable(config), sort_keys=True), CONFIG_ARTIFACT)
-            for fig_name, fig in (figures or {}).items():
-                mlflow.log_figure(fig, f"figures/{fig_name}.png")
-
-            with tempfile.TemporaryDirectory() as tmp:
-                ref_path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-                reference.to_parquet(ref_path, index=False)
-                mlflow.log_artifact(str(ref_path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-                ho_path = Path(tmp) / Path(HOLDOUT_ARTIFACT).name
-                holdout.to_parquet(ho_path, index=False)
-                mlflow.log_artifact(str(ho_path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
-                for comp_name, comp in (extra_models or {}).items():
-                    comp_path = Path(tmp) / f"{comp_name}.json"
-                    comp.save_model(comp_path)
-                    mlflow.log_artifact(str(comp_path), artifact_path="components")
-
-            # MLflow re-checks the input example through pyfunc, whose schema enforcement turns
-            # category columns into strings that XGBoost rejects, and logs a long warning. We never
-            # serve through pyfunc (it returns labels), so that check's warning is muted here.
-            with _quiet_logger("mlflow.models.model"):
-                info = mlflow.xgboost.log_model(
-                    model,
-                    name="model",
-                    signature=signature,
-                    input_example=X_train.iloc[:5],
-                    model_format=model_format,
-                    registered_model_name=name,
-                    await_registration_for=60,
-                    # Explicit requirements: inferring them runs the model in a subprocess (~7 s).
-                    pip_requirements=_pip_requirements(),
-                )
-            actual_run_id = run.info.run_id
-
-        version: int | None = None
-        aliases: list[str] = []
-        if name is not None:
-            version = int(info.registered_model_version)
-            aliases = _register_new_version(client, name, version, kind, holdout_digest, actual_run_id)
-        return TrainingRun(
-            run_id=actual_run_id,
-            experiment_id=exp_id,
-            experiment_name=exp_name,
-            model_uri=info.model_uri,
-            model_name=name,
-            model_version=version,
-            aliases=tuple(aliases),
-            training_digest=train_digest,
-            holdout_digest=holdout_digest,
-        )
+    rec = run_record(X_train=X_train, y_train=y_train, X_holdout=X_holdout, y_holdout=y_holdout,
+                     train_scores=train_scores, holdout_scores=holdout_scores,
+                     params=model_params(model, params),
+                     reference_seed=get_settings().seed if reference_seed is None else reference_seed, **record)
+    logger = xgboost_logger(model, X_train, train_scores, model_format=model_format, extra_models=extra_models)
+    return rec, logger
 
 
-def _pip_requirements() -> list[str]:
+def pip_requirements() -> list[str]:
+    """The pinned requirements logged with every model (explicit: inferring them runs the model)."""
     from importlib.metadata import version
 
     return [f"{pkg}=={version(pkg)}" for pkg in ("xgboost", "numpy", "pandas", "scikit-learn", "pyarrow")]
 
 
 @contextlib.contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
+def quiet_logger(name: str) -> Iterator[None]:
+    """Mute a logger below ERROR (and MLflow's event stream under ``TELCO_NBO_QUIET=1``) in a block."""
     logger = logging.getLogger(name)
     old = logger.level
     logger.setLevel(logging.ERROR)
@@ -544,9 +809,17 @@ def _quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(old)
 
 
-def _register_new_version(
+def register_new_version(
     client: MlflowClient, name: str, version: int, kind: str, holdout_digest: str, run_id: str
 ) -> list[str]:
+    """Tag a just-registered version, make it ``challenger``, and ``champion`` if it is the first.
+
+    The first version becomes champion only if it clears the quality floor; the decision is
+    written as ``telco_nbo.promotion.*`` tags either way.
+
+    Returns:
+        The aliases the version holds.
+    """
     from mlflow.exceptions import MlflowException
 
     for key, value in {TAG_KIND: kind, TAG_HOLDOUT_DIGEST: holdout_digest, TAG + "run_id": run_id}.items():
@@ -590,8 +863,6 @@ def _floor(client: MlflowClient, kind: str, run_id: str) -> Any:
     Returns:
         A :class:`telco_nbo.quality_floor.FloorResult`; a holdout that cannot be read fails it.
     """
-    from telco_nbo.quality_floor import FloorResult, check_floor
-
     if not get_settings().quality_floor:
         return None
     run = client.get_run(run_id)
@@ -997,8 +1268,11 @@ __all__: Sequence[str] = (
     "CHALLENGER",
     "CHAMPION",
     "GREATER_IS_BETTER",
+    "ModelLogger",
     "ModelVersionInfo",
     "PromotionDecision",
+    "RunRecord",
+    "RunRecorder",
     "TrainingRun",
     "ensure_experiment",
     "experiment_name",
@@ -1007,10 +1281,18 @@ __all__: Sequence[str] = (
     "load_model_version",
     "load_reference_frame",
     "log_training_run",
+    "model_params",
     "model_versions",
+    "pip_requirements",
     "predict_scores",
     "promote",
+    "quiet_logger",
+    "register_new_version",
     "registered_model_name",
+    "run_record",
     "start_run",
     "tracking_session",
+    "training_run",
+    "xgboost_logger",
+    "xgboost_record",
 )

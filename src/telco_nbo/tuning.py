@@ -13,9 +13,8 @@ trials to one study.
 
 from __future__ import annotations
 
-import os
-
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -26,11 +25,12 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.config import get_settings
+from telco_nbo.errors import ConfigError
+from telco_nbo.tracking import ensure_experiment
 
 TRIAL_PROGRESS: ContextVar[Callable[[str, int, int], None] | None] = ContextVar("telco_nbo_trial_progress", default=None)
 """Set by a caller that shows progress (the CLI's bar): called as ``(study_name, done, total)`` after
 each finished trial of :func:`tune` in this context. ``None``: silent."""
-from telco_nbo.errors import ConfigError
 
 if TYPE_CHECKING:
     import optuna
@@ -134,7 +134,7 @@ class TuningResult:
     elapsed_seconds: float
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide a password in a database URL before it reaches a log or an error."""
     from sqlalchemy.engine import make_url
 
@@ -142,6 +142,50 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - not a URL sqlalchemy knows: show only the scheme
         return url.split(":", 1)[0] + ":..."
+
+
+def open_study(study_name: str, storage: str, direction: Literal["maximize", "minimize"]) -> optuna.Study:
+    """Create the study in ``storage``, or load it if it exists (several processes may share it).
+
+    Raises:
+        ConfigError: The storage cannot be opened (its URL named, password hidden), or the stored
+            study optimizes the other direction.
+    """
+    import optuna
+
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True)
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy / optuna errors on a bad URL or unreachable database
+        raise ConfigError(f"cannot open Optuna storage {redact_url(storage)}: {exc}") from exc
+    if study.direction.name.lower() != direction:
+        raise ConfigError(
+            f"study {study_name!r} in {redact_url(storage)} is stored as {study.direction.name.lower()}, "
+            f"but {direction} was asked for; use another study name"
+        )
+    return study
+
+
+@dataclass(frozen=True)
+class ChurnModelFactory:
+    """A picklable ``make_model`` for :func:`tune`: the churn classifier with fixed overrides.
+
+    Calling it with a trial's parameters returns
+    ``make_churn_classifier(**{**trial_params, **fixed})`` (fixed parameters win). Picklable, so
+    the same factory serves in-process tuning and trials in other processes
+    (:func:`telco_nbo.scale.tune.tune_parallel`).
+
+    Attributes:
+        fixed: Parameters every trial uses as given (e.g. ``{"n_estimators": 200}``).
+    """
+
+    fixed: dict[str, Any]
+
+    def __call__(self, params: dict[str, Any]) -> XGBModel:
+        """Build the classifier of one trial."""
+        # Lazy: models.churn imports xgboost, which importing this module must not.
+        from telco_nbo.models.churn import make_churn_classifier
+
+        return make_churn_classifier(**{**params, **self.fixed})
 
 
 def _params_for_mlflow(params: Mapping[str, Any]) -> dict[str, str]:
@@ -223,17 +267,9 @@ def tune(
     seed = settings.seed if seed is None else seed
     pruner = pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10)
 
-    try:
-        if os.environ.get("TELCO_NBO_QUIET") == "1":  # set by the CLI unless --verbose
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True)
-    except Exception as exc:  # sqlalchemy / optuna errors on a bad URL or unreachable database
-        raise ConfigError(f"cannot open Optuna storage {_redact(storage)}: {exc}") from exc
-    if study.direction.name.lower() != direction:
-        raise ConfigError(
-            f"study {study_name!r} in {_redact(storage)} is stored as {study.direction.name.lower()}, "
-            f"but {direction} was asked for; use another study name"
-        )
+    if os.environ.get("TELCO_NBO_QUIET") == "1":  # set by the CLI unless --verbose
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(study_name, storage, direction)
     # The sampler and pruner are not persisted by Optuna; attach ours to the loaded study.
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     study.pruner = pruner
@@ -244,8 +280,6 @@ def tune(
         # The client API takes the URI explicitly: no process-global MLflow state is touched, so
         # trials from several processes or threads can log concurrently.
         from mlflow import MlflowClient
-
-        from telco_nbo.tracking import ensure_experiment
 
         client = MlflowClient(tracking_uri=tracking_uri or settings.resolved_tracking_uri())
     started = time.perf_counter()
@@ -376,4 +410,5 @@ def _tag(key: str, value: str) -> Any:
     return RunTag(key, value)
 
 
-__all__ = ["MAXIMIZED_METRICS", "TuningResult", "metric_direction", "pruning_callback", "tune"]
+__all__ = ["MAXIMIZED_METRICS", "ChurnModelFactory", "TuningResult", "metric_direction", "open_study", "pruning_callback",
+           "redact_url", "tune"]

@@ -243,7 +243,7 @@ def _start_tracker(n_workers: int, dask_scheduler: Any = None) -> dict[str, Any]
     return tracker.worker_args()
 
 
-def _sketch_sample(frame: pd.DataFrame, key: str, share: float, categorical: list[str]) -> pd.DataFrame:
+def sketch_subset(frame: pd.DataFrame, key: str, share: float, categorical: list[str]) -> pd.DataFrame:
     """The rows of one shard the bin edges are sketched from: those with ``key`` below ``share``.
 
     Plus, per categorical column, the first row holding the shard's highest category code:
@@ -264,7 +264,7 @@ def _shard_iter(files: list[str], cache_prefix: str, drop: list[str], label: str
     import xgboost as xgb
 
     class ShardIter(xgb.DataIter):
-        """One shard file in memory at a time (with ``sample``: only its sketch sample, see :func:`_sketch_sample`)."""
+        """One shard file in memory at a time (with ``sample``: only its sketch sample, see :func:`sketch_subset`)."""
 
         def __init__(self) -> None:
             self._i = 0
@@ -277,7 +277,7 @@ def _shard_iter(files: list[str], cache_prefix: str, drop: list[str], label: str
                 self._i += 1
                 if sample is not None:
                     cats = [c for c, t in frame.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
-                    frame = _sketch_sample(frame, *sample, cats)
+                    frame = sketch_subset(frame, *sample, cats)
                     if len(frame) == 0:
                         continue
                 self._feed(frame, input_data)
@@ -306,7 +306,7 @@ def _train_on_worker(train_files: list[str], valid_files: list[str], coll_args: 
     """One worker's part of the distributed fit; returns the booster (UBJ bytes), the same on every worker.
 
     ``sketch``: ``(key column, share)`` to sketch the bin edges from that sample of the training
-    rows (:func:`_sketch_sample`); ``None`` sketches every training row.
+    rows (:func:`sketch_subset`); ``None`` sketches every training row.
     """
     import xgboost as xgb
     from distributed import get_worker

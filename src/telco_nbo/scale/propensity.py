@@ -32,14 +32,30 @@ import pandas as pd
 
 from telco_nbo.data.world import World
 from telco_nbo.errors import DataValidationError
+from telco_nbo.scale.cluster import same_dtypes
+from telco_nbo.scale.extmem import ShardSplits, shard_folder, sketch_sample, worker_peak_mb
+from telco_nbo.scale.train import (
+    SPLIT_COLUMN,
+    DaskTrainResult,
+    compact_dask,
+    compact_rows,
+    fit_on_splits,
+    logged_sample,
+    persist_splits,
+    scale_tags,
+    shard_parent,
+    shard_splits,
+    split_column,
+)
+from telco_nbo.tracking import training_run, xgboost_record
+from telco_nbo.training import propensity as propensity_steps
+from telco_nbo.training.data import prepare_offers, snapshot_dates
 from telco_nbo.vocabulary import resolve_as_of
 
 if TYPE_CHECKING:
-    import dask.dataframe as dd
     from distributed import Client
 
     from telco_nbo.scale.partition import PartitionedWorld
-    from telco_nbo.scale.train import DaskTrainResult
 
 LABEL = "accepted"
 """Target column of the propensity frame on Dask."""
@@ -61,9 +77,7 @@ def snapshot_dates_dask(world: PartitionedWorld, as_of: Any, client: Client) -> 
     Raises:
         DataValidationError: No contact was made on or before ``as_of``.
     """
-    from dask import delayed
-
-    from telco_nbo.training.data import snapshot_dates
+    from dask import delayed  # optional dependency: only the Dask trainers load it
 
     counts = client.compute([delayed(contact_day_counts, pure=True)(p, as_of) for p in world.parts], sync=True)
     total = pd.concat(counts).groupby(level=0).sum() if counts else pd.Series(dtype=np.int64)
@@ -84,9 +98,6 @@ def offer_rows_partition(world: World, as_of: Any, dates: list[pd.Timestamp], ho
         the split column (0 train, 1 validation, 2 holdout); no rows when the partition made no
         contact by ``as_of``.
     """
-    from telco_nbo.scale.train import SPLIT_COLUMN, split_column
-    from telco_nbo.training.data import prepare_offers
-
     as_of = pd.Timestamp(as_of)
     if len(world.tables["households"]) == 0 or _made(world, as_of).empty:
         return _meta()
@@ -103,7 +114,6 @@ def _meta_frame() -> pd.DataFrame:
     # Columns and dtypes do not depend on the data (fixed categories; the offers table is the
     # same in every partition), so a 30-household world gives Dask its meta once per process.
     from telco_nbo.scale.features import _meta_world
-    from telco_nbo.training.data import snapshot_dates
 
     w = _meta_world()
     as_of = pd.Timestamp(w.meta["as_of"])
@@ -165,13 +175,8 @@ def train_propensity_dask(
     Raises:
         DataValidationError: No contact by ``as_of``, or a split has a single class.
     """
-    from telco_nbo.scale.cluster import same_dtypes
-
-    from telco_nbo.scale.extmem import shard_folder
-    from telco_nbo.scale.train import _shard_parent
-
     with same_dtypes(), contextlib.ExitStack() as stack:
-        shards = stack.enter_context(shard_folder(_shard_parent(world, shard_dir))) if external_memory else None
+        shards = stack.enter_context(shard_folder(shard_parent(world, shard_dir))) if external_memory else None
         return _train(world, client, as_of, holdout_fraction, valid_fraction, seed, params, early_stopping_rounds,
                       log, register, tracking_uri, data_dir, trials, optuna_storage, study_name, shards,
                       restart_workers)
@@ -180,9 +185,7 @@ def train_propensity_dask(
 def offer_rows_compact(world: World, as_of: Any, dates: list[pd.Timestamp], holdout_fraction: float,
                        valid_fraction: float, seed: int, cols: list[str]) -> pd.DataFrame:
     """:func:`offer_rows_partition` then the trainers' compaction, in one call (the external-memory task)."""
-    from telco_nbo.scale.train import _compact_rows
-
-    return _compact_rows(offer_rows_partition(world, as_of, dates, holdout_fraction, valid_fraction, seed),
+    return compact_rows(offer_rows_partition(world, as_of, dates, holdout_fraction, valid_fraction, seed),
                          cols, LABEL, seed)
 
 
@@ -190,23 +193,9 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
            seed: int, params: dict[str, Any] | None, early_stopping_rounds: int | None, log: bool, register: bool,
            tracking_uri: str | None, data_dir: str | None, trials: int, optuna_storage: str | None,
            study_name: str | None, shards: str | None, restart_workers: bool = False) -> DaskTrainResult:
+    # Dask is an optional dependency: loaded only when a Dask trainer runs.
     import dask.dataframe as dd
     from dask import delayed
-
-    from telco_nbo.models.metrics import evaluate_classifier
-    from telco_nbo.models.propensity import auc_by_offer
-    from telco_nbo.scale.train import (
-        SPLIT_COLUMN,
-        TAG_SCALE,
-        DaskTrainResult,
-        _compact_dask,
-        _fit_on_splits,
-        _logged_sample,
-        _persist_splits,
-        shard_splits,
-        trained_on,
-    )
-    from telco_nbo.scale.extmem import ShardSplits, sketch_sample, worker_peak_mb
 
     as_of = resolve_as_of(as_of, world.meta.get("as_of"), "the world")
     secs: dict[str, float] = {}
@@ -223,24 +212,18 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
         splits, memory = shard_splits(client, world, build, shards, cols, LABEL, restart_workers, secs,
                                       ("contacts", "contacts", "acceptances"))
     else:
-        # Built once; only the compact train / valid / holdout pieces are persisted (see _persist_splits).
-        splits = _persist_splits(client, _compact_dask(frame, cols, LABEL, seed), cols, LABEL, "contacts",
+        # Built once; only the compact train / valid / holdout pieces are persisted (see persist_splits).
+        splits = persist_splits(client, compact_dask(frame, cols, LABEL, seed), cols, LABEL, "contacts",
                                  "contacts", "acceptances")
     n_rows = splits.n_rows
     secs["features"] = time.perf_counter() - t0 - secs.get("restart", 0.0)
-    fit = _fit_on_splits(client, splits, cols, LABEL, params=params, seed=seed, trials=trials,
+    fit = fit_on_splits(client, splits, cols, LABEL, params=params, seed=seed, trials=trials,
                          optuna_storage=optuna_storage, study_name=study_name or f"telco-propensity-dask-{seed}",
                          early_stopping_rounds=early_stopping_rounds, secs=secs)
     model, base, X_ho, y_ho, p_ho = fit.model, fit.params, fit.X_holdout, fit.y_holdout, fit.p_holdout
     t0 = time.perf_counter()
-    metrics = evaluate_classifier(y_ho, p_ho).headline()
-    per_offer = auc_by_offer(y_ho, p_ho, X_ho["offer_id"].astype(str).to_numpy(), min_per_class=5)
-    for offer_id, row in per_offer.iterrows():
-        if offer_id != "__all__" and np.isfinite(row["roc_auc"]):
-            metrics[f"auc_{offer_id}"] = float(row["roc_auc"])
-    ok = per_offer.drop(index="__all__")["roc_auc"].dropna()
-    if len(ok):
-        metrics["auc_per_offer_mean"] = float(ok.mean())
+    evaluation = propensity_steps.evaluate_holdout(y_ho, p_ho, X_ho["offer_id"].astype(str).to_numpy())
+    metrics = evaluation.holdout_metrics
     secs["evaluate"] += time.perf_counter() - t0
     if shards is not None:
         memory["fit"] = worker_peak_mb(client)
@@ -248,16 +231,13 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
                              worker_peak_mb=memory if shards is not None else {})
     if log:
         t0 = time.perf_counter()
-        from telco_nbo.tracking import log_training_run
-        from telco_nbo.training.pipeline import OFFERS_ARTIFACT, _log_extra
-
-        tr_pd, share = _logged_sample(splits, LABEL, seed)
+        tr_pd, share = logged_sample(splits, LABEL, seed)
         offers = client.compute(delayed(lambda w: w.tables["offers"])(world.parts[0]), sync=True)
-        run = log_training_run(
-            "propensity", model,
+        record, logger = xgboost_record(
+            model,
             X_train=tr_pd[cols].reset_index(drop=True), y_train=tr_pd[LABEL].to_numpy(np.int8),
             X_holdout=X_ho, y_holdout=y_ho,
-            params={"as_of": str(as_of.date()), "n_snapshots": len(dates), "use_channel": False, "trained_on": "dask"},
+            params=propensity_steps.run_params(as_of, len(dates), trained_on="dask"),
             metrics={"n_contacts": float(sum(n_rows.values())), "n_train_rows": float(n_rows["train"]),
                      "fit_seconds": secs["fit"], "features_seconds": secs["features"],
                      **{f"worker_peak_mb_{k}": float(max(v)) for k, v in result.worker_peak_mb.items()},
@@ -268,17 +248,14 @@ def _train(world: PartitionedWorld, client: Client, as_of: Any, holdout_fraction
                     "snapshots": [str(d.date()) for d in dates], "scheduler": str(client.scheduler.address),
                     "n_partitions": world.n_partitions, "external_memory": shards is not None,
                     "sketch_sample": sketch_sample(splits) if isinstance(splits, ShardSplits) else None},
-            tags={TAG_SCALE + "trained_on": trained_on(splits), TAG_SCALE + "n_partitions": str(world.n_partitions),
-                  TAG_SCALE + "logged_train_share": f"{share:.6f}"},
-            run_name=f"propensity-dask-{as_of.date()}", register=register, tracking_uri=tracking_uri,
+            # The offers the model knows, saved with it as in-process training does (the scorers read it).
+            texts=propensity_steps.run_texts(offers, evaluation, with_evaluation=False),
+            tags=scale_tags(splits, world, share),
         )
-        # The offers the model knows, saved with it as in-process training does (the scorers read it).
-        _log_extra(run.run_id, tracking_uri, {
-            OFFERS_ARTIFACT: offers.to_json(orient="records", date_format="iso"),
-            "evaluation/auc_by_offer.csv": per_offer.to_csv(),
-        })
+        with training_run("propensity", run_name=f"propensity-dask-{as_of.date()}", tracking_uri=tracking_uri) as run:
+            logged = run.log(record, logger, register=register)
         secs["log"] = time.perf_counter() - t0
-        result.run_id, result.model_name = run.run_id, run.model_name
-        result.model_version, result.aliases = run.model_version, run.aliases
+        result.run_id, result.model_name = logged.run_id, logged.model_name
+        result.model_version, result.aliases = logged.model_version, logged.aliases
     del splits
     return result

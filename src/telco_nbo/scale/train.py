@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from telco_nbo.config import get_settings
 from telco_nbo.errors import ConfigError, DataValidationError
-from telco_nbo.vocabulary import resolve_as_of
+from telco_nbo.features import to_model_matrix
+from telco_nbo.scale.cluster import n_workers, same_dtypes
 from telco_nbo.scale.extmem import (
     SKETCH_ROWS,
     SPLIT_COLUMN,
@@ -40,6 +42,12 @@ from telco_nbo.scale.extmem import (
     sketch_sample,
     worker_peak_mb,
 )
+from telco_nbo.scale.features import LABEL_COLUMN, account_features_partition, build_account_features_dask, model_matrix_dask
+from telco_nbo.scale.tune import ChurnModelFactory, tune_parallel
+from telco_nbo.tracking import training_run, xgboost_record
+from telco_nbo.training import churn as churn_steps
+from telco_nbo.training.data import household_share, household_split
+from telco_nbo.vocabulary import resolve_as_of
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -138,7 +146,7 @@ SAMPLE_KEYS = {"tuning": "_share_tuning", "logged": "_share_logged"}
 of the row's household with the salts ``tuning-sample`` / ``mlflow-sample``)."""
 
 
-def _compact_rows(part: pd.DataFrame, cols: list[str], label: str, seed: int) -> pd.DataFrame:
+def compact_rows(part: pd.DataFrame, cols: list[str], label: str, seed: int) -> pd.DataFrame:
     """What the Dask trainers keep of a partition's rows: float32 features, label, split, sample keys.
 
     Why: ``xgboost.dask`` keeps every training row in worker memory until the model is fitted.
@@ -146,7 +154,6 @@ def _compact_rows(part: pd.DataFrame, cols: list[str], label: str, seed: int) ->
     prediction), and the household id (a Python string per row) is only needed to draw the
     tuning and logging samples, which its hash values decide as well.
     """
-    from telco_nbo.training.data import household_share
 
     ids = part["household_id"].to_numpy(dtype=object)
     out = {c: part[c] if isinstance(part[c].dtype, pd.CategoricalDtype) else part[c].astype(np.float32) for c in cols}
@@ -163,7 +170,7 @@ def _as_float64(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass
-class _Splits:
+class DaskSplits:
     """The persisted pieces a Dask trainer reads (train / valid / holdout), and their sizes."""
 
     X: dict[str, dd.DataFrame]
@@ -173,11 +180,11 @@ class _Splits:
     n_rows: dict[str, int]
 
 
-def _persist_splits(client: Client, rows: dd.DataFrame, cols: list[str], label: str, table: str, what: str,
-                    positives: str) -> _Splits:
+def persist_splits(client: Client, rows: dd.DataFrame, cols: list[str], label: str, table: str, what: str,
+                    positives: str) -> DaskSplits:
     """Persist exactly what training reads, in ONE call, from the compact rows; check the splits.
 
-    ``rows`` is the lazy output of :func:`_compact_rows` per partition (each partition one graph
+    ``rows`` is the lazy output of :func:`compact_rows` per partition (each partition one graph
     key, so it is built once). Persisting the train / valid features and labels themselves (not a
     whole frame from which ``xgboost.dask`` would then persist filtered copies) keeps one copy of
     each row in the cluster; the big frame is never persisted.
@@ -199,7 +206,7 @@ def _persist_splits(client: Client, rows: dd.DataFrame, cols: list[str], label: 
     names = ("train", "valid", "holdout")
     n_rows = {name: int(counts[i]) for i, name in enumerate(names)}
     _check_splits(n_rows, {name: int(counts[3 + i]) for i, name in enumerate(names)}, table, what, positives)
-    return _Splits(X={n: done[f"X_{n}"] for n in ("train", "valid")}, y={n: done[f"y_{n}"] for n in ("train", "valid")},
+    return DaskSplits(X={n: done[f"X_{n}"] for n in ("train", "valid")}, y={n: done[f"y_{n}"] for n in ("train", "valid")},
                    keys={n: done[f"k_{n}"] for n in ("train", "valid")}, holdout=done["holdout"], n_rows=n_rows)
 
 
@@ -212,7 +219,7 @@ def _check_splits(n_rows: dict[str, int], positives: dict[str, int], table: str,
         raise DataValidationError(table, problems + ["use more households or other split fractions"])
 
 
-def _sample(splits: _Splits | ShardSplits, share: float, what: str, label: str) -> pd.DataFrame:
+def _sample(splits: DaskSplits | ShardSplits, share: float, what: str, label: str) -> pd.DataFrame:
     """The train + valid rows whose household falls in ``share`` (key ``what``), gathered, float64.
 
     Columns: the features, ``label`` and :data:`SPLIT_COLUMN` (0 train, 1 valid).
@@ -238,18 +245,14 @@ def _sample(splits: _Splits | ShardSplits, share: float, what: str, label: str) 
     return _as_float64(pd.concat(dask.compute(*frames), ignore_index=True))
 
 
-def _tune_on_sample(client: Client, splits: _Splits | ShardSplits, cols: list[str], n_rows: dict[str, int], trials: int,
+def _tune_on_sample(client: Client, splits: DaskSplits | ShardSplits, cols: list[str], n_rows: dict[str, int], trials: int,
                     seed: int, storage: str | None, study_name: str | None, *, fixed: dict[str, Any],
                     early_stopping_rounds: int | None, label: str | None = None) -> dict[str, Any]:
     """Run the trials on a household sample; return the best parameters (n_estimators = best round + 1).
 
     ``label``: the target column (default the churn label).
     """
-    from telco_nbo.config import get_settings
     from telco_nbo.models.churn import default_search_space
-    from telco_nbo.scale.cluster import n_workers
-    from telco_nbo.scale.features import LABEL_COLUMN
-    from telco_nbo.scale.tune import ChurnModelFactory, tune_parallel
 
     label = label or LABEL_COLUMN
     share = min(1.0, TUNING_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
@@ -277,7 +280,6 @@ def split_column(household_ids: pd.Series, holdout_fraction: float, valid_fracti
     Uses :func:`telco_nbo.training.data.household_split` with the same salts as the in-process
     trainer, so a household lands in the same split whichever path trains.
     """
-    from telco_nbo.training.data import household_split
 
     ids = household_ids.to_numpy(dtype=object)
     holdout = household_split(ids, holdout_fraction, seed, "holdout")
@@ -320,8 +322,8 @@ class DaskTrainResult:
 
 
 @dataclass
-class _SplitFit:
-    """What :func:`_fit_on_splits` returns: the model, the parameters it was fitted with, the holdout."""
+class SplitFit:
+    """What :func:`fit_on_splits` returns: the model, the parameters it was fitted with, the holdout."""
 
     model: Any
     params: dict[str, Any]
@@ -330,10 +332,10 @@ class _SplitFit:
     p_holdout: np.ndarray
 
 
-def _fit_on_splits(client: Client, splits: _Splits | ShardSplits, cols: list[str], label: str, *,
+def fit_on_splits(client: Client, splits: DaskSplits | ShardSplits, cols: list[str], label: str, *,
                    params: dict[str, Any] | None, seed: int, trials: int, optuna_storage: str | None,
                    study_name: str | None, early_stopping_rounds: int | None, secs: dict[str, float],
-                   sketch_rows: int | None = SKETCH_ROWS) -> _SplitFit:
+                   sketch_rows: int | None = SKETCH_ROWS) -> SplitFit:
     """Tune (optionally) on a sample, fit with ``xgboost.dask`` on train / valid, predict the holdout.
 
     The shared skeleton of the Dask trainers; ``secs`` gets ``tuning``, ``fit`` and ``evaluate``.
@@ -359,15 +361,21 @@ def _fit_on_splits(client: Client, splits: _Splits | ShardSplits, cols: list[str
     X_ho, y_ho = ho[cols].reset_index(drop=True), ho[label].to_numpy(np.int8)
     p_ho = model.predict_proba(X_ho)[:, 1]
     secs["evaluate"] = time.perf_counter() - t0
-    return _SplitFit(model, base, X_ho, y_ho, p_ho)
+    return SplitFit(model, base, X_ho, y_ho, p_ho)
 
 
-def trained_on(splits: _Splits | ShardSplits) -> str:
+def trained_on(splits: DaskSplits | ShardSplits) -> str:
     """The ``telco_nbo.scale.trained_on`` tag of a run: which distributed fit made the model."""
     return "xgboost.collective+external-memory" if isinstance(splits, ShardSplits) else "xgboost.dask"
 
 
-def _logged_sample(splits: _Splits | ShardSplits, label: str, seed: int) -> tuple[pd.DataFrame, float]:
+def scale_tags(splits: DaskSplits | ShardSplits, world: PartitionedWorld, logged_share: float) -> dict[str, str]:
+    """The ``telco_nbo.scale.*`` tags of a Dask training run: which fit, how many partitions, the logged share."""
+    return {TAG_SCALE + "trained_on": trained_on(splits), TAG_SCALE + "n_partitions": str(world.n_partitions),
+            TAG_SCALE + "logged_train_share": f"{logged_share:.6f}"}
+
+
+def logged_sample(splits: DaskSplits | ShardSplits, label: str, seed: int) -> tuple[pd.DataFrame, float]:
     """The train + valid rows logged with the run (at most :data:`LOGGED_TRAIN_ROWS`) and their share."""
     n_rows = splits.n_rows
     share = min(1.0, LOGGED_TRAIN_ROWS / max(n_rows["train"] + n_rows["valid"], 1))
@@ -415,7 +423,7 @@ def train_churn_dask(
         seed: Split and model seed.
         params: Model parameters over the churn defaults.
         early_stopping_rounds: Early stopping patience (``None``: all trees).
-        log: Log the run to MLflow through :func:`telco_nbo.tracking.log_training_run`.
+        log: Log the run to MLflow (:func:`telco_nbo.tracking.training_run`, as in-process training).
         register: Register ``telco-churn`` (new version; aliases as for any training run).
         tracking_uri: MLflow tracking URI.
         data_dir: Data folder recorded with the run.
@@ -450,14 +458,12 @@ def train_churn_dask(
         DataValidationError: A split is empty or has a single class.
     """
 
-    from telco_nbo.scale.cluster import same_dtypes
-
     with same_dtypes():
         with contextlib.ExitStack() as stack:
             return _train_churn_dask(world, client, as_of, label_horizon_days, holdout_fraction, valid_fraction,
                                      seed, params, early_stopping_rounds, log, register, tracking_uri, data_dir,
                                      trials, optuna_storage, study_name,
-                                     stack.enter_context(shard_folder(_shard_parent(world, shard_dir)))
+                                     stack.enter_context(shard_folder(shard_parent(world, shard_dir)))
                                      if external_memory else None, restart_workers, sketch_rows)
 
 
@@ -485,7 +491,7 @@ def shard_splits(client: Client, world: PartitionedWorld, build: Any, folder: st
     return splits, memory
 
 
-def _shard_parent(world: PartitionedWorld, shard_dir: str | None) -> str | None:
+def shard_parent(world: PartitionedWorld, shard_dir: str | None) -> str | None:
     """Where the external-memory shards go: ``shard_dir``, else the world's folder, else system temp."""
     if shard_dir is not None:
         return shard_dir
@@ -496,21 +502,19 @@ def _shard_parent(world: PartitionedWorld, shard_dir: str | None) -> str | None:
 
 def churn_rows_partition(world: Any, as_of: Any, label_horizon_days: int, observed_until: Any,
                          holdout_fraction: float, valid_fraction: float, seed: int, cols: list[str]) -> pd.DataFrame:
-    """One partition's compact churn rows (:func:`_compact_rows`): features, label, split, keys.
+    """One partition's compact churn rows (:func:`compact_rows`): features, label, split, keys.
 
     The external-memory path's per-partition function: the same steps as the in-memory graph
     (:func:`~telco_nbo.scale.features.account_features_partition`, :func:`_with_split`,
-    :func:`~telco_nbo.features.to_model_matrix`, :func:`_compact_rows`), in one call.
+    :func:`~telco_nbo.features.to_model_matrix`, :func:`compact_rows`), in one call.
     """
-    from telco_nbo.features import to_model_matrix
-    from telco_nbo.scale.features import LABEL_COLUMN, account_features_partition
 
     feats = _with_split(account_features_partition(world, as_of, label_horizon_days, observed_until),
                         holdout_fraction, valid_fraction, seed)
     frame = to_model_matrix(feats).assign(**{LABEL_COLUMN: feats[LABEL_COLUMN].to_numpy(),
                                              SPLIT_COLUMN: feats[SPLIT_COLUMN].to_numpy(),
                                              "household_id": feats["household_id"].to_numpy(dtype=object)})
-    return _compact_rows(frame, cols, LABEL_COLUMN, seed)
+    return compact_rows(frame, cols, LABEL_COLUMN, seed)
 
 
 def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label_horizon_days: int,
@@ -519,8 +523,6 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                       data_dir: str | None, trials: int, optuna_storage: str | None,
                       study_name: str | None, shards: str | None, restart_workers: bool = False,
                       sketch_rows: int | None = SKETCH_ROWS) -> DaskTrainResult:
-    from telco_nbo.models.metrics import evaluate_classifier
-    from telco_nbo.scale.features import LABEL_COLUMN, build_account_features_dask, model_matrix_dask
 
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -530,7 +532,7 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
     feats = feats.map_partitions(_with_split, holdout_fraction, valid_fraction, seed, meta=meta)
     X_all = model_matrix_dask(feats)
     cols = list(X_all.columns)
-    splits: _Splits | ShardSplits
+    splits: DaskSplits | ShardSplits
     if shards is not None:
         build = functools.partial(churn_rows_partition, as_of=as_of, label_horizon_days=label_horizon_days,
                                   observed_until=world.meta.get("world_end"), holdout_fraction=holdout_fraction,
@@ -538,18 +540,18 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
         splits, memory = shard_splits(client, world, build, shards, cols, LABEL_COLUMN, restart_workers, secs,
                                       ("accounts", "rows", "churners"))
     else:
-        splits = _persist_splits(client, _compact_dask(X_all.assign(**{
+        splits = persist_splits(client, compact_dask(X_all.assign(**{
             LABEL_COLUMN: feats[LABEL_COLUMN], SPLIT_COLUMN: feats[SPLIT_COLUMN],
             "household_id": feats["household_id"]}), cols, LABEL_COLUMN, seed), cols, LABEL_COLUMN, "accounts",
             "rows", "churners")
     n_rows = splits.n_rows
     secs["features"] = time.perf_counter() - t0 - secs.get("restart", 0.0)
-    fit = _fit_on_splits(client, splits, cols, LABEL_COLUMN, params=params, seed=seed, trials=trials,
+    fit = fit_on_splits(client, splits, cols, LABEL_COLUMN, params=params, seed=seed, trials=trials,
                          optuna_storage=optuna_storage, study_name=study_name,
                          early_stopping_rounds=early_stopping_rounds, secs=secs, sketch_rows=sketch_rows)
     model, base, X_ho, y_ho = fit.model, fit.params, fit.X_holdout, fit.y_holdout
     t0 = time.perf_counter()
-    metrics = evaluate_classifier(y_ho, fit.p_holdout).headline()
+    metrics = churn_steps.evaluate_holdout(y_ho, fit.p_holdout).holdout_metrics
     secs["evaluate"] += time.perf_counter() - t0
     if shards is not None:
         memory["fit"] = worker_peak_mb(client)
@@ -557,15 +559,12 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                              worker_peak_mb=memory if shards is not None else {})
     if log:
         t0 = time.perf_counter()
-        from telco_nbo.tracking import log_training_run
-
-        tr_pd, share = _logged_sample(splits, LABEL_COLUMN, seed)
-        run = log_training_run(
-            "churn", model,
+        tr_pd, share = logged_sample(splits, LABEL_COLUMN, seed)
+        record, logger = xgboost_record(
+            model,
             X_train=tr_pd[cols].reset_index(drop=True), y_train=tr_pd[LABEL_COLUMN].to_numpy(np.int8),
             X_holdout=X_ho, y_holdout=y_ho,
-            params={"as_of": str(as_of.date()),
-                    "label_horizon_days": label_horizon_days, "trained_on": "dask"},
+            params=churn_steps.run_params(as_of, label_horizon_days, trained_on="dask"),
             metrics={"n_train_rows": float(n_rows["train"]), "n_valid_rows": float(n_rows["valid"]),
                      "fit_seconds": secs["fit"], "features_seconds": secs["features"],
                      **{f"worker_peak_mb_{k}": float(max(v)) for k, v in result.worker_peak_mb.items()},
@@ -578,29 +577,28 @@ def _train_churn_dask(world: PartitionedWorld, client: Client, as_of: Any, label
                     "external_memory": isinstance(splits, ShardSplits),
                     # the bin edges' sample (key, share) when one was drawn; None: every training row
                     "sketch_sample": sketch_sample(splits, sketch_rows) if isinstance(splits, ShardSplits) else None},
-            tags={TAG_SCALE + "trained_on": trained_on(splits), TAG_SCALE + "n_partitions": str(world.n_partitions),
-                  TAG_SCALE + "logged_train_share": f"{share:.6f}"},
-            run_name=f"churn-dask-{as_of.date()}", register=register, tracking_uri=tracking_uri,
+            tags=scale_tags(splits, world, share),
         )
+        with training_run("churn", run_name=f"churn-dask-{as_of.date()}", tracking_uri=tracking_uri) as run:
+            logged = run.log(record, logger, register=register)
         secs["log"] = time.perf_counter() - t0
-        result.run_id, result.model_name = run.run_id, run.model_name
-        result.model_version, result.aliases = run.model_version, run.aliases
+        result.run_id, result.model_name = logged.run_id, logged.model_name
+        result.model_version, result.aliases = logged.model_version, logged.aliases
     del splits
     return result
 
 
-def _compact_dask(frame: dd.DataFrame, cols: list[str], label: str, seed: int) -> dd.DataFrame:
-    """:func:`_compact_rows` of every partition, each partition ONE graph key (computed once).
+def compact_dask(frame: dd.DataFrame, cols: list[str], label: str, seed: int) -> dd.DataFrame:
+    """:func:`compact_rows` of every partition, each partition ONE graph key (computed once).
 
     Through ``to_delayed`` so the compaction is not fused into (and repeated by) each of the
-    pieces :func:`_persist_splits` persists from it.
+    pieces :func:`persist_splits` persists from it.
     """
     import dask.dataframe as dd
     from dask import delayed
 
-    from telco_nbo.scale.cluster import same_dtypes
 
-    fn = delayed(_compact_rows, pure=True)
-    meta = _compact_rows(frame._meta.assign(household_id=pd.Series(dtype=object)), cols, label, seed)
+    fn = delayed(compact_rows, pure=True)
+    meta = compact_rows(frame._meta.assign(household_id=pd.Series(dtype=object)), cols, label, seed)
     with same_dtypes():
         return dd.from_delayed([fn(p, cols, label, seed) for p in frame.to_delayed()], meta=meta, verify_meta=False)

@@ -15,6 +15,7 @@ instead of failing with "database is locked".
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -25,13 +26,12 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError
+from telco_nbo.tuning import ChurnModelFactory, TuningResult, metric_direction, open_study, redact_url, tune
 
 if TYPE_CHECKING:
     import optuna
     from distributed import Client
     from xgboost import XGBModel
-
-    from telco_nbo.tuning import TuningResult
 
 SQLITE_TIMEOUT_S = 60
 """Seconds a SQLite writer waits for the file lock (Optuna storage of parallel trials)."""
@@ -60,26 +60,6 @@ def shared_storage_url(storage: str, timeout_s: float = SQLITE_TIMEOUT_S) -> str
         return storage
     # Appended as text: urlunsplit would drop the empty host of sqlite:///path.
     return f"{storage}{'&' if parts.query else '?'}{urlencode({'timeout': timeout_s})}"
-
-
-@dataclass(frozen=True)
-class ChurnModelFactory:
-    """A picklable ``make_model`` for :func:`tune_parallel`: churn classifier with fixed overrides.
-
-    Calling it with a trial's parameters returns
-    ``make_churn_classifier(**{**trial_params, **fixed})`` (fixed parameters win).
-
-    Attributes:
-        fixed: Parameters every trial uses as given (e.g. ``{"n_estimators": 200}``).
-    """
-
-    fixed: dict[str, Any]
-
-    def __call__(self, params: dict[str, Any]) -> XGBModel:
-        """Build the classifier of one trial."""
-        from telco_nbo.models.churn import make_churn_classifier
-
-        return make_churn_classifier(**{**params, **self.fixed})
 
 
 @dataclass(frozen=True)
@@ -119,10 +99,6 @@ def _run_tune(
     data: tuple[pd.DataFrame, Any, pd.DataFrame, Any],
     kwargs: dict[str, Any],
 ) -> TuningResult:
-    import os
-
-    from telco_nbo.tuning import tune
-
     # Each process is one trial at a time on one core: XGBoost must not oversubscribe it.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     X_tr, y_tr, X_va, y_va = data
@@ -177,23 +153,16 @@ def tune_parallel(
     Raises:
         ConfigError: Bad counts or storage.
     """
-    import optuna
-
-    from telco_nbo.tuning import _redact
+    import optuna  # lazy: importing the package must not import Optuna
 
     if n_processes < 1:
         raise ConfigError(f"n_processes must be at least 1, got {n_processes}")
     if n_trials < n_processes:
         raise ConfigError(f"{n_trials} trials cannot keep {n_processes} processes busy; ask for at least one each")
     url = shared_storage_url(storage)
-    # Create the study up front: two processes creating it at once would race on the name.
-    from telco_nbo.tuning import metric_direction
-
     direction = tune_kwargs.pop("direction", None) or metric_direction(metric)
-    try:
-        optuna.create_study(study_name=study_name, storage=url, direction=direction, load_if_exists=True)
-    except Exception as exc:  # noqa: BLE001 - sqlalchemy / optuna errors on a bad URL
-        raise ConfigError(f"cannot open Optuna storage {_redact(url)}: {exc}") from exc
+    # Create the study up front: two processes creating it at once would race on the name.
+    open_study(study_name, url, direction)
     base, extra = divmod(n_trials, n_processes)
     counts = tuple(base + (i < extra) for i in range(n_processes))
     common = {"study_name": study_name, "storage": url, "metric": metric, "direction": direction,
@@ -213,7 +182,7 @@ def tune_parallel(
     best = study.best_trial
     return ParallelTuningResult(
         study_name=study_name,
-        storage=_redact(url),
+        storage=redact_url(url),
         n_processes=n_processes,
         trials_per_process=counts,
         n_trials=len(study.trials),
@@ -224,3 +193,6 @@ def tune_parallel(
         best_iteration=best.user_attrs.get("best_iteration"),
         per_process=results,
     )
+
+
+__all__ = ["SQLITE_TIMEOUT_S", "ChurnModelFactory", "ParallelTuningResult", "shared_storage_url", "tune_parallel"]

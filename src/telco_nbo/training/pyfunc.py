@@ -15,6 +15,7 @@ makes it, or its model matrix) and return a frame of scores, one row per input r
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError
+from telco_nbo.tracking import ModelLogger, pip_requirements, quiet_logger
 
 SPEC_ARTIFACT = "spec"
 """Key of the JSON spec among the pyfunc model's artifacts."""
@@ -224,10 +226,8 @@ def log_pyfunc_model(paths: Mapping[str, str], *, input_example: pd.DataFrame, o
     import mlflow
     from mlflow.models import infer_signature
 
-    from telco_nbo.tracking import _pip_requirements, _quiet_logger
-
     signature = infer_signature(input_example, output_example)
-    with _quiet_logger("mlflow.models.model"), _quiet_logger("mlflow.pyfunc"):
+    with quiet_logger("mlflow.models.model"), quiet_logger("mlflow.pyfunc"):
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(_CODE_FILE),
@@ -236,8 +236,41 @@ def log_pyfunc_model(paths: Mapping[str, str], *, input_example: pd.DataFrame, o
             input_example=input_example,
             registered_model_name=registered_model_name,
             await_registration_for=60,
-            pip_requirements=_pip_requirements(),
+            pip_requirements=pip_requirements(),
         )
+
+
+def component_logger(spec: Mapping[str, Any], boosters: Mapping[str, Any], raw_example: pd.DataFrame) -> ModelLogger:
+    """A :data:`telco_nbo.tracking.ModelLogger` for a multi-part model (spec + XGBoost JSON parts).
+
+    The parts are saved and scored once here, before any run is touched, to get the model's
+    output example (a part that cannot be saved or read back fails here); the returned logger
+    saves them again into the run: ``components/<part>.json`` + ``components/spec.json`` and the
+    pyfunc model over them.
+
+    Args:
+        spec: The model's JSON spec (:func:`uplift_components`, or the CLV spec).
+        boosters: Its XGBoost parts by name.
+        raw_example: A few rows of the raw account feature frame (the input example).
+    """
+    from telco_nbo.features import FEATURE_COLUMNS, passthrough_columns
+
+    keep = [*FEATURE_COLUMNS, *passthrough_columns(raw_example)]
+    example = raw_example[[c for c in keep if c in raw_example.columns]].reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        output_example = load_scorer(save_components(Path(tmp) / "components", spec, boosters)).predict_frame(example)
+
+    def log(registered_name: str | None) -> Any:
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = save_components(Path(tmp) / "components", spec, boosters)
+            for path in paths.values():
+                mlflow.log_artifact(path, artifact_path="components")
+            return log_pyfunc_model(paths, input_example=example, output_example=output_example,
+                                    registered_model_name=registered_name)
+
+    return log
 
 
 def load_pyfunc_scorer(model_uri: str) -> UpliftScorer | ClvScorer:
