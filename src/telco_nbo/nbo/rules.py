@@ -581,13 +581,6 @@ class RuleEvaluation:
             return np.ones(self.blocked.shape[1:], dtype=bool)
         return ~self.blocked.any(axis=0)
 
-    def first_rule(self) -> np.ndarray:
-        """``(n_accounts, n_offers)`` index of the first rule that removes the offer, -1 if none."""
-        if len(self.rules) == 0:
-            return np.full(self.blocked.shape[1:], -1, dtype=np.int64)
-        first = self.blocked.argmax(axis=0)
-        return np.where(self.blocked.any(axis=0), first, -1)
-
 
 def check_rules(rules: Sequence[Rule]) -> tuple[Rule, ...]:
     """Return the rules as a tuple, or raise :class:`ConfigError` on duplicate ids."""
