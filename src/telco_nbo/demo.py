@@ -17,6 +17,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from telco_nbo.data.io import load_world, write_world
+from telco_nbo.data.synthetic import generate_world, summarize_world
+from telco_nbo.experiments import readout_from_tables, timing_rule_from_readout, to_html, to_markdown
+from telco_nbo.features import FEATURE_COLUMNS, build_account_features, make_churn_labels
+from telco_nbo.monitoring import demo as monitoring_demo
+from telco_nbo.serving import demo as serving_demo
+from telco_nbo.tracking import model_versions, no_champion_reason, promote, registered_model_name, tracking_session
+from telco_nbo.training import pipeline as training_pipeline
+
 
 @dataclass
 class DemoContext:
@@ -51,9 +60,6 @@ class DemoContext:
 
 def step_data(ctx: DemoContext) -> dict[str, Any]:
     """Generate the synthetic world, write it as a data folder, build features at ``as_of``."""
-    from telco_nbo.data.io import load_world, write_world
-    from telco_nbo.data.synthetic import generate_world, summarize_world
-    from telco_nbo.features import FEATURE_COLUMNS, build_account_features, make_churn_labels
 
     t0 = time.perf_counter()
     world = generate_world(ctx.households, seed=ctx.seed)
@@ -87,9 +93,6 @@ def step_data(ctx: DemoContext) -> dict[str, Any]:
 def step_readout(ctx: DemoContext) -> dict[str, Any]:
     """Read out the offer-timing experiment and compare it with the generator's true effects."""
     import json
-
-    from telco_nbo.data.io import load_world
-    from telco_nbo.experiments import readout_from_tables, timing_rule_from_readout, to_html, to_markdown
 
     world = load_world(ctx.data_dir, with_truth=True)
     readout = readout_from_tables(world.tables, "EXP-TIMING-1", seed=ctx.seed)
@@ -138,10 +141,7 @@ def step_train(ctx: DemoContext) -> dict[str, Any]:
     reason, and forces it with the reason recorded, as a person would with ``telco-nbo promote KIND
     --force --reason TEXT``; the forced version carries the tags that say so.
     """
-    from telco_nbo.tracking import model_versions, no_champion_reason, promote, registered_model_name, tracking_session
-    from telco_nbo.training.pipeline import demo_step
-
-    summary = demo_step(ctx)
+    summary = training_pipeline.demo_step(ctx)
     forced = {}
     for kind in ("churn", "propensity", "uplift", "clv"):
         if not model_versions(kind, ctx.tracking_uri):
@@ -167,16 +167,12 @@ def step_train(ctx: DemoContext) -> dict[str, Any]:
 
 def step_rank(ctx: DemoContext) -> dict[str, Any]:
     """Rank next-best offers with the champion models; policy value against baselines from truth."""
-    from telco_nbo.serving.demo import demo_step
-
-    return demo_step(ctx)
+    return serving_demo.demo_step(ctx)
 
 
 def step_monitor(ctx: DemoContext) -> dict[str, Any]:
     """Monitor a clean and two drifted windows against the churn champion's reference."""
-    from telco_nbo.monitoring.demo import demo_step
-
-    return demo_step(ctx)
+    return monitoring_demo.demo_step(ctx)
 
 
 STEPS: list[tuple[str, Callable[[DemoContext], dict[str, Any]]]] = [

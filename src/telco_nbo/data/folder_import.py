@@ -40,6 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from telco_nbo.data import attributes
+from telco_nbo.data.importers import read_flat_file
 from telco_nbo.data.io import conform_table, empty_table
 from telco_nbo.data.mapping import infer_column
 from telco_nbo.data.schema import ID_COLUMNS, SCHEMAS, TABLES
@@ -188,8 +189,6 @@ def load_folder_mapping(path: str | os.PathLike[str]) -> FolderMapping:
 
 
 def _read(folder: Path, table: str, tm: TableMapping) -> pd.DataFrame:
-    from telco_nbo.data.importers import read_flat_file
-
     path = folder / tm.file
     if not path.is_file():
         raise DataValidationError(table, [f"file {tm.file} not found in {folder}"])

@@ -63,6 +63,7 @@ from telco_nbo.data.schema import CONTRACT_MONTHS, TABLES
 from telco_nbo.data.validate import format_rows, format_values, validate_world
 from telco_nbo.data.world import World
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.features import usage_cutoff
 
 DEFAULT_AS_OF = "2025-12-01"
 BUILTIN_MAPPINGS = {"ibm": "ibm_mapping.yaml"}
@@ -338,7 +339,6 @@ def _usage(
     mapped = [f for f in USAGE_FIELDS if f in mapping.columns]
     if not mapped:
         return empty_table("usage_monthly"), 0
-    from telco_nbo.features import usage_cutoff
 
     latest = usage_cutoff(as_of) - pd.DateOffset(months=1)  # last month fully known at as_of
     parts = []

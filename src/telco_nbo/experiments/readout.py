@@ -17,6 +17,7 @@ from telco_nbo.errors import ConfigError, DataValidationError, TelcoNboError
 from telco_nbo.experiments import sequential as seqmod
 from telco_nbo.experiments import stats
 from telco_nbo.experiments.comparison import compare
+from telco_nbo.experiments.data import SEGMENT_COLUMNS, experiment_design, experiment_frame
 from telco_nbo.experiments.models import (
     ArmStats,
     CupedSummary,
@@ -390,7 +391,6 @@ def readout_from_tables(
     Returns:
         The readout.
     """
-    from telco_nbo.experiments.data import SEGMENT_COLUMNS, experiment_design, experiment_frame
 
     design = experiment_design(tables, experiment_id)
     frame = experiment_frame(tables, experiment_id)

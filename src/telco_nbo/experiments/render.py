@@ -13,6 +13,7 @@ import base64
 import html
 import io
 
+from telco_nbo.experiments.decision import decide
 from telco_nbo.experiments.models import Comparison, MetricResult, MetricSpec, Readout, SegmentComparison
 
 TOO_SMALL = "too small"
@@ -115,7 +116,6 @@ def to_markdown(readout: Readout, *, rule=None) -> str:  # noqa: ANN001 - Timing
     Returns:
         Markdown text.
     """
-    from telco_nbo.experiments.decision import decide
 
     md = [f"# A/B readout: {readout.experiment_id}", ""]
     if not readout.trustworthy:
@@ -244,8 +244,6 @@ details{margin:1em 0}summary{cursor:pointer;font-weight:bold}
 
 
 def _decision_html(readout: Readout, rule) -> str:  # noqa: ANN001 - TimingRule | None
-    from telco_nbo.experiments.decision import decide
-
     d = decide(readout, rule)
     e = html.escape
     rows = [("Which arm", d.arm or f"{readout.control_arm} (no change)"), ("How sure", d.how_sure),

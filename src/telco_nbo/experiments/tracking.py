@@ -11,6 +11,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from telco_nbo.experiments.models import Readout
+from telco_nbo.experiments.render import to_html, to_markdown
+from telco_nbo.tracking import ensure_experiment
 
 _KEY_OK = re.compile(r"[^0-9A-Za-z_\-. /]")
 
@@ -85,9 +87,6 @@ def log_readout_to_mlflow(
     """
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
-
-    from telco_nbo.experiments.render import to_html, to_markdown
-    from telco_nbo.tracking import ensure_experiment
 
     client = MlflowClient(tracking_uri=tracking_uri)
     exp_id = ensure_experiment(client, experiment_name, artifact_location or _default_artifact_location(tracking_uri))

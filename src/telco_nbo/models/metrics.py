@@ -25,6 +25,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from telco_nbo.errors import DataValidationError
+from telco_nbo.models.uplift import perfect_qini_curve, qini_auc_score, qini_curve
 
 __all__ = [
     "CalibrationBin",
@@ -356,7 +357,6 @@ def plot_qini(
     Returns:
         The figure.
     """
-    from telco_nbo.models.uplift import perfect_qini_curve, qini_auc_score, qini_curve
 
     series = dict(scores) if isinstance(scores, Mapping) else {"model": scores}
     if not series:

@@ -24,6 +24,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from telco_nbo.data.io import write_world
+from telco_nbo.data.synthetic import generate_world
+from telco_nbo.monitoring import (
+    add_to_workspace,
+    load_config,
+    load_reference_from_champion,
+    log_to_mlflow,
+    monitor,
+    window_from_data_folder,
+    write_outputs,
+)
+
 SCENARIOS = (("clean", None, 20_000), ("price_rise", "price_rise", 20_000), ("offer_fatigue", "offer_fatigue", 50_000))
 """(window name, generator scenario, minimum households; else the demo world's size)."""
 
@@ -37,15 +49,6 @@ def run_window(
         ``passed``, ``failed`` (check names), ``drifted`` (features), ``uplift`` (segment -> status
         of the latest period), ``summary_html``, ``mlflow_run_id``.
     """
-    from telco_nbo.monitoring import (
-        add_to_workspace,
-        load_config,
-        load_reference_from_champion,
-        log_to_mlflow,
-        monitor,
-        window_from_data_folder,
-        write_outputs,
-    )
 
     cfg = load_config(config_path if config_path is not None else _shipped_thresholds())
     window = window_from_data_folder(folder, tracking_uri=tracking_uri)
@@ -91,9 +94,6 @@ def demo_step(ctx: Any) -> dict[str, Any]:
         Window name -> its outcome (see :func:`run_window`), plus ``workspace``.
     """
     from rich.table import Table
-
-    from telco_nbo.data.io import write_world
-    from telco_nbo.data.synthetic import generate_world
 
     root = Path(ctx.out) / "monitoring"
     workspace = root / "evidently_workspace"

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.monitoring.run import SCORE_COLUMN_BY_KIND
+from telco_nbo.tracking import SCORE_COLUMN, load_reference_frame, registered_model_name
 
 SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 
@@ -79,8 +81,6 @@ def load_reference_from_champion(model_name: str, tracking_uri: str | None = Non
         ConfigError: Unknown model or no champion.
         TelcoNboError: The champion's run recorded no reference.
     """
-    from telco_nbo.monitoring.run import SCORE_COLUMN_BY_KIND
-    from telco_nbo.tracking import SCORE_COLUMN, load_reference_frame, registered_model_name
 
     name = registered_model_name(model_name)
     frame = load_reference_frame(name, tracking_uri=tracking_uri)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from telco_nbo.config import get_settings
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.monitoring import kpis as kpi_mod
 from telco_nbo.monitoring.config import MonitoringConfig
@@ -27,6 +28,7 @@ from telco_nbo.monitoring.quality import OVERALL, overall_quality_report, qualit
 from telco_nbo.monitoring.result import CheckResult, MonitoringResult
 from telco_nbo.monitoring.uplift import uplift_by_segment, uplift_checks
 from telco_nbo.monitoring.window import infer_column_kinds, validate_window
+from telco_nbo.tracking import ensure_experiment, tracking_session
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -482,9 +484,6 @@ def log_to_mlflow(
         The MLflow run id.
     """
     from mlflow.entities import Metric, Param, RunTag
-
-    from telco_nbo.config import get_settings
-    from telco_nbo.tracking import ensure_experiment, tracking_session
 
     uri = tracking_uri or get_settings().resolved_tracking_uri()
     result = output.result

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from telco_nbo.data.synthetic import generate_world
 from telco_nbo.data.world import World
+from telco_nbo.features import build_account_features, make_churn_labels, to_model_matrix
+from telco_nbo.scale.cluster import same_dtypes
 from telco_nbo.vocabulary import resolve_as_of
 
 if TYPE_CHECKING:
@@ -47,7 +50,6 @@ def account_features_partition(
         ``account_id``), plus the label when asked; an empty frame of the same columns and
         dtypes for a partition without households.
     """
-    from telco_nbo.features import build_account_features, make_churn_labels
 
     if len(world.tables["households"]) == 0:
         return features_meta(label_horizon_days is not None)
@@ -62,14 +64,11 @@ def account_features_partition(
 
 @functools.lru_cache(maxsize=1)
 def _meta_world() -> World:
-    from telco_nbo.data.synthetic import generate_world
-
     return generate_world(30, 0)
 
 
 def _meta_world_features() -> pd.DataFrame:
     """Features of a 30-household world (cached world): real rows for deriving metadata."""
-    from telco_nbo.features import build_account_features
 
     w = _meta_world()
     return build_account_features(w.tables, w.meta["as_of"])
@@ -80,8 +79,6 @@ def _meta(with_label: bool) -> pd.DataFrame:
     # The feature frame's columns and dtypes do not depend on the data (checked in the tests), so
     # a 30-household world computed once per process gives Dask its meta without touching a
     # real partition.
-    from telco_nbo.features import make_churn_labels
-
     feats = _meta_world_features()
     if with_label:
         w = _meta_world()
@@ -125,7 +122,6 @@ def build_account_features_dask(
     as_of = resolve_as_of(as_of, world.meta.get("as_of"), "the world")
     if label_horizon_days is not None and observed_until is None:
         observed_until = world.meta.get("world_end")
-    from telco_nbo.scale.cluster import same_dtypes
 
     fn = delayed(account_features_partition, pure=True)
     parts = [fn(p, as_of, label_horizon_days, observed_until) for p in world.parts]
@@ -135,8 +131,6 @@ def build_account_features_dask(
 
 def model_matrix_dask(features: dd.DataFrame) -> dd.DataFrame:
     """:func:`telco_nbo.features.to_model_matrix` per partition (fixed categories -> known dtypes)."""
-    from telco_nbo.features import to_model_matrix
-    from telco_nbo.scale.cluster import same_dtypes
 
     with same_dtypes():
         return features.map_partitions(to_model_matrix, meta=to_model_matrix(features._meta))

@@ -44,8 +44,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from telco_nbo.data.io import (
+    PARQUET_OPTIONS,
+    arrow_schema,
+    dump_json,
+    empty_table,
+    load_meta,
+    load_world,
+    swap_into_place,
+    write_world,
+)
+from telco_nbo.data.schema import TABLES
+from telco_nbo.data.synthetic import SCENARIOS, generate_world, make_calendar
 from telco_nbo.data.world import META_FILE, TRUTH_DIR, World
 from telco_nbo.errors import ConfigError
+from telco_nbo.scale.cluster import n_workers, same_dtypes
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -231,7 +244,6 @@ def generate_partition(
     Returns:
         A complete sub-world with partition-tagged ids; ``meta["scale"]`` records the partition.
     """
-    from telco_nbo.data.synthetic import generate_world
 
     sizes = partition_sizes(n_households, n_partitions)
     if not 0 <= partition < n_partitions:
@@ -272,10 +284,6 @@ class PartitionedWorld:
         import dask.dataframe as dd
         from dask import delayed
 
-        from telco_nbo.data.io import empty_table
-
-        from telco_nbo.scale.cluster import same_dtypes
-
         pick = delayed(lambda w, n: w.tables[n], pure=True)
         with same_dtypes():
             return dd.from_delayed([pick(p, name) for p in self.parts], meta=empty_table(name), verify_meta=False)
@@ -315,8 +323,6 @@ def generate_world_dask(
         ConfigError: Bad sizes, seed, scenario, or ``persist`` without a client.
     """
     from dask import delayed
-
-    from telco_nbo.data.synthetic import SCENARIOS, make_calendar
 
     partition_sizes(n_households, n_partitions)  # validates both
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -360,8 +366,6 @@ def scatter_partitions(world: World, n_partitions: int, client: Client) -> Parti
 
 
 def _write_part(world: World, folder: str) -> dict[str, int]:
-    from telco_nbo.data.io import write_world
-
     write_world(world, folder)
     return {name: int(len(frame)) for name, frame in world.tables.items()}
 
@@ -406,9 +410,6 @@ def write_partitioned_world(
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from telco_nbo.data.io import PARQUET_OPTIONS, dump_json, swap_into_place, arrow_schema
-    from telco_nbo.data.schema import TABLES
 
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
@@ -479,7 +480,6 @@ def load_partitioned_world(path: str | os.PathLike[str], client: Client, n_parti
     Raises:
         ConfigError: The folder does not exist.
     """
-    from telco_nbo.data.io import load_meta, load_world
 
     folder = Path(path).absolute()
     if not folder.is_dir():
@@ -493,7 +493,6 @@ def load_partitioned_world(path: str | os.PathLike[str], client: Client, n_parti
         load = delayed(load_world, pure=True)
         return PartitionedWorld(parts=[load(str(d), dask_key_name=f"telco-load-{d}") for d in part_dirs], meta=meta,
                                 sources=[str(d) for d in part_dirs])
-    from telco_nbo.scale.cluster import n_workers
 
     world = load_world(folder)
     return scatter_partitions(world, n_partitions or 4 * max(n_workers(client), 1), client)

@@ -27,6 +27,7 @@ from typing import Any
 import bentoml
 from starlette.responses import Response
 
+from telco_nbo.nbo.catalog import load_catalog
 from telco_nbo.serving.app import NboApp, ServeConfig, ServingError
 from telco_nbo.serving.guard import RequestGuard
 from telco_nbo.serving.schemas import ExplainRequest, RankRequest, ScoreRequest
@@ -37,8 +38,6 @@ _log = logging.getLogger("telco_nbo.serving")
 
 def _guard_setup() -> tuple[Any, int, list[str]]:
     # Read in the worker, on the first request: the same config the service loads with.
-    from telco_nbo.nbo.catalog import load_catalog
-
     cfg = ServeConfig.from_env()
     offers = [o.offer_id for o in load_catalog(cfg.catalog_path).offers]
     return (NboApp(cfg).check_api_key if cfg.api_key_env else None), cfg.max_body_bytes, offers

@@ -20,6 +20,16 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from telco_nbo.serving.schemas import (
+    ErrorResponse,
+    ExplainRequest,
+    ExplainResponse,
+    RankRequest,
+    RankResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
+
 log = logging.getLogger("telco_nbo.serving")
 
 Scope = dict[str, Any]
@@ -197,8 +207,6 @@ def patch_openapi(doc: dict[str, Any], offer_ids: list[str] | None = None) -> di
     (``oneOf``, see :mod:`telco_nbo.serving.schemas`) and, given ``offer_ids``, the catalog's offers
     as the only values of ``offer_ids``.
     """
-    from telco_nbo.serving.schemas import (ErrorResponse, ExplainRequest, ExplainResponse, RankRequest, RankResponse,
-                                           ScoreRequest, ScoreResponse)
 
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
 

@@ -13,18 +13,18 @@ from telco_nbo.data.schema import CHANNELS, REGIONS
 from telco_nbo.data.synthetic._base import (
     BB,
     BIG,
-    Calendar,
     CAMPAIGN_OFFERS,
-    ContactChunks,
-    Events,
     MOB,
     P_RESIGN,
-    pick_by_weight,
     PRICE_RISE_REGION,
     RETENTION_OFFER,
-    sigmoid,
     STEP_DAYS,
     TIMING_OFFER,
+    Calendar,
+    ContactChunks,
+    Events,
+    pick_by_weight,
+    sigmoid,
 )
 from telco_nbo.data.synthetic.assemble import AssemblyStage
 from telco_nbo.data.synthetic.campaigns import CampaignStage
@@ -36,14 +36,13 @@ from telco_nbo.data.synthetic.population import PopulationStage
 from telco_nbo.data.synthetic.timing import TimingStage
 from telco_nbo.data.synthetic.truth import TruthStage
 from telco_nbo.errors import ConfigError
+from telco_nbo.nbo.catalog import catalog_frame, load_catalog
 
 
 class WorldGenerator(PopulationStage, TimingStage, MonthlyStage, RetentionStage, TruthStage, CampaignStage, AssemblyStage):
     """One generation run: holds the arrays; methods are the stages (called in a fixed order)."""
 
     def __init__(self, n: int, seed: int, cal: Calendar, scenario: str | None, catalog: Any) -> None:
-        from telco_nbo.nbo.catalog import catalog_frame, load_catalog
-
         self.n, self.seed, self.cal, self.scenario = n, seed, cal, scenario
         self.catalog = catalog if catalog is not None else load_catalog()
         self.offers = catalog_frame(self.catalog)
