@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench docs newcomer contract lock clean
+.PHONY: install demo test test-fast bench docs newcomer contract lock clean
 
 # No usage telemetry from MLflow / BentoML: the embedded default runs offline.
 export MLFLOW_DISABLE_TELEMETRY = true
@@ -26,6 +26,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The inner loop: unit and property tests, without what trains models or starts servers (markers
+# `slow` / `integration`, declared in pyproject.toml); `make test` runs everything.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not integration"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

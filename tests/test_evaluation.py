@@ -154,6 +154,7 @@ def test_oracle_and_top_churn_keep_one_promotional_offer_per_household() -> None
     assert capped.top_churn.total == pytest.approx(2.0) and capped.top_churn.contacts == 2
 
 
+@pytest.mark.slow
 def test_sparse_bootstrap_matches_scipys_bootstrap_of_the_full_vector() -> None:
     from scipy.stats import bootstrap
 
@@ -224,6 +225,7 @@ def test_ips_snips_dr_by_hand_and_unbiased() -> None:
     assert zero.ips.estimate == 0 and zero.dr.estimate == pytest.approx(0)
 
 
+@pytest.mark.slow
 def test_dr_interval_covers_the_known_value_at_the_nominal_rate() -> None:
     covered = 0
     for s in range(200):
@@ -287,6 +289,7 @@ def test_evaluation_round_trips_and_the_page_answers_first(world) -> None:
     assert "true value" in page[page.index("id='headline'"):][:400]
 
 
+@pytest.mark.slow
 def test_evaluate_cli_writes_both_files_and_refuses_unknown_decisions(world, tmp_path) -> None:
     data = tmp_path / "d"
     write_world(world, data)

@@ -65,6 +65,7 @@ def test_untrustworthy_readout_is_shown_first() -> None:
     assert html.index("class='banner'") < html.index("<h2>")
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_log_readout_to_mlflow_real_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> None:
     import mlflow
@@ -93,6 +94,7 @@ def test_log_readout_to_mlflow_real_sqlite_store(tmp_path: Path, monkeypatch: py
     assert (tmp_path / "mlartifacts").is_dir() and not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.slow
 def test_cli_readout_end_to_end(tmp_path: Path) -> None:
     from telco_nbo.cli import app
     from telco_nbo.data.io import write_world

@@ -105,6 +105,8 @@ def test_config_file_errors(tmp_path):
 # ------------------------------------------------------------------------------------------- drift
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_injected_drift_is_detected_on_exactly_the_drifted_features(drifted):
     r = drifted.result
     assert set(r.drifted_columns) == DRIFTED_FEATURES
@@ -121,6 +123,7 @@ def test_injected_drift_is_detected_on_exactly_the_drifted_features(drifted):
     assert not r.passed
 
 
+@pytest.mark.integration
 def test_clean_window_passes_without_false_alarm(clean):
     r = clean.result
     assert r.drifted_columns == []
@@ -132,6 +135,8 @@ def test_clean_window_passes_without_false_alarm(clean):
     assert {"account_monthly_charges", "household_region", "account_has_tv"} <= checked
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_unused_override_is_a_warning_not_a_failure(reference, cfg):
     small = reference.drop(columns=["account_monthly_charges"])
     cur = make_window(1500, seed=7).drop(columns=["account_monthly_charges", "churned"])
@@ -168,6 +173,8 @@ def test_malformed_window_is_rejected_naming_the_columns(reference, breakage, fr
 # ------------------------------------------------------------------------------------------- quality
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_quality_per_segment_matches_sklearn_and_flags_the_broken_segment(drifted, reference):
     cur = make_window(N, seed=5, drift=True, broken_segment="two_year")
     by = {(q.segment_column, q.segment): q for q in drifted.result.quality}
@@ -210,6 +217,8 @@ def test_ece_noise_is_the_ece_of_a_calibrated_model():
 # ------------------------------------------------------------------------------------------- uplift
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_uplift_fade_flagged_in_the_right_segment_only(drifted, clean):
     failed = [c for c in drifted.result.failed if c.category == "uplift"]
     assert [c.subject for c in failed] == ["senior@2024-05"]
@@ -276,6 +285,7 @@ def test_kpis_against_direct_computation():
         churn_by_product_combination(feats.iloc[10:], labels)
 
 
+@pytest.mark.integration
 def test_kpis_are_part_of_the_run(clean):
     assert set(clean.result.kpis) == {"churn_by_product_combination", "bundle_retention", "offer_acceptance", "early_cancellation"}
 
@@ -283,6 +293,8 @@ def test_kpis_are_part_of_the_run(clean):
 # ------------------------------------------------------------------------------------------- outputs
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_result_round_trip_and_outputs(drifted, tmp_path):
     r = drifted.result
     again = MonitoringResult.from_json(r.to_json())

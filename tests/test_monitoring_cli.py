@@ -42,6 +42,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_drifted_window_against_the_champion_reference_exits_1(tmp_path, files, tracking_uri):
     """No --reference: the champion's reference artifact is read from MLflow (tracking module)."""
     import mlflow
@@ -97,6 +99,7 @@ def test_drifted_window_against_the_champion_reference_exits_1(tmp_path, files, 
     assert any((tmp_path / "ws").iterdir())
 
 
+@pytest.mark.integration
 def test_clean_window_exits_0(tmp_path, files):
     import pandas as pd
 

@@ -59,6 +59,9 @@ N_FATIGUE = 50_000
 PRICE_FEATURES = {"account_monthly_charges", "account_bill_mean_3m", "account_bill_change_3m"}
 DEVICE_FEATURES = {"line_device_age_months"}
 
+# Generated worlds of 10,000-50,000 households, a trained churn model, Evidently reports, `evidently ui`.
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 runner = CliRunner()
 
 

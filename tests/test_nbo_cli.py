@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from telco_nbo.cli import app
+
+# Both tests open a real MLflow store (SQLite).
+pytestmark = pytest.mark.integration
 
 runner = CliRunner()
 

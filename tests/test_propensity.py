@@ -124,6 +124,7 @@ def test_offer_dataset_is_point_in_time(world, snapshots):
         make_offer_dataset(contacts, snapshots, offers)
 
 
+@pytest.mark.slow
 def test_offer_model_trains_scores_candidates_and_reports_auc_per_offer(world, snapshots):
     ds = make_offer_dataset(world.tables["contacts"], snapshots, world.tables["offers"], on_missing="drop")
     model = make_churn_classifier(**TINY).fit(ds.X, ds.y)
@@ -193,6 +194,7 @@ def test_ownership_on_the_feature_frame_excludes_the_label(world):
         ownership_targets(feats.drop(columns="account_has_streaming"))
 
 
+@pytest.mark.slow
 def test_ownership_on_ibm_telco(ibm_csv):
     raw = pd.read_csv(ibm_csv)
     targets = ownership_targets(raw)

@@ -29,6 +29,7 @@ def _binary(n: int, signal: float, seed: int, rate: float = 0.2) -> pd.DataFrame
     return pd.DataFrame({"target": y, "prediction": p if signal else np.full(n, rate) + rng.normal(0, 0.01, n)})
 
 
+@pytest.mark.slow
 def test_churn_floor_refuses_a_base_rate_model_and_passes_a_real_one():
     weak = check_floor("churn", _binary(3000, 0.0, 1))
     assert not weak.passed and weak.metric == "roc_auc" and weak.low < 0.5 < weak.high
@@ -41,6 +42,7 @@ def test_churn_floor_refuses_a_base_rate_model_and_passes_a_real_one():
     assert check_floor("churn", h) == good
 
 
+@pytest.mark.slow
 def test_churn_floor_refuses_a_ranking_model_with_useless_probabilities():
     """AUC alone is not enough: probabilities worse than predicting the base rate are refused."""
     h = _binary(3000, 1.0, 3)
@@ -59,6 +61,7 @@ def _uplift(n: int, heterogeneous: bool, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"target": y, "treatment": t, "prediction": -x if heterogeneous else rng.uniform(size=n)})
 
 
+@pytest.mark.slow
 def test_uplift_floor_refuses_a_qini_at_or_below_zero_and_reports_its_interval():
     from telco_nbo.models.uplift import evaluate_uplift, qini_auc_score
 
@@ -92,6 +95,7 @@ def test_clv_floor_against_a_naive_clv():
     assert not check_clv_floor({}).passed
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_gate_refuses_a_weak_first_version_and_force_needs_a_reason(tracking_uri, monkeypatch):
     """Through a real MLflow store: refusal with figures, then a recorded forced promotion."""

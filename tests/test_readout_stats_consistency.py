@@ -47,6 +47,7 @@ def _exact_prob_b_beats_a(a_b: int, b_b: int, a_a: int, b_a: int) -> float:
     return float(np.sum(np.exp(betaln(a_a + i, b_a + b_b) - np.log(b_b + i) - betaln(1 + i, b_b) - betaln(a_a, b_a))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("x_t", "n_t", "x_c", "n_c"), [(130, 1000, 100, 1000), (5, 200, 100, 2000), (0, 40, 2, 40),
                                                          (4800, 100000, 4900, 100000)])
 def test_chance_to_win_matches_closed_form_and_double_integral(x_t, n_t, x_c, n_c):

@@ -20,6 +20,7 @@ def _renderer():
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_an_executed_notebook_renders_with_its_figure_and_table(tmp_path: Path) -> None:
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook

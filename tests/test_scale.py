@@ -44,7 +44,7 @@ from telco_nbo.scale import (
 )
 from telco_nbo.scale.cluster import ARROW_POOL_ENV, LOCAL_ARROW_POOL, LOCAL_WORKER_CONFIG
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 
 N_HOUSEHOLDS = 3_000
 N_PARTITIONS = 4

@@ -14,6 +14,9 @@ from serving_support import Server, trained_store
 
 from telco_nbo.nbo.catalog import load_catalog
 
+# Every test needs the trained champions (and most the running server).
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 KEY = {"X-API-Key": "test-key"}
 OFFER_IDS = [o.offer_id for o in load_catalog().offers]
 

@@ -143,6 +143,8 @@ def _decisions(res):
     return ("error", res.status, res.message) if isinstance(res, ServingError) else res
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_a_mixed_batch_answers_exactly_what_each_request_gets_alone(app: NboApp, features: pd.DataFrame) -> None:
     items = _requests(features)
     together = app.rank_many(items)
@@ -157,6 +159,8 @@ def test_a_mixed_batch_answers_exactly_what_each_request_gets_alone(app: NboApp,
     assert promos <= 1
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_answer_serializes_each_request_and_logs_each_decision_once(app: NboApp, features: pd.DataFrame) -> None:
     from telco_nbo.serving.predlog import read_prediction_log
 
@@ -173,6 +177,8 @@ def test_answer_serializes_each_request_and_logs_each_decision_once(app: NboApp,
                                                         "req-5": 6}
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_a_mixed_batch_of_contract_and_month_to_month_accounts_is_fine(app: NboApp, features: pd.DataFrame) -> None:
     # account_days_to_contract_end is null for month-to-month accounts: a batch mixing both kinds
     # used to be refused (400, "given for some accounts but not all").
@@ -184,6 +190,8 @@ def test_a_mixed_batch_of_contract_and_month_to_month_accounts_is_fine(app: NboA
     assert [d["account_id"] for d in res["decisions"]] == rows["account_id"].astype(str).tolist()
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_the_engine_process_answers_like_the_thread_and_its_death_makes_the_service_unready(
         store: dict, features: pd.DataFrame, app: NboApp, tmp_path: Path) -> None:
     eng = NboApp(ServeConfig(tracking_uri=store["uri"], data_dir=str(store["data"]),
@@ -223,6 +231,8 @@ def test_the_engine_process_answers_like_the_thread_and_its_death_makes_the_serv
         eng.close()
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_a_poison_request_is_refused_alone_and_the_engine_lives_on(store: dict, features: pd.DataFrame,
                                                                     tmp_path: Path) -> None:
     # Requests built past the schema (model_construct), as a schema gap would let them through:
@@ -256,6 +266,8 @@ def test_a_poison_request_is_refused_alone_and_the_engine_lives_on(store: dict, 
         eng.close()
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_a_prediction_log_that_cannot_be_written_refuses_decisions_until_it_can(
         store: dict, features: pd.DataFrame, tmp_path: Path) -> None:
     from telco_nbo.serving.predlog import read_prediction_log
@@ -274,6 +286,8 @@ def test_a_prediction_log_that_cannot_be_written_refuses_decisions_until_it_can(
     assert out[0][0] == 200 and [r["request_id"] for r in read_prediction_log(real)] == ["r1"]
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_an_engine_that_cannot_load_reports_why(tmp_path: Path) -> None:
     eng = NboApp(ServeConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", engine="process"))
     eng._load_logged()

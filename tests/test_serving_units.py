@@ -124,6 +124,8 @@ def test_prediction_log_refuses_nan_silently_turned_into_invalid_json(tmp_path) 
     assert back["features"]["x"] is None and back["scores"]["propensity"] == {"O1": None, "O2": 0.2}
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_not_ready_answers_503_and_a_failed_load_says_why(tmp_path) -> None:
     app = NboApp(ServeConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}"))
     with pytest.raises(ServingError) as err:
@@ -161,6 +163,8 @@ def test_serve_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ServeConfig.from_env().model_dir == "build/champions"
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_serve_cli_refuses_bad_input_before_starting(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 

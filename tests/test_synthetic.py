@@ -46,6 +46,7 @@ def _frames_equal(a, b) -> None:
         pd.testing.assert_frame_equal(a.truth[name], b.truth[name], check_exact=True)
 
 
+@pytest.mark.slow
 def test_same_seed_identical_frames_and_files(world, tmp_path: Path) -> None:
     again = generate_world(N, SEED)
     _frames_equal(world, again)
@@ -137,6 +138,7 @@ def test_churn_rate_and_hazard_causes(world) -> None:
     assert rate["month_to_month"] > rate["two_year"]
 
 
+@pytest.mark.slow
 def test_truth_churn_probability_is_calibrated(big_world) -> None:
     acc = big_world.tables["accounts"].set_index("account_id")
     tr = big_world.truth["accounts"].set_index("account_id")
@@ -155,6 +157,7 @@ def test_truth_churn_probability_is_calibrated(big_world) -> None:
     assert (clv["clv_36m"] > 0).all() and (clv["clv_36m"] <= 36 * clv["monthly_margin"] + 1e-6).all()
 
 
+@pytest.mark.slow
 def test_retention_experiment_segments_and_truth(big_world) -> None:
     ct = big_world.tables["contacts"]
     exp = ct[ct["experiment_id"] == RETENTION_EXPERIMENT_ID]
@@ -193,6 +196,7 @@ def test_retention_experiment_segments_and_truth(big_world) -> None:
         assert abs(churn[sel].mean() - p.mean()) < 4 * se
 
 
+@pytest.mark.slow
 def test_timing_experiment_balance_arms_and_truth(big_world) -> None:
     t = big_world.tables
     ct = t["contacts"]
@@ -313,6 +317,7 @@ def test_price_rise_changes_only_its_region(world) -> None:
     assert churned(in1) > churned(in0)
 
 
+@pytest.mark.slow
 def test_handset_launch_and_offer_fatigue(world) -> None:
     as_of = pd.Timestamp(world.meta["as_of"])
     hs = generate_world(N, SEED, scenario="handset_launch")

@@ -25,7 +25,7 @@ from telco_nbo import tracking as T  # noqa: E402
 from telco_nbo.config import get_settings  # noqa: E402
 from telco_nbo.errors import ConfigError  # noqa: E402
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _data(seed: int = 0, n: int = 900) -> tuple[pd.DataFrame, np.ndarray]:

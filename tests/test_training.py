@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from telco_nbo.cli import app
 from telco_nbo.errors import ConfigError, DataValidationError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 SMALL = {"n_estimators": 30, "max_depth": 3}
 

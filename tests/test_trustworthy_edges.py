@@ -59,6 +59,7 @@ def test_prediction_log_with_identifiers_in_features_reads_as_a_window(tmp_path)
     np.testing.assert_allclose(np.sort(win["churn_score"]), np.linspace(0.1, 0.4, len(win)))
 
 
+@pytest.mark.integration
 def test_monitor_reads_the_service_log_through_the_cli(tmp_path):
     """`telco-nbo monitor --current predictions/decisions.jsonl` runs (exit 0 on itself as reference)."""
     from telco_nbo.monitoring.world_window import window_from_prediction_log
@@ -111,6 +112,8 @@ def _cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout:
     return subprocess.run([str(exe), *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_mlflow_tracking_uri_is_honoured_and_overridden(tmp_path, monkeypatch):
     """MLflow's own variable counts; TELCO_NBO_TRACKING_URI and --tracking-uri win over it."""
     from telco_nbo.config import get_settings
@@ -320,6 +323,7 @@ def test_long_steps_show_a_progress_bar_on_a_terminal_and_nothing_in_a_log():
     assert "━" not in log.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_evidently_runs_are_labeled_and_timed_by_their_window(tmp_path):
     """Each window's snapshots carry its name and its own time, so the UI plots windows in order."""
@@ -346,6 +350,7 @@ def test_evidently_runs_are_labeled_and_timed_by_their_window(tmp_path):
         assert (f"headline · {name}", when) in seen and (f"drift · {name}", when) in seen
 
 
+@pytest.mark.slow
 def test_train_progress_counts_optuna_trials(tmp_path):
     """The training bar can say "trial 3/5": tune() reports each finished trial to the caller's hook."""
     import xgboost as xgb

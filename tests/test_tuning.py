@@ -15,7 +15,7 @@ from sklearn.datasets import make_classification
 from telco_nbo.errors import ConfigError
 from telco_nbo.tuning import metric_direction, pruning_callback, tune
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N_ROUNDS = 20
 
