@@ -215,6 +215,45 @@ def test_malformed_data_stops_before_any_run(store: dict, tmp_path: Path) -> Non
     assert not db.exists()
 
 
+def test_each_kind_is_prepare_fit_evaluate_without_mlflow(store: dict, tmp_path: Path) -> None:
+    """The per-kind steps are plain functions: they run, and agree with the logged run, with no store at all."""
+    from telco_nbo.training import churn, clv, propensity, uplift
+    from telco_nbo.training.config import load_config
+    from telco_nbo.training.steps import load_world
+
+    db = tmp_path / "never.db"
+    world = load_world(store["data"])
+    cfg = load_config("churn", trials=0, params=SMALL, tracking_uri=f"sqlite:///{db}", shap_rows=50)
+    data = churn.prepare(world, cfg)
+    assert not (data.splits.holdout & data.splits.valid).any()
+    fitted = churn.fit(data, cfg)
+    result = churn.evaluate(world, data, fitted, cfg)
+    assert 0.5 < result.holdout_metrics["roc_auc"] <= 1 and "calibration" in result.figures
+    # The holdout (same households, same seed) is the one the logged churn run evaluated on.
+    logged = store["results"]["churn"].holdout_metrics
+    assert result.evaluation.n == int(_client(store["uri"]).get_run(store["results"]["churn"].run_id).data.metrics["n_holdout"])
+    assert set(result.holdout_metrics) == set(logged)
+
+    ucfg = load_config("uplift", trials=0, params=SMALL, shap_rows=50)
+    udata = uplift.prepare(world, ucfg)
+    ufit = uplift.fit(udata, ucfg)
+    uresult = uplift.evaluate(udata, ufit, ucfg)
+    assert {"qini", "auuc"} <= set(uresult.holdout_metrics) and {"x", "t"} == set(uresult.taus)
+
+    ccfg = load_config("clv", trials=0, params=SMALL)
+    cdata = clv.prepare(world, ccfg)
+    cresult = clv.evaluate(world, cdata, clv.fit(cdata, ccfg, fitted.model), ccfg)
+    assert cdata.method == "hazard" and cresult.holdout_metrics["mean_clv"] > 0
+
+    # The evaluation the Dask propensity trainer shares: headline plus AUC within each offer.
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, 400), rng.random(400)
+    offers = np.array(["A", "B"] * 200, dtype=object)
+    ev = propensity.evaluate_holdout(y, p, offers)
+    assert {"roc_auc", "auc_A", "auc_B", "auc_per_offer_mean"} <= set(ev.holdout_metrics)
+    assert not db.exists()
+
+
 def test_configuration_errors_are_clear(tmp_path: Path) -> None:
     from telco_nbo.training.config import load_config
 
