@@ -14,6 +14,12 @@ One MLflow experiment per model kind (``telco-churn``, ``telco-propensity``, ``t
   reference dataset, and the full holdout, so a later challenger can re-score the champion on its
   own holdout.
 
+One lifecycle for every training run (in-process and Dask): :func:`training_run` opens the run and
+yields a :class:`RunRecorder`; the trainer computes a :class:`RunRecord` (pure, :func:`run_record`)
+and logs it with the model through the recorder, which also registers the version; the block
+finishes the run, or marks it ``FAILED`` with the error (tag ``telco_nbo.error``) on an exception.
+:func:`log_training_run` is that lifecycle for one XGBoost model in one call.
+
 Registry: a new version gets the alias ``challenger``; while the model has no ``champion`` (its
 first version) the new version also becomes ``champion``. :func:`promote` moves ``champion`` to the
 challenger only if it beats the champion *on the same holdout*:

@@ -49,6 +49,8 @@ from telco_nbo.training import churn as churn_steps
 from telco_nbo.training.data import household_share, household_split
 from telco_nbo.vocabulary import resolve_as_of
 
+# Dask, xgboost.dask and the churn model's module (XGBoost) are imported inside the functions that
+# run on a cluster: importing the package must not load them.
 if TYPE_CHECKING:
     import dask.dataframe as dd
     import xgboost as xgb

@@ -36,6 +36,8 @@ from telco_nbo.training.steps import (
     split,
 )
 
+# The models (XGBoost, scikit-learn: ~6 s to import) and the plots are imported inside the steps
+# that use them, so importing a trainer (the CLI, the Dask package) stays cheap.
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 

@@ -26,8 +26,8 @@ from telco_nbo.training.config import TrainingConfig
 from telco_nbo.training.data import household_split
 from telco_nbo.tuning import ChurnModelFactory, tune
 
-# The models (XGBoost, scikit-learn), SHAP and matplotlib are imported inside the steps that use
-# them: importing a trainer (the CLI, the Dask package) must stay cheap.
+# The models (XGBoost, scikit-learn: ~6 s to import), SHAP and matplotlib are imported inside the
+# steps that use them, so importing a trainer (the CLI, the Dask package) stays cheap.
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
