@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         The floor: churn / propensity AUC above a base-rate model's 0.5 (with margin and interval) and log loss below it; CLV against a naive constant CLV (correlation with the true CLV where known, else its hazard's AUC); uplift Qini above random targeting's 0 (its interval reported). The decision, the scores, the floor's figures and any --force reason are recorded as tags on the challenger version.
         """  # noqa: E501 - one paragraph: the help renderer keeps line breaks
         with user_errors():
-            from telco_nbo.tracking import promote as do_promote
+            from telco_nbo.tracking import promote as do_promote  # lazy: ~0.4 s every other command skips
 
             decision = do_promote(
                 model,

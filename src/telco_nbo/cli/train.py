@@ -8,7 +8,11 @@ from pathlib import Path
 import typer
 
 from telco_nbo.cli._common import console, out, steps, user_errors
+from telco_nbo.errors import ConfigError
 from telco_nbo.vocabulary import MODEL_KINDS
+
+# Training, tracking and Dask modules are imported when the command runs: the CLI starts (and
+# prints --help) without loading MLflow, XGBoost or scikit-learn.
 
 
 def register(app: typer.Typer) -> None:
@@ -39,8 +43,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train MODEL on a data folder: Optuna tuning, holdout evaluation, MLflow run, new registry version."""
         with user_errors():
-            from telco_nbo.errors import ConfigError
-
             if model not in (*MODEL_KINDS, "all"):
                 raise ConfigError(f"unknown model {model!r}; expected one of {', '.join((*MODEL_KINDS, 'all'))}")
             # MLflow's download progress bars would flood logs; an explicit user setting wins.
@@ -105,8 +107,6 @@ def register(app: typer.Typer) -> None:
 
 def _param_file(kind: str, given: Path | None, many: bool) -> Path | None:
     """The parameter file of ``kind``: ``given`` (a file, or with ``all`` a folder), else the default."""
-    from telco_nbo.errors import ConfigError
-
     if given is not None:
         if given.is_dir():
             path = given / f"{kind}.yaml"
