@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from nbo_support import make_features, make_scores
@@ -58,3 +60,24 @@ def test_policy_is_reusable_and_not_changed_by_ranking():
     b = rank_batch(f, s, policy=policy)
     c = rank_batch(f, s)
     assert a.equals(b) and a.equals(c)
+
+
+def test_scores_from_aligned_arrays_align_back_to_the_same_arrays():
+    # The batch provider hands the numpy scorer's arrays to the ranking as a Scores value: that
+    # round trip must lose nothing but the pairs left unscored (NaN propensity).
+    from telco_nbo.scoring import scores_from_aligned
+
+    policy = Policy.build()
+    f = make_features(30, seed=2)
+    ids = f["account_id"].astype(str).to_numpy()
+    a = align_scores(make_scores(f, seed=2), ids, policy.offers.ids)
+    prop = a.propensity.copy()
+    prop[:, 1] = np.nan  # an offer the propensity model never saw
+    reasons = {0: [(None, "tenure raises churn risk"), (None, "complaints raise churn risk")], 4: [(None, "x")]}
+    a = dataclasses.replace(a, propensity=prop, reasons=reasons)
+    s = scores_from_aligned(a, ids, policy.offers.ids)
+    assert len(s.offers) == prop.size - len(ids) and policy.offers.ids[1] not in set(s.offers["offer_id"])
+    back = align_scores(s, ids, policy.offers.ids)
+    for name in ("churn", "clv", "retention_uplift", "propensity"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(a, name))
+    assert back.reasons == reasons and back.model_versions == a.model_versions
