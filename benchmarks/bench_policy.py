@@ -43,7 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def build(workdir: Path, households: int, seed: int, trials: int) -> tuple[Path, str]:
     """World (with truth) + champions, reused when present."""
-    from telco_nbo.training.config import KINDS, load_config
+    from telco_nbo.training.config import load_config
+    from telco_nbo.vocabulary import MODEL_KINDS
     from telco_nbo.training.pipeline import train_all
 
     data, uri = workdir / "data", f"sqlite:///{workdir / 'mlflow.db'}"
@@ -54,7 +55,7 @@ def build(workdir: Path, households: int, seed: int, trials: int) -> tuple[Path,
         workdir.mkdir(parents=True, exist_ok=True)
         write_world(generate_world(households, seed=seed), data, overwrite=True)
         cfgs = {k: load_config(k, trials=trials, seed=seed, tracking_uri=uri,
-                               optuna_storage=f"sqlite:///{workdir / 'optuna.db'}") for k in KINDS}
+                               optuna_storage=f"sqlite:///{workdir / 'optuna.db'}") for k in MODEL_KINDS}
         res = train_all(data, cfgs)
         (workdir / "trained.json").write_text(json.dumps({k: r.model_version for k, r in res.items()}))
     return data, uri
