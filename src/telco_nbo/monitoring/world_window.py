@@ -34,8 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from telco_nbo.data.io import load_world
 from telco_nbo.data.world import World
 from telco_nbo.errors import ConfigError, DataValidationError
+from telco_nbo.features import FEATURE_COLUMNS, build_account_features, make_churn_labels, to_model_matrix
+from telco_nbo.monitoring.kpis import product_combination
+from telco_nbo.tracking import load_champion, predict_scores
 
 RETENTION_EXPERIMENT = "EXP-RETENTION-1"
 LABEL_HORIZON_DAYS = 90
@@ -115,8 +119,6 @@ def champion_scores(
     Raises:
         ConfigError: No churn champion.
     """
-    from telco_nbo.features import to_model_matrix
-    from telco_nbo.tracking import load_champion, predict_scores
 
     model, info = load_champion("churn", tracking_uri)
     X = to_model_matrix(features)
@@ -145,8 +147,6 @@ def champion_scores(
 
 
 def _product_mix(features: pd.DataFrame) -> pd.Series:
-    from telco_nbo.monitoring.kpis import product_combination
-
     return product_combination(features)
 
 
@@ -271,7 +271,6 @@ def window_from_world(
         ConfigError: Bad ``as_of``; labels required but not landed; no churn champion.
         DataValidationError: No account active at ``as_of``.
     """
-    from telco_nbo.features import build_account_features, make_churn_labels, to_model_matrix
 
     ts = world.as_of_date(as_of)
     until = observed_until(world)
@@ -326,7 +325,6 @@ def _window_contacts(contacts: pd.DataFrame | None, account_ids: pd.Series, as_o
 
 def window_from_data_folder(path: str | Path, **kwargs: Any) -> MonitoringWindow:
     """Load a data folder (validated) and build its window; keyword arguments as :func:`window_from_world`."""
-    from telco_nbo.data.io import load_world
 
     if not is_data_folder(path):
         raise ConfigError(f"{path} is not a data folder (no accounts table)")
@@ -383,8 +381,6 @@ def window_from_prediction_log(
             the range, or features the model matrix rejects (named).
     """
     import json
-
-    from telco_nbo.features import FEATURE_COLUMNS, to_model_matrix
 
     if isinstance(path_or_records, (str, Path)):
         p = Path(path_or_records)

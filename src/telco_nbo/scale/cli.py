@@ -9,7 +9,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from telco_nbo.cli._common import console, out
 from telco_nbo.errors import ConfigError
+from telco_nbo.nbo.catalog import load_catalog
+from telco_nbo.nbo.summary import RankingSummary
+from telco_nbo.scale import (
+    ChampionRanking,
+    dask_client,
+    load_partitioned_world,
+    rank_world_to_parquet,
+    train_churn_dask,
+)
+from telco_nbo.scale.propensity import train_propensity_dask
+from telco_nbo.scoring import ChampionModels
 from telco_nbo.vocabulary import resolve_as_of
 
 
@@ -32,9 +44,6 @@ def rank_on_dask(
     (:func:`~telco_nbo.scale.rank.rank_world_to_parquet`: a worker's memory is one partition's),
     which are then streamed into ``out_file``.
     """
-    from telco_nbo.cli._common import console, out
-    from telco_nbo.scale import ChampionRanking, dask_client, load_partitioned_world, rank_world_to_parquet
-    from telco_nbo.scoring import ChampionModels
 
     ranking = ChampionRanking(ChampionModels.load(tracking_uri), catalog, config, timing_rule)
     with dask_client(scheduler) as client:
@@ -48,9 +57,6 @@ def rank_on_dask(
     out.print(f"ranked {summary['accounts']:,} accounts on Dask: {summary['selected']:,} offers, "
               f"{summary['rows'] - summary['selected']:,} suppressed -> {out_file}")
     # The same human summary as the in-process rank, from the counts the workers kept.
-    from telco_nbo.nbo.summary import RankingSummary
-
-    from telco_nbo.nbo.catalog import load_catalog
 
     ids = [o.offer_id for o in (catalog if catalog is not None else load_catalog()).offers]
     short = RankingSummary(
@@ -85,9 +91,6 @@ def train_on_dask(model: str, data: Path, configs: Mapping[str, Any], scheduler:
         ConfigError: ``model`` is not one of :data:`ON_DASK` (the message says why and what to
             run instead).
     """
-    from telco_nbo.cli._common import console, out
-    from telco_nbo.scale import dask_client, load_partitioned_world, train_churn_dask
-    from telco_nbo.scale.propensity import train_propensity_dask
 
     if model not in ON_DASK:
         kinds = [k for k in NOT_ON_DASK if model in (k, "all")]

@@ -25,8 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from telco_nbo.config import get_settings
+from telco_nbo.data.io import load_world
 from telco_nbo.errors import ConfigError, TelcoNboError
+from telco_nbo.features import build_account_features
+from telco_nbo.nbo.catalog import load_catalog
+from telco_nbo.nbo.config import load_nbo_config
+from telco_nbo.nbo.rank import Policy, core_decisions, rank_core
+from telco_nbo.nbo.rules import as_columns
 from telco_nbo.serving.engine import EngineProcess, EngineStopped
+from telco_nbo.serving.predlog import PredictionLog, decision_records, encode_json
+from telco_nbo.serving.schemas import OPTIONAL_KINDS, REQUIRED_KINDS
+from telco_nbo.tracking import CHAMPION, registered_model_name, tracking_session
 from telco_nbo.vocabulary import MODEL_KINDS
 
 log = logging.getLogger("telco_nbo.serving")
@@ -203,8 +213,6 @@ def as_refusal(exc: BaseException) -> ServingError:
 
 
 def _encode(body: dict[str, Any]) -> bytes:
-    from telco_nbo.serving.predlog import encode_json
-
     return encode_json(body)
 
 
@@ -226,7 +234,6 @@ def _payload_columns(accounts: list) -> dict[str, np.ndarray]:
     contract end for a month-to-month account). Requests are checked beforehand (``_select``) so
     that optional yes/no and count fields are given by all of a request's accounts or none.
     """
-    from telco_nbo.serving.schemas import OPTIONAL_KINDS
 
     # One array per field kind rather than one per field: a request has a few accounts, so the
     # numpy calls, not the values, are the cost. Columns are the (strided) columns of these arrays.
@@ -264,7 +271,6 @@ _KIND_DTYPES: dict[str, Any] = {"float_nan": float, "bool": bool, "count": np.in
 @functools.cache
 def _required_by_kind() -> dict[str, list[str]]:
     """Required request fields grouped by kind (float, bool, count, category, id)."""
-    from telco_nbo.serving.schemas import REQUIRED_KINDS
 
     return {kind: [n for n, k in REQUIRED_KINDS.items() if k == kind] for kind in dict.fromkeys(REQUIRED_KINDS.values())}
 
@@ -366,15 +372,11 @@ class NboApp:
         self._start_poller()
 
     def _build_loaded(self, prediction_log: Any = None) -> _Loaded:
-        from telco_nbo.config import get_settings
-        from telco_nbo.nbo.catalog import load_catalog
-        from telco_nbo.nbo.config import load_nbo_config
-        from telco_nbo.nbo.rank import Policy
-        from telco_nbo.serving.predlog import PredictionLog
-        from telco_nbo.scoring import ChampionModels, FastScorer
-
         cfg = self.config
         policy = Policy.build(load_catalog(cfg.catalog_path), load_nbo_config(cfg.config_path))
+        # XGBoost and the models load only where decisions are made (the engine), not in the HTTP worker.
+        from telco_nbo.scoring import ChampionModels, FastScorer
+
         models = ChampionModels.load_dir(cfg.model_dir) if cfg.model_dir else ChampionModels.load(cfg.tracking_uri)
         scorer = FastScorer(models, policy, nthread=1)
         if prediction_log is None:
@@ -412,8 +414,6 @@ class NboApp:
                 raise ConfigError(f"{self.config.model_dir} holds no versions.json: {exc}") from exc
             return {str(k): str(v) for k, v in sorted(raw.items())}
         from mlflow.exceptions import MlflowException
-
-        from telco_nbo.tracking import CHAMPION, registered_model_name, tracking_session
 
         out: dict[str, str] = {}
         with tracking_session(self.config.tracking_uri) as client:
@@ -503,10 +503,6 @@ class NboApp:
                 log.warning("registry poll failed: %s", excerpt(f"{type(exc).__name__}: {exc}", 300))
 
     def _load_folder(self, loaded: _Loaded, folder: Path) -> None:
-        from telco_nbo.data.io import load_world
-        from telco_nbo.features import build_account_features
-        from telco_nbo.nbo.rules import as_columns
-
         if not folder.is_dir():
             raise ConfigError(f"data folder {folder} does not exist")
         world = load_world(folder)
@@ -871,7 +867,6 @@ class NboApp:
             loaded = self._require()
         except ServingError as exc:
             return [exc] * len(items)
-        from telco_nbo.serving.schemas import OPTIONAL_KINDS
 
         optional_other = [c for c, k in OPTIONAL_KINDS.items() if k != "float_nan"]
         results: list[dict[str, Any] | ServingError | None] = [None] * len(items)
@@ -935,8 +930,6 @@ class NboApp:
     def _rank_group(self, loaded: _Loaded, members: list[_Prepared], top_k: int, model_reasons: bool,
                     results: list, records: list[dict], owners: list[int] | None = None) -> None:
         """Rank the members' rows in one call; put each member's answer in ``results``, its log lines in ``records``."""
-        from telco_nbo.nbo.rank import core_decisions, rank_core
-        from telco_nbo.serving.predlog import decision_records
 
         sizes = [p.size for p in members]
         offsets = np.r_[0, np.cumsum(sizes)]
