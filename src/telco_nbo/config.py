@@ -33,6 +33,10 @@ class Settings(BaseSettings):
             in the same store, made its child.
         quality_floor: Enforce the promotion gate's absolute quality floor
             (:mod:`telco_nbo.quality_floor`) on promotions and on a model's first version.
+        trusted_model_code: Comma-separated SHA-256 digests of reviewed models-from-code files
+            that may be loaded besides this package's own (:mod:`telco_nbo.model_files`).
+        trust_registry_code: Load models without checking what code they carry (only for a
+            registry that nobody but your own training pipeline can write to).
     """
 
     model_config = SettingsConfigDict(env_prefix="TELCO_NBO_", extra="ignore")
@@ -45,6 +49,8 @@ class Settings(BaseSettings):
     prediction_log: Path | None = None
     project_run_id: str | None = None
     quality_floor: bool = True
+    trusted_model_code: str = ""
+    trust_registry_code: bool = False
 
     def resolved_tracking_uri(self) -> str:
         """Return the tracking URI.

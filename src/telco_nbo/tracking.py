@@ -59,6 +59,7 @@ from pydantic import BaseModel
 
 from telco_nbo.config import Settings, get_settings
 from telco_nbo.errors import ConfigError, TelcoNboError
+from telco_nbo.model_files import load_xgboost_model
 from telco_nbo.quality_floor import FloorResult, check_floor
 from telco_nbo.vocabulary import MODEL_KINDS, MODEL_NAME_PREFIX
 
@@ -1001,8 +1002,6 @@ def _rescore(
     client: MlflowClient, name: str, challenger: ModelVersion, champion: ModelVersion, metric: str
 ) -> tuple[float, float, str] | str:
     """Score both versions on the challenger's stored holdout; return scores + digest or a reason."""
-    import mlflow
-
     fns = _rescoring_metrics()
     if metric not in fns:
         return f"metric {metric!r} cannot be recomputed from a holdout frame (known: {', '.join(sorted(fns))})"
@@ -1020,7 +1019,7 @@ def _rescore(
     holdout = holdout.drop(columns=[SCORE_COLUMN], errors="ignore")
     scores = []
     for mv in (challenger, champion):
-        model = mlflow.xgboost.load_model(f"models:/{name}/{mv.version}")
+        model = load_xgboost_model(f"models:/{name}/{mv.version}")
         features = list(model.get_booster().feature_names or [])
         missing = [f for f in features if f not in holdout.columns]
         if missing:
@@ -1211,7 +1210,7 @@ def load_model_version(
             mv = client.get_model_version_by_alias(name, alias)
         except MlflowException as exc:
             raise ConfigError(f"model {name!r} has no version with alias '{alias}' in {mlflow.get_tracking_uri()}") from exc
-        model = mlflow.xgboost.load_model(f"models:/{name}@{alias}")
+        model = load_xgboost_model(f"models:/{name}@{alias}")
         return model, ModelVersionInfo(
             name=name,
             version=int(mv.version),

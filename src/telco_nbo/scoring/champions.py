@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from telco_nbo.errors import ConfigError
+from telco_nbo.model_files import load_component_scorer, load_xgboost_model
 from telco_nbo.tracking import (
     CHAMPION,
     load_model_version,
@@ -26,13 +27,6 @@ from telco_nbo.vocabulary import MODEL_KINDS
 
 COMPONENT_KINDS = ("uplift", "clv")
 """Kinds saved as component pyfunc models (several boosters and a spec), not one XGBoost model."""
-
-
-def _component_scorer(uri: str) -> Any:
-    """The scorer inside a component pyfunc model (bypasses pyfunc's schema casts)."""
-    import mlflow  # heavy (~1 s): loaded only when models are
-
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().scorer
 
 
 @dataclass
@@ -78,7 +72,7 @@ class ChampionModels:
                         f"model {name!r} has no '{CHAMPION}' version: {why}" if why else
                         f"model {name!r} has no version with alias '{CHAMPION}' in {mlflow.get_tracking_uri()}; "
                         f"run telco-nbo train {kind} first") from None
-                scorers[kind] = _component_scorer(f"models:/{name}@{CHAMPION}")
+                scorers[kind] = load_component_scorer(f"models:/{name}@{CHAMPION}")
                 versions[name] = str(mv.version)
         return cls(churn, prop, scorers["uplift"], scorers["clv"], dict(sorted(versions.items())))
 
@@ -89,8 +83,6 @@ class ChampionModels:
         Raises:
             ConfigError: The folder lacks a model or ``versions.json``.
         """
-        import mlflow  # heavy (~1 s): loaded only when models are
-
         root = Path(folder)
         try:
             versions = json.loads((root / "versions.json").read_text())
@@ -100,10 +92,10 @@ class ChampionModels:
         missing = [str(p) for p in paths.values() if not (p / "MLmodel").exists()]
         if missing:
             raise ConfigError(f"exported models missing: {missing}")
-        churn = mlflow.xgboost.load_model(str(paths["churn"]))
-        prop = mlflow.xgboost.load_model(str(paths["propensity"]))
-        up = _component_scorer(str(paths["uplift"]))
-        clv = _component_scorer(str(paths["clv"]))
+        churn = load_xgboost_model(str(paths["churn"]))
+        prop = load_xgboost_model(str(paths["propensity"]))
+        up = load_component_scorer(str(paths["uplift"]))
+        clv = load_component_scorer(str(paths["clv"]))
         return cls(churn, prop, up, clv, {str(k): str(v) for k, v in sorted(versions.items())})
 
 

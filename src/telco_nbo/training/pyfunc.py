@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from telco_nbo.errors import ConfigError
+from telco_nbo.model_files import load_component_scorer
 from telco_nbo.tracking import ModelLogger, pip_requirements, quiet_logger
 
 SPEC_ARTIFACT = "spec"
@@ -274,7 +275,8 @@ def component_logger(spec: Mapping[str, Any], boosters: Mapping[str, Any], raw_e
 
 
 def load_pyfunc_scorer(model_uri: str) -> UpliftScorer | ClvScorer:
-    """Load a logged component model and return its scorer (bypasses pyfunc's schema casts)."""
-    import mlflow
+    """Load a logged component model and return its scorer (bypasses pyfunc's schema casts).
 
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().scorer
+    The model is checked first (:func:`telco_nbo.model_files.load_component_scorer`).
+    """
+    return load_component_scorer(model_uri)
