@@ -63,14 +63,14 @@ def account_features_partition(
 
 
 @functools.lru_cache(maxsize=1)
-def _meta_world() -> World:
+def meta_world() -> World:
+    """A 30-household world (cached per process): real rows from which Dask's metadata is derived."""
     return generate_world(30, 0)
 
 
-def _meta_world_features() -> pd.DataFrame:
-    """Features of a 30-household world (cached world): real rows for deriving metadata."""
-
-    w = _meta_world()
+def meta_world_features() -> pd.DataFrame:
+    """Features of :func:`meta_world`: real rows for deriving metadata."""
+    w = meta_world()
     return build_account_features(w.tables, w.meta["as_of"])
 
 
@@ -79,9 +79,9 @@ def _meta(with_label: bool) -> pd.DataFrame:
     # The feature frame's columns and dtypes do not depend on the data (checked in the tests), so
     # a 30-household world computed once per process gives Dask its meta without touching a
     # real partition.
-    feats = _meta_world_features()
+    feats = meta_world_features()
     if with_label:
-        w = _meta_world()
+        w = meta_world()
         feats = feats.assign(**{LABEL_COLUMN: make_churn_labels(w.tables, w.meta["as_of"], 90)["churned"].to_numpy()})
     return feats.iloc[:0]
 

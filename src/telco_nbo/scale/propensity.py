@@ -113,9 +113,9 @@ def offer_rows_partition(world: World, as_of: Any, dates: list[pd.Timestamp], ho
 def _meta_frame() -> pd.DataFrame:
     # Columns and dtypes do not depend on the data (fixed categories; the offers table is the
     # same in every partition), so a 30-household world gives Dask its meta once per process.
-    from telco_nbo.scale.features import _meta_world
+    from telco_nbo.scale.features import meta_world
 
-    w = _meta_world()
+    w = meta_world()
     as_of = pd.Timestamp(w.meta["as_of"])
     return offer_rows_partition(w, as_of, snapshot_dates(_made(w, as_of)["contacted_at"]), 0.25, 0.2, 0).iloc[:0]
 

@@ -40,7 +40,7 @@ from telco_nbo.nbo.rank import Policy, core_frame, rank_batch, rank_core
 from telco_nbo.nbo.rules import as_columns, validate_features
 from telco_nbo.nbo.scores import ScoreProvider, Scores
 from telco_nbo.scale.cluster import same_dtypes
-from telco_nbo.scale.features import _meta_world_features, account_features_partition
+from telco_nbo.scale.features import meta_world_features, account_features_partition
 from telco_nbo.scale.partition import household_partition
 from telco_nbo.scoring import ChampionModels, FastScorer
 from telco_nbo.vocabulary import resolve_as_of
@@ -163,7 +163,7 @@ def _ranking_meta(catalog: Any, config: Any, top_k: int | None) -> pd.DataFrame:
     # Output columns are fixed (OUTPUT_COLUMNS); their dtypes are read from a real, tiny ranking
     # so they follow the engine whatever it changes.
 
-    feats = _meta_world_features()
+    feats = meta_world_features()
     cat = catalog or load_catalog()
     ids = feats["account_id"].to_numpy(dtype=object)
     offer_ids = [o.offer_id for o in cat.offers]
