@@ -639,6 +639,24 @@ def _render(feature: str, value: Any, phrases: Mapping[str, Phrase]) -> str:
         return generic_phrase(feature, value)
 
 
+def reason_strength(phi: np.ndarray, direction: str) -> np.ndarray:
+    """Return how strongly each contribution counts as a reason, for ranking the top ones.
+
+    Args:
+        phi: SHAP contributions, accounts x features (no bias column).
+        direction: ``"raises"`` (only contributions that push the score up count), ``"lowers"``
+            (only those that push it down, by size) or anything else (both, by size).
+
+    Returns:
+        Non-negative strengths, same shape as ``phi``.
+    """
+    if direction == "raises":
+        return np.where(phi > 0, phi, 0.0)
+    if direction == "lowers":
+        return np.where(phi < 0, -phi, 0.0)
+    return np.abs(phi)
+
+
 def reason_codes(
     model: Any,
     X: pd.DataFrame,
@@ -669,12 +687,7 @@ def reason_codes(
     frame = model_frame(model, X)
     contribs, _ = _contribs(model, frame)
     phi = contribs[:, :-1].astype(np.float64)
-    if direction == "raises":
-        strength = np.where(phi > 0, phi, 0.0)
-    elif direction == "lowers":
-        strength = np.where(phi < 0, -phi, 0.0)
-    else:
-        strength = np.abs(phi)
+    strength = reason_strength(phi, direction)
     k_eff = min(k, phi.shape[1])
     # argpartition finds the top k in O(p); only those k are sorted.
     top = np.argpartition(-strength, k_eff - 1, axis=1)[:, :k_eff]
@@ -726,6 +739,7 @@ __all__ = [
     "global_figures",
     "model_frame",
     "reason_codes",
+    "reason_strength",
     "shap_values",
     "template",
     "top_features",

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import xgboost as xgb
 
-from telco_nbo.explain import REASON_PHRASES, Reason, generic_phrase
+from telco_nbo.explain import REASON_PHRASES, Reason, generic_phrase, reason_strength
 from telco_nbo.scoring.compiled import CompiledBooster
 
 
@@ -49,12 +49,7 @@ def booster_reasons(
     dm = xgb.DMatrix(X, feature_names=booster.names, feature_types=list(booster.booster.feature_types or []) or None,
                      enable_categorical=True, nthread=1)
     phi = np.asarray(booster.booster.predict(dm, pred_contribs=True, iteration_range=booster.iteration_range))[:, :-1]
-    if direction == "raises":
-        strength = np.where(phi > 0, phi, 0.0)
-    elif direction == "lowers":
-        strength = np.where(phi < 0, -phi, 0.0)
-    else:
-        strength = np.abs(phi)
+    strength = reason_strength(phi, direction)
     k_eff = min(k, phi.shape[1])
     top = np.argsort(-strength, axis=1, kind="stable")[:, :k_eff]
     out: list[list[Reason]] = []
