@@ -128,8 +128,7 @@ def bench_batch(store: dict, n: int, repeat: int) -> dict:
     from telco_nbo.features import build_account_features
     from telco_nbo.nbo.rank import Policy, core_frame, rank_batch, rank_core
     from telco_nbo.nbo.rules import as_columns, validate_features
-    from telco_nbo.scoring import ChampionScoreProvider
-    from telco_nbo.serving.scoring import ChampionModels, FastScorer
+    from telco_nbo.scoring import ChampionModels, ChampionScoreProvider, FastScorer
 
     world = load_world(store["data"])
     feats = inflate(build_account_features(world.tables, pd.Timestamp(world.meta["as_of"])), n)
@@ -360,7 +359,7 @@ def model_sizes(uri: str) -> dict:
     """Champion versions and the size of every booster one /rank runs (trees used, deepest split)."""
     from telco_nbo.cli.rank import champion_versions
     from telco_nbo.nbo.rank import Policy
-    from telco_nbo.serving.scoring import ChampionModels, FastScorer
+    from telco_nbo.scoring import ChampionModels, FastScorer
 
     scorer = FastScorer(ChampionModels.load(uri), Policy.build())
     names = ["churn", "propensity", "uplift (1)", "uplift (2)", "CLV churn"]
