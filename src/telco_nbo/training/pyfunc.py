@@ -119,17 +119,14 @@ class ClvScorer:
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """``clv``, the implied ``churn_p90`` and the ``monthly_margin`` used, per row."""
-        from telco_nbo.models.clv import account_clv
+        from telco_nbo.models.clv import HazardClvRule
 
         charges = pd.to_numeric(features["account_monthly_charges"], errors="coerce").to_numpy(dtype=float)
         margin = float(self.spec["margin_rate"]) * np.nan_to_num(charges, nan=0.0)
         if self.method == "hazard":
             p90 = self.churn_model.predict_proba(_matrix(features, self.feature_names))[:, 1]
-            frame = pd.DataFrame({"account_id": np.arange(len(features)), "p": p90, "m": margin})
-            clv = account_clv(
-                frame, p90_col="p", margin_col="m", horizon=int(self.spec["horizon"]),
-                discount_rate=float(self.spec["discount_rate"]),
-            )["clv"].to_numpy()
+            # The same rule the service's compiled scorer applies (scoring.effects.ClvEffect).
+            clv = HazardClvRule.from_spec(self.spec).clv(p90, charges)
         else:
             seg_col, ten_col = self.spec["segment_col"], self.spec["tenure_col"]
             X = pd.DataFrame(
