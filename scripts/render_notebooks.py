@@ -1,6 +1,6 @@
 """Execute the notebooks on a small world and write each as one self-contained HTML page (``make docs``).
 
-The notebooks are committed without outputs (``tests/test_notebooks.py`` keeps them so); this is
+The notebooks are committed without outputs (``tests/docs/test_notebooks.py`` keeps them so); this is
 how a reader gets them with their charts and tables: ``make docs`` writes ``docs/notebooks/*.html``
 and an ``index.html``. Execution goes through nbclient, as in the test suite; the HTML is built
 here from the executed cells (markdown via markdown-it, code highlighted by Pygments, images

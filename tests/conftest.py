@@ -18,7 +18,7 @@ for _var in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "BENTOML_DO_NOT_TRACK")
 # The promotion gate's quality floor (telco_nbo.quality_floor) would refuse many models trained on
 # the suite's 1,000-3,000-household worlds (an uplift holdout of ~150 enrolments), and the tests of
 # serving, ranking and monitoring need champions, not a verdict on them. The floor's own tests
-# switch it on (tests/test_quality_floor.py); a user's environment never sees this default.
+# switch it on (tests/training/test_quality_floor.py); a user's environment never sees this default.
 os.environ.setdefault("TELCO_NBO_QUALITY_FLOOR", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

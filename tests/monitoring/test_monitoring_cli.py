@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from telco_nbo.cli import app
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 THRESHOLDS = REPO / "monitoring" / "thresholds.yaml"
 NUMERIC = [
     "account_tenure_months",

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 1280, 800
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

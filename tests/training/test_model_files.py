@@ -16,7 +16,7 @@ import yaml
 from telco_nbo.errors import ConfigError
 from telco_nbo.model_files import CODE_FILE, check_model_files, model_file_problems, own_code_digest, sha256_file
 
-OWN_CODE = Path(__file__).resolve().parents[1] / "src" / "telco_nbo" / "training" / CODE_FILE
+OWN_CODE = Path(__file__).resolve().parents[2] / "src" / "telco_nbo" / "training" / CODE_FILE
 
 
 def _code_model(folder: Path, code: str | None = None, **pyfunc: object) -> Path:

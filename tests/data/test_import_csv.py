@@ -15,8 +15,8 @@ from telco_nbo.data.io import load_world
 from telco_nbo.data.schema import CONTRACT_MONTHS, TABLES
 from telco_nbo.errors import ConfigError
 
-IBM_CSV = Path(__file__).resolve().parents[1] / "src/telco_nbo/data/samples/ibm_telco_customer_churn.csv"
-EXAMPLE_MAPPING = Path(__file__).resolve().parents[1] / "src/telco_nbo/data/example_mapping.yaml"
+IBM_CSV = Path(__file__).resolve().parents[2] / "src/telco_nbo/data/samples/ibm_telco_customer_churn.csv"
+EXAMPLE_MAPPING = Path(__file__).resolve().parents[2] / "src/telco_nbo/data/example_mapping.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -358,7 +358,7 @@ def test_passthrough_features_reach_churn_propensity_and_uplift() -> None:
     assert set(expected) <= set(ds.X.columns)
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "src/telco_nbo/data"
+EXAMPLES = Path(__file__).resolve().parents[2] / "src/telco_nbo/data"
 
 
 def test_example_usage_mapping_imports_a_matching_extract(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ from telco_nbo.monitoring import (
 from telco_nbo.monitoring.uplift import uplift_checks
 from telco_nbo.monitoring.world_window import observed_until, window_from_prediction_log
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 THRESHOLDS = REPO / "monitoring" / "thresholds.yaml"
 N_DRIFT = 10_000
 N_FATIGUE = 50_000

@@ -33,7 +33,7 @@ from telco_nbo.monitoring import (
     write_outputs,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 THRESHOLDS = REPO / "monitoring" / "thresholds.yaml"
 N = 4000
 
@@ -328,5 +328,5 @@ def test_built_in_defaults_are_the_shipped_thresholds_file() -> None:
 
     from telco_nbo.monitoring.config import load_config
 
-    shipped = Path(__file__).resolve().parents[1] / "monitoring" / "thresholds.yaml"
+    shipped = Path(__file__).resolve().parents[2] / "monitoring" / "thresholds.yaml"
     assert load_config(None) == load_config(shipped)

@@ -159,7 +159,7 @@ def test_mlflow_run_fails_on_missing_data_and_links_its_training_runs(tmp_path, 
 
     from mlflow import MlflowClient
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     bindir = Path(sys.executable).parent
     store = f"sqlite:///{tmp_path / 'project.db'}"
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "MLFLOW_TRACKING_URI": store}
@@ -191,7 +191,7 @@ def test_mlflow_run_fails_on_missing_data_and_links_its_training_runs(tmp_path, 
     assert project.data.tags["telco_nbo.training_runs"] == "1"
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_readme_points_only_inside_the_repository(tmp_path):
