@@ -69,9 +69,22 @@ class Settings(BaseSettings):
         """Return the Optuna storage URL, defaulting to ``sqlite:///<workdir>/optuna.db``."""
         return self.optuna_storage or f"sqlite:///{(self.workdir / 'optuna.db').resolve()}"
 
-    def resolved_artifact_root(self) -> str:
-        """Return the artifact root for new experiments (a local folder by default)."""
-        return self.artifact_root or (self.workdir / "mlartifacts").resolve().as_uri()
+    def resolved_artifact_root(self, tracking_uri: str | None = None) -> str:
+        """Return where new experiments keep their artifacts.
+
+        Order: the explicit value (``TELCO_NBO_ARTIFACT_ROOT``); for a SQLite store, a
+        ``mlartifacts`` folder beside its database (a store and its artifacts travel together, and
+        nothing lands in whatever folder the command ran from); else ``<workdir>/mlartifacts``.
+
+        Args:
+            tracking_uri: The store the experiment is created in (default: the resolved one).
+        """
+        if self.artifact_root:
+            return self.artifact_root
+        uri = tracking_uri or self.resolved_tracking_uri()
+        if uri.startswith("sqlite:///"):
+            return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+        return (self.workdir / "mlartifacts").resolve().as_uri()
 
     def resolved_prediction_log(self) -> Path:
         """Return the prediction log path, defaulting to ``<workdir>/predictions/decisions.jsonl``."""

@@ -598,8 +598,9 @@ def start_run(
     from mlflow.tracking.context.registry import resolve_tags
 
     settings = settings or get_settings()
-    with tracking_session(tracking_uri or settings.resolved_tracking_uri()) as client:
-        exp_id = ensure_experiment(client, experiment_name(kind), settings.resolved_artifact_root())
+    uri = tracking_uri or settings.resolved_tracking_uri()
+    with tracking_session(uri) as client:
+        exp_id = ensure_experiment(client, experiment_name(kind), settings.resolved_artifact_root(uri))
         # resolve_tags adds what MLflow's own start_run records (user, source), so every training
         # run carries the same system tags whichever trainer opened it.
         run = client.create_run(exp_id, run_name=run_name,

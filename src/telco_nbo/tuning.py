@@ -286,7 +286,8 @@ def tune(
     try:
         if client is not None:
             if parent_run_id is None:
-                exp_id = ensure_experiment(client, experiment, settings.resolved_artifact_root())
+                exp_id = ensure_experiment(client, experiment, settings.resolved_artifact_root(
+                    tracking_uri or settings.resolved_tracking_uri()))
                 parent = client.create_run(exp_id, run_name=f"tune-{study_name}", tags={TAG_TRIAL + "study": study_name})
                 parent_run_id = parent.info.run_id
                 created_parent = True

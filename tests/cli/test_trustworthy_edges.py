@@ -138,6 +138,21 @@ def test_mlflow_tracking_uri_is_honoured_and_overridden(tmp_path, monkeypatch):
     assert res.returncode == 2 and (tmp_path / "flag.db").is_file()
 
 
+def test_artifacts_live_beside_a_sqlite_store_unless_a_root_is_set(tmp_path, monkeypatch):
+    """One rule for every writer (training, tuning, readouts, monitoring): a store and its artifacts
+    travel together, never in the folder the command ran from."""
+    from telco_nbo.config import get_settings
+
+    monkeypatch.delenv("TELCO_NBO_ARTIFACT_ROOT", raising=False)
+    elsewhere = tmp_path / "elsewhere" / "mlflow.db"
+    settings = get_settings(workdir=tmp_path / "cwd")
+    assert settings.resolved_artifact_root(f"sqlite:///{elsewhere}") == (elsewhere.parent / "mlartifacts").as_uri()
+    monkeypatch.chdir(tmp_path)
+    assert settings.resolved_artifact_root("sqlite:///rel/x.db") == (tmp_path / "rel" / "mlartifacts").as_uri()
+    assert settings.resolved_artifact_root("http://mlflow:5000") == (tmp_path / "cwd" / "mlartifacts").as_uri()
+    assert get_settings(artifact_root="s3://bucket/a").resolved_artifact_root(f"sqlite:///{elsewhere}") == "s3://bucket/a"
+
+
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory) -> Path:
     """A 2,000-household synthetic world written to disk (a few seconds)."""

@@ -7,9 +7,8 @@ process-global tracking URI is set or left behind.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from urllib.parse import urlparse
 
+from telco_nbo.config import get_settings
 from telco_nbo.experiments.models import Readout
 from telco_nbo.experiments.render import to_html, to_markdown
 from telco_nbo.tracking import ensure_experiment
@@ -19,17 +18,6 @@ _KEY_OK = re.compile(r"[^0-9A-Za-z_\-. /]")
 
 def _key(*parts: str) -> str:
     return _KEY_OK.sub("_", ".".join(parts))
-
-
-def _default_artifact_location(tracking_uri: str) -> str | None:
-    """For a SQLite store, keep artifacts beside the database (not in the caller's cwd/mlruns)."""
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme == "sqlite":
-        db = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not tracking_uri.startswith("sqlite:////") and not db.is_absolute():
-            db = db.resolve()
-        return (db.parent / "mlartifacts").resolve().as_uri()
-    return None
 
 
 def readout_metrics(readout: Readout) -> dict[str, float]:
@@ -89,7 +77,7 @@ def log_readout_to_mlflow(
     from mlflow.entities import Metric, Param, RunTag
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    exp_id = ensure_experiment(client, experiment_name, artifact_location or _default_artifact_location(tracking_uri))
+    exp_id = ensure_experiment(client, experiment_name, artifact_location or get_settings().resolved_artifact_root(tracking_uri))
     run = client.create_run(
         exp_id,
         run_name=run_name or f"readout-{readout.experiment_id}",

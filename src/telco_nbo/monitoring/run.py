@@ -458,14 +458,6 @@ def write_outputs(output: MonitoringOutput, out_dir: str | Path) -> dict[str, st
     return dict(result.artifacts)
 
 
-def _default_artifact_location(tracking_uri: str) -> str | None:
-    # A SQLite store keeps its artifacts beside the database, not in ./mlruns of whatever cwd.
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri.removeprefix("sqlite:///"))
-        return (db.parent / "mlartifacts").resolve().as_uri()
-    return None
-
-
 def log_to_mlflow(
     output: MonitoringOutput,
     out_dir: str | Path,
@@ -488,7 +480,7 @@ def log_to_mlflow(
     uri = tracking_uri or get_settings().resolved_tracking_uri()
     result = output.result
     with tracking_session(uri) as client:
-        exp_id = ensure_experiment(client, experiment, _default_artifact_location(uri))
+        exp_id = ensure_experiment(client, experiment, get_settings().resolved_artifact_root(uri))
         run = client.create_run(
             exp_id,
             run_name=f"{result.model_name}-{result.created_at:%Y%m%dT%H%M%S}",
