@@ -23,7 +23,7 @@ In Howard et al.'s sum scale (``S_t`` with intrinsic time ``v = t sigma^2``) thi
 estimate's variance at the planned sample size and ``k`` makes the interval narrowest there
 (:func:`mixture_k`: k is about 8.2 at alpha = 0.05). The variance is estimated from the
 data (plug-in), the usual practice in experimentation platforms; its coverage under continuous
-peeking is checked by simulation in ``tests/test_experiments_sequential.py``.
+peeking is checked by simulation in ``tests/experiments/test_experiments_sequential.py``.
 """
 
 from __future__ import annotations
