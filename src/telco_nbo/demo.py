@@ -25,6 +25,7 @@ from telco_nbo.monitoring import demo as monitoring_demo
 from telco_nbo.serving import demo as serving_demo
 from telco_nbo.tracking import model_versions, no_champion_reason, promote, registered_model_name, tracking_session
 from telco_nbo.training import pipeline as training_pipeline
+from telco_nbo.vocabulary import MODEL_KINDS
 
 
 @dataclass
@@ -143,7 +144,7 @@ def step_train(ctx: DemoContext) -> dict[str, Any]:
     """
     summary = training_pipeline.demo_step(ctx)
     forced = {}
-    for kind in ("churn", "propensity", "uplift", "clv"):
+    for kind in MODEL_KINDS:
         if not model_versions(kind, ctx.tracking_uri):
             continue
         with tracking_session(ctx.tracking_uri) as client:

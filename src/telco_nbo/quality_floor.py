@@ -89,6 +89,7 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def _qini(y: np.ndarray, s: np.ndarray, t: np.ndarray) -> float:
+    # Lazy: tracking imports this module, and models.uplift loads XGBoost (~6 s) it does not need.
     from telco_nbo.models.uplift import qini_auc_score
 
     if t.sum() == 0 or t.sum() == len(t):

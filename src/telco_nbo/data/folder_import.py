@@ -40,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from telco_nbo.data import attributes
-from telco_nbo.data.importers import read_flat_file
+from telco_nbo.data.importers import BOOL_WORDS, read_flat_file
 from telco_nbo.data.io import conform_table, empty_table
 from telco_nbo.data.mapping import infer_column
 from telco_nbo.data.schema import ID_COLUMNS, SCHEMAS, TABLES
@@ -339,8 +339,6 @@ def import_folder(folder: str | os.PathLike[str], mapping: FolderMapping) -> Wor
         tables[name] = frame
     acc = tables["accounts"]
     if churn is not None:
-        from telco_nbo.data.importers import BOOL_WORDS
-
         flag = churn.map(lambda v: BOOL_WORDS.get(_norm(v)) if v is not None else None)
         bad = flag.isna()
         if bad.any():

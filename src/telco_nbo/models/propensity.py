@@ -32,6 +32,7 @@ from sklearn.metrics import roc_auc_score
 
 from telco_nbo.data.schema import CHANNELS, OFFER_KINDS
 from telco_nbo.errors import DataValidationError
+from telco_nbo.features import FEATURE_COLUMNS, to_model_matrix
 from telco_nbo.models.churn import check_model_frame
 
 __all__ = [
@@ -154,8 +155,6 @@ def offer_features(
 def _account_matrix(features: pd.DataFrame, feature_columns: Sequence[str] | None, time_col: str | None) -> pd.DataFrame:
     """The account part of the model matrix, row-aligned with ``features``."""
     if feature_columns is None:
-        from telco_nbo.features import FEATURE_COLUMNS, to_model_matrix
-
         if all(c in features.columns for c in FEATURE_COLUMNS):
             return to_model_matrix(features).reset_index(drop=True)
         skip = set(_ID_LIKE) | ({time_col} if time_col else set())
@@ -536,8 +535,6 @@ def ownership_dataset(
             if c in frame.columns:
                 excluded[c] = "charges include the add-on's price"
     if fmt == "features":
-        from telco_nbo.features import FEATURE_COLUMNS, to_model_matrix
-
         cols = list(FEATURE_COLUMNS) if feature_columns is None else list(feature_columns)
         if feature_columns is None and all(c in rows.columns for c in FEATURE_COLUMNS):
             X = to_model_matrix(rows)

@@ -130,6 +130,7 @@ def champion_scores(
     versions = {info.name: str(info.version)}
     if all_models:
         try:
+            # Scoring loads XGBoost and the four champions: only when all of them are asked for.
             from telco_nbo.nbo.catalog import load_catalog
             from telco_nbo.scoring import ChampionScoreProvider
 

@@ -46,6 +46,9 @@ import pandas as pd
 
 from telco_nbo.errors import ConfigError
 
+# Dask, XGBoost and the data loader are imported inside the worker functions: they run on workers,
+# and importing this module must not start XGBoost in the client.
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 

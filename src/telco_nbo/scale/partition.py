@@ -57,7 +57,7 @@ from telco_nbo.data.io import (
 from telco_nbo.data.schema import TABLES
 from telco_nbo.data.synthetic import SCENARIOS, generate_world, make_calendar
 from telco_nbo.data.world import META_FILE, TRUTH_DIR, World
-from telco_nbo.errors import ConfigError
+from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.scale.cluster import n_workers, same_dtypes
 
 if TYPE_CHECKING:
@@ -108,8 +108,6 @@ def _owner_codes(keys: pd.Series, owner_ids: pd.Index, owner_part: np.ndarray, t
     """Partition of each row through its owner id (orphans raise: they would be silently dropped)."""
     pos = owner_ids.get_indexer(keys.to_numpy(dtype=object))
     if (pos < 0).any():
-        from telco_nbo.errors import DataValidationError
-
         bad = keys[pos < 0].astype(str).unique()[:5]
         raise DataValidationError(table, [f"{col} not found in its parent table: {', '.join(bad)}"])
     return owner_part[pos]

@@ -33,6 +33,7 @@ from telco_nbo.nbo.catalog import load_catalog
 from telco_nbo.nbo.config import load_nbo_config
 from telco_nbo.nbo.rank import Policy, core_decisions, rank_core
 from telco_nbo.nbo.rules import as_columns
+from telco_nbo.serving.batching import MicroBatcher
 from telco_nbo.serving.engine import EngineProcess, EngineStopped
 from telco_nbo.serving.predlog import PredictionLog, decision_records, encode_json
 from telco_nbo.serving.schemas import OPTIONAL_KINDS, REQUIRED_KINDS
@@ -765,8 +766,6 @@ class NboApp:
         if self._batcher is None:
             with self._batcher_lock:
                 if self._batcher is None:
-                    from telco_nbo.serving.batching import MicroBatcher
-
                     self._batcher = MicroBatcher(self.answer, max_items=64, size=_request_size,
                                                  max_weight=512, name="nbo-batcher")
         return self._batcher.submit((kind, req, request_id))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from telco_nbo.errors import ConfigError
 from telco_nbo.vocabulary import MODEL_KINDS
 
-Kind = Literal["churn", "propensity", "uplift", "clv"]
+Kind = Literal[MODEL_KINDS]  # type: ignore[valid-type]  # the one list, in vocabulary
 
 PROMOTION_METRICS: dict[str, tuple[str, bool]] = {
     "churn": ("roc_auc", True),

@@ -28,6 +28,9 @@ import pandas as pd
 
 from telco_nbo.errors import DataValidationError
 
+# The features and models (XGBoost, scikit-learn: ~6 s to import) are imported inside the functions
+# that need them, as in the training steps that import this module (see training/steps.py).
+
 RETENTION_EXPERIMENT = "EXP-RETENTION-1"
 _DAY = pd.Timedelta(days=1)
 

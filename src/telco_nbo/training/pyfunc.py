@@ -27,6 +27,9 @@ from telco_nbo.errors import ConfigError
 from telco_nbo.model_files import load_component_scorer
 from telco_nbo.tracking import ModelLogger, pip_requirements, quiet_logger
 
+# The learners (XGBoost, scikit-learn) and the features are imported inside the functions that use
+# them: MLflow executes this module's loader in every process that loads a model.
+
 SPEC_ARTIFACT = "spec"
 """Key of the JSON spec among the pyfunc model's artifacts."""
 
