@@ -7,7 +7,7 @@ What is measured (one run, this machine; results into benchmarks/RESULTS.md, sec
    the CLV model reuses the churn booster) on float32 matrices built beforehand — the floor any
    ranking on these models pays. Ours: the numpy fast path (building the model matrices from the
    feature columns + the same predictions + CLV + rules + value + household selection), then
-   separately the long audit table (one row per account x offer) and the pandas reference path
+   separately the long audit table (one row per account x offer) and the batch provider path
    (``rank_batch`` with :class:`~telco_nbo.scoring.ChampionScoreProvider`).
 2. **HTTP, one account per request.** ``POST /rank`` (features in the payload, and by account id)
    on ``telco-nbo serve`` (engine process, the default; and ``--engine thread`` at concurrency 8)
@@ -600,7 +600,7 @@ def render(batch: dict, http: dict, load: float | None = None, world_label: str 
         f"| of which rules + value + selection | {b['fast_rules_value_selection_s']:.2f} | |",
         f"| + feature contract check (`validate_features`) | {b['validate_features_s']:.2f} | |",
         f"| + long audit table ({b['long_table_rows']:,} rows, reasons) | {b['long_table_s']:.2f} | |",
-        f"| reference: `ChampionScoreProvider.score` (pandas) | {b['reference_provider_score_s']:.2f} | |",
+        f"| reference: `ChampionScoreProvider.score` (the same scorer, plus the per-pair Scores frames) | {b['reference_provider_score_s']:.2f} | |",
         f"| reference: `rank_batch` on those scores | {b['reference_rank_batch_s']:.2f} | |",
         "",
         "### HTTP, one account per request (client on the same machine)",
