@@ -29,6 +29,26 @@ COMPONENT_KINDS = ("uplift", "clv")
 """Kinds saved as component pyfunc models (several boosters and a spec), not one XGBoost model."""
 
 
+def _champion_version(client: Any, kind: str) -> Any:
+    """The registry's ``@champion`` version of ``kind``.
+
+    Raises:
+        ConfigError: No champion; says why when the registry knows (e.g. refused by the gate).
+    """
+    import mlflow  # heavy (~1 s): loaded only when models are
+    from mlflow.exceptions import MlflowException
+
+    name = registered_model_name(kind)
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        why = no_champion_reason(client, name)
+        raise ConfigError(
+            f"model {name!r} has no '{CHAMPION}' version: {why}" if why else
+            f"model {name!r} has no version with alias '{CHAMPION}' in {mlflow.get_tracking_uri()}; "
+            f"run telco-nbo train {kind} first") from None
+
+
 @dataclass
 class ChampionModels:
     """The four champion models and the versions that produced them.
@@ -54,26 +74,15 @@ class ChampionModels:
         Raises:
             ConfigError: A model has no champion (names which and why: e.g. refused by the gate).
         """
-        import mlflow  # heavy (~1 s): loaded only when models are
-        from mlflow.exceptions import MlflowException
-
         churn, churn_info = load_model_version("churn", CHAMPION, tracking_uri)
         prop, prop_info = load_model_version("propensity", CHAMPION, tracking_uri)
         versions = {churn_info.name: str(churn_info.version), prop_info.name: str(prop_info.version)}
         scorers = {}
         with tracking_session(tracking_uri) as client:
             for kind in COMPONENT_KINDS:
-                name = registered_model_name(kind)
-                try:
-                    mv = client.get_model_version_by_alias(name, CHAMPION)
-                except MlflowException:
-                    why = no_champion_reason(client, name)
-                    raise ConfigError(
-                        f"model {name!r} has no '{CHAMPION}' version: {why}" if why else
-                        f"model {name!r} has no version with alias '{CHAMPION}' in {mlflow.get_tracking_uri()}; "
-                        f"run telco-nbo train {kind} first") from None
-                scorers[kind] = load_component_scorer(f"models:/{name}@{CHAMPION}")
-                versions[name] = str(mv.version)
+                mv = _champion_version(client, kind)
+                scorers[kind] = load_component_scorer(f"models:/{mv.name}@{CHAMPION}")
+                versions[mv.name] = str(mv.version)
         return cls(churn, prop, scorers["uplift"], scorers["clv"], dict(sorted(versions.items())))
 
     @classmethod
@@ -112,17 +121,13 @@ def export_champions(tracking_uri: str | None, out_dir: str | Path) -> dict[str,
         ConfigError: A model has no champion.
     """
     import mlflow  # heavy (~1 s): loaded only when models are
-    from mlflow.exceptions import MlflowException
 
     out = Path(out_dir)
     versions: dict[str, str] = {}
     with tracking_session(tracking_uri) as client:
         for kind in MODEL_KINDS:
-            name = registered_model_name(kind)
-            try:
-                mv = client.get_model_version_by_alias(name, CHAMPION)
-            except MlflowException:
-                raise ConfigError(f"model {name!r} has no '{CHAMPION}' version in {mlflow.get_tracking_uri()}") from None
+            mv = _champion_version(client, kind)
+            name = mv.name
             target = out / name
             if target.exists():
                 shutil.rmtree(target)
