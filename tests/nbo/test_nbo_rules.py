@@ -47,11 +47,14 @@ def blocked_by(features: pd.DataFrame, config: NboConfig | None = None, timing_r
 def test_plain_account_gets_the_expected_eligible_set():
     b = blocked_by(one_account())
     passing = sorted(o for o, rules in b.items() if not rules)
-    assert passing == ["DATA_UPSELL", "DEVICE_PROTECTION", "EXTRA_LINE", "HOME_FIBER", "TRAVEL_PACK"]
+    # RETENTION_DISCOUNT has randomized evidence of its effect: no renewal-stage rule, its effect decides.
+    assert passing == ["DATA_UPSELL", "DEVICE_PROTECTION", "EXTRA_LINE", "HOME_FIBER", "RETENTION_DISCOUNT",
+                       "TRAVEL_PACK"]
     assert b["HOME_FWA"] == ["ELIG_NETWORK"]
     assert b["WINBACK"] == ["ELIG_ACCOUNT_STATUS"]
     assert b["TV_STREAMING"] == ["ELIG_REQUIRES_LINE"]
-    assert "APPL_TIMING" in b["RETENTION_DISCOUNT"] and "APPL_LIFECYCLE" in b["RETENTION_DISCOUNT"]
+    # PLAN_REVIEW has none: the conservative renewal default keeps it to the renewal window.
+    assert b["PLAN_REVIEW"] == ["APPL_TIMING"]
     assert b["PREMIUM_CARE"] == ["APPL_NO_SERVICE_NEED"]
 
 
@@ -231,3 +234,29 @@ def test_duplicate_rule_ids_are_refused():
     rules = default_rules()
     with pytest.raises(ConfigError, match="duplicate rule ids"):
         evaluate_rules(make_features(5), CATALOG, rules=[*rules, rules[0]])
+
+
+def test_timing_from_evidence_not_a_hard_coded_stage():
+    """The renewal default holds only for offers nobody measured; a readout's verdict governs what it tested."""
+    growth = one_account()
+    assert "APPL_TIMING" not in blocked_by(growth)["RETENTION_DISCOUNT"]
+    # Switched off: the default governs every retention offer again.
+    strict = NboConfig.model_validate({"timing": {"evidence_decides": False}})
+    assert "APPL_TIMING" in blocked_by(growth, strict)["RETENTION_DISCOUNT"]
+
+    class Rule:
+        segment_column = "account_lifecycle_stage"
+        control_arm = "control"
+
+        def __init__(self, experiment_id):
+            self.experiment_id = experiment_id
+
+        def arm_for(self, segment):
+            return "control"  # "do not offer" everywhere
+
+    # A verdict of the experiment that measured RETENTION_DISCOUNT governs it ...
+    assert "APPL_TIMING" in blocked_by(growth, timing_rule=Rule("EXP-RETENTION-1"))["RETENTION_DISCOUNT"]
+    # ... while a readout of another experiment governs the offers that name it (or, if none
+    # does, the unmeasured ones): not an offer whose own experiment says where it pays.
+    b = blocked_by(growth, timing_rule=Rule("EXP-TIMING-1"))
+    assert "APPL_TIMING" not in b["RETENTION_DISCOUNT"] and "APPL_TIMING" in b["PLAN_REVIEW"]

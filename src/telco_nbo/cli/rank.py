@@ -131,6 +131,12 @@ def register(app: typer.Typer) -> None:
                       highlight=False)
             for line in summary.lines()[1:]:
                 out.print(line, highlight=False, soft_wrap=True)
+            if frame.attrs.get("capacity"):
+                import json
+
+                cap_file = out_file.with_name(out_file.stem + ".capacity.json")
+                cap_file.write_text(json.dumps(frame.attrs["capacity"], indent=2))
+                out.print(f"capacity report -> {cap_file}", highlight=False)
 
 
 def champion_score_provider(versions: dict[str, str], tracking_uri: str | None):

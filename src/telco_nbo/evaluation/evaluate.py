@@ -34,6 +34,8 @@ class PolicyEvaluation:
     ope: dict | None
     ope_note: str
     notes: list[str] = field(default_factory=list)
+    rules: dict | None = None
+    predicted_vs_true: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -42,6 +44,7 @@ class PolicyEvaluation:
             "true_value": self.true_value, "unknown_decisions": self.unknown_decisions,
             "baselines": self.baselines, "differences": self.differences, "share_of_oracle": self.share_of_oracle,
             "ope": self.ope, "ope_note": self.ope_note, "notes": list(self.notes),
+            "rules": self.rules, "predicted_vs_true": self.predicted_vs_true,
         }
 
     @classmethod
@@ -49,13 +52,72 @@ class PolicyEvaluation:
         """Inverse of :meth:`to_dict`."""
         return cls(**{k: d.get(k) for k in ("as_of", "active_accounts", "contacts", "true_value", "unknown_decisions",
                                              "baselines", "differences", "share_of_oracle", "ope", "ope_note")},
-                   notes=list(d.get("notes") or []))
+                   notes=list(d.get("notes") or []), rules=d.get("rules"),
+                   predicted_vs_true=d.get("predicted_vs_true"))
 
 
 def _active_accounts(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.Index:
     acc = tables["accounts"]
     ok = (acc["start_date"] <= as_of) & (acc["end_date"].isna() | (acc["end_date"] > as_of))
     return pd.Index(acc.loc[ok, "account_id"].astype(str))
+
+
+def rule_values(ranking: pd.DataFrame, offer_effects: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """What each rule and step removed, as the policy estimated it and as the truth knows it.
+
+    Each suppressed (account, offer) pair counts under the first rule or step that removed it:
+    ``estimated`` sums the ranking's ``value_removed``; ``true`` sums the pair's true value on its
+    best channel, floored at 0 (the value an oracle allowed to ignore that rule alone could have
+    taken from the pair; a household or budget step would still have kept one offer).
+
+    Args:
+        ranking: A ``rank`` output with ``rule_id``, ``layer`` and ``value_removed``.
+        offer_effects: ``truth/offer_effects``.
+
+    Returns:
+        ``rule_id -> {layer, offers, estimated, true}``, most true value first.
+    """
+    if not {"rule_id", "value_removed", "selected"} <= set(ranking.columns):
+        return {}
+    sup = ranking.loc[~ranking["selected"].fillna(False).astype(bool) & ranking["rule_id"].notna(),
+                      ["account_id", "offer_id", "rule_id", "layer", "value_removed"]]
+    best = offer_effects.groupby(["account_id", "offer_id"], sort=False)["true_value"].max().clip(lower=0.0)
+    key = pd.MultiIndex.from_arrays([sup["account_id"].astype(str), sup["offer_id"].astype(str)])
+    best.index = pd.MultiIndex.from_arrays([best.index.get_level_values(0).astype(str),
+                                            best.index.get_level_values(1).astype(str)])
+    sup = sup.assign(true=best.reindex(key).fillna(0.0).to_numpy())
+    g = sup.groupby("rule_id").agg(layer=("layer", "first"), offers=("true", "size"),
+                                   estimated=("value_removed", "sum"), true=("true", "sum"))
+    g = g.sort_values("true", ascending=False)
+    return {str(k): {"layer": str(r["layer"]), "offers": int(r["offers"]), "estimated": float(r["estimated"]),
+                     "true": float(r["true"])} for k, r in g.iterrows()}
+
+
+def predicted_vs_true(ranking: pd.DataFrame, offer_effects: pd.DataFrame) -> dict[str, Any]:
+    """On the accounts the policy contacts: its predicted value and effect against the truth.
+
+    Returns:
+        ``contacts``, ``mean_predicted_value`` / ``mean_true_value`` (per contact) and their
+        ``value_ratio``; for contacts whose value counts an effect on churn (``uplift`` != 0),
+        ``effect_contacts``, ``mean_predicted_effect`` (the churn probability the offer removes)
+        and ``mean_true_effect`` (``-delta_churn`` on the chosen channel) and ``effect_ratio``.
+    """
+    sel = ranking["selected"].fillna(False).astype(bool) & (pd.to_numeric(ranking["rank"], errors="coerce") == 1)
+    c = ranking.loc[sel, ["account_id", "offer_id", "channel", "expected_value", "uplift"]].astype(
+        {"account_id": str, "offer_id": str, "channel": str})
+    t = offer_effects[["account_id", "offer_id", "channel", "true_value", "delta_churn"]].astype(
+        {"account_id": str, "offer_id": str, "channel": str})
+    m = c.merge(t, on=["account_id", "offer_id", "channel"], how="inner")
+    out: dict[str, Any] = {"contacts": int(len(m))}
+    if len(m):
+        pv, tv = float(m["expected_value"].mean()), float(m["true_value"].mean())
+        out.update(mean_predicted_value=pv, mean_true_value=tv, value_ratio=pv / tv if tv else None)
+    eff = m[m["uplift"].fillna(0.0) != 0.0]
+    out["effect_contacts"] = int(len(eff))
+    if len(eff):
+        pe, te = float(eff["uplift"].mean()), float(-eff["delta_churn"].mean())
+        out.update(mean_predicted_effect=pe, mean_true_effect=te, effect_ratio=pe / te if te else None)
+    return out
 
 
 def evaluate_decisions(tables: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame] | None,
@@ -153,6 +215,12 @@ def evaluate_decisions(tables: dict[str, pd.DataFrame], truth: dict[str, pd.Data
                     f"logged one on {res.dr.matched:,}; estimates are totals over {len(active):,} active accounts. "
                     "The logs chose offers, not channels: a decision on another channel is estimated as if on "
                     "the logged one.")
+    rules = pvt = None
+    if oe is not None and ranking is not None and {"selected", "rank", "channel"} <= set(ranking.columns):
+        rules = rule_values(ranking, oe) or None
+        if {"expected_value", "uplift"} <= set(ranking.columns):
+            pvt = predicted_vs_true(ranking, oe)
     return PolicyEvaluation(as_of=str(as_of.date()), active_accounts=int(len(active)), contacts=int(len(d)),
                             true_value=tv, unknown_decisions=unknown, baselines=base, differences=diffs,
-                            share_of_oracle=share, ope=ope, ope_note=ope_note, notes=notes)
+                            share_of_oracle=share, ope=ope, ope_note=ope_note, notes=notes, rules=rules,
+                            predicted_vs_true=pvt)

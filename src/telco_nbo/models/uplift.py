@@ -587,6 +587,71 @@ def calibration_from_holdout(tau_pred: Any, treatment: Any, y: Any, *, n_bins: i
     return float(ate - slope * tau_pred.mean()), slope
 
 
+def calibration_band(tau_pred: Any, treatment: Any, y: Any, *, n_bins: int = 10) -> tuple[float, float, float]:
+    """Sampling variance of the calibrated effect, as a function of the raw prediction.
+
+    The calibrated effect is ``ate + slope x (tau - mean(tau))`` (:func:`calibration_from_holdout`
+    chooses the intercept that way), so its variance at a raw prediction ``tau`` is, with the two
+    estimates nearly uncorrelated (the slope is fitted on centred bins)::
+
+        var(tau) = var(ate) + (tau - mean(tau))^2 x var(slope)
+
+    ``var(ate)`` is the difference-in-means variance of the held-out rows; ``var(slope)`` the
+    weighted least-squares variance of the binned fit, ``1 / sum w_b (x_b - x_w)^2`` with the
+    same inverse-variance bin weights. It is the uncertainty of the *expected* effect among
+    accounts with that prediction -- what a decision on that account can know -- not of one
+    account's own response.
+
+    Args:
+        tau_pred: Out-of-fold predicted effects.
+        treatment: 0/1 per row.
+        y: Outcome per row.
+        n_bins: Quantile bins (as the calibration).
+
+    Returns:
+        ``(var_ate, var_slope, mean_tau)`` for :func:`calibrated_effect_se`; ``var_slope`` is 0
+        when there is no spread to fit a slope on (the calibration is then the average effect).
+    """
+    tau_pred = np.asarray(tau_pred, float)
+    t = np.asarray(treatment, int)
+    y = np.asarray(y, float)
+    n1, n0 = int((t == 1).sum()), int((t == 0).sum())
+    p1 = y[t == 1].mean() if n1 else 0.0
+    p0 = y[t == 0].mean() if n0 else 0.0
+    var_ate = (p1 * (1 - p1) / n1 if n1 else 0.25) + (p0 * (1 - p0) / n0 if n0 else 0.25)
+    edges = np.unique(np.quantile(tau_pred, np.linspace(0, 1, n_bins + 1)))
+    which = np.clip(np.searchsorted(edges, tau_pred, side="right") - 1, 0, max(len(edges) - 2, 0))
+    xs, w = [], []
+    for b in range(max(len(edges) - 1, 1)):
+        m = which == b
+        m1, m0 = m & (t == 1), m & (t == 0)
+        if m1.sum() < 5 or m0.sum() < 5:
+            continue
+        q1, q0 = y[m1].mean(), y[m0].mean()
+        xs.append(tau_pred[m].mean())
+        w.append(1.0 / max(q1 * (1 - q1) / m1.sum() + q0 * (1 - q0) / m0.sum(), 1e-6))
+    var_slope = 0.0
+    if len(xs) >= 2:
+        xs_a, w_a = np.asarray(xs), np.asarray(w)
+        sxx = float(np.sum(w_a * (xs_a - np.average(xs_a, weights=w_a)) ** 2))
+        var_slope = 1.0 / sxx if sxx > 0 else 0.0
+    return float(var_ate), float(var_slope), float(tau_pred.mean()) if len(tau_pred) else 0.0
+
+
+def calibrated_effect_se(tau_raw: Any, band: tuple[float, float, float] | None) -> np.ndarray:
+    """Standard error of the calibrated effect at each raw prediction (NaN without a band).
+
+    Args:
+        tau_raw: Raw (uncalibrated) predicted effects.
+        band: ``(var_ate, var_slope, mean_tau)`` from :func:`calibration_band`.
+    """
+    tau_raw = np.asarray(tau_raw, float)
+    if band is None:
+        return np.full(tau_raw.shape, np.nan)
+    var_ate, var_slope, mean_tau = band
+    return np.sqrt(var_ate + (tau_raw - mean_tau) ** 2 * var_slope)
+
+
 def cross_fit_calibration(make_learner: Any, X: Any, treatment: Any, y: Any, *, groups: Any = None,
                           folds: int = 2, seed: int = 0) -> tuple[tuple[float, float] | None, np.ndarray]:
     """Cross-fitted calibration: each fold's effects predicted by a learner fitted on the others.
@@ -756,6 +821,15 @@ class _XGBUpliftBase(BaseEstimator):
             ``tau`` per row (calibrated when asked and the learner carries a calibration).
         """
         raise NotImplementedError  # each learner combines its own parts
+
+    def effect_se_from_parts(self, parts: Sequence[Any]) -> np.ndarray:
+        """Standard error of the calibrated effect per row (NaN when the learner carries no band).
+
+        Args:
+            parts: One prediction array per effect model, as for :meth:`effect_from_parts`.
+        """
+        return calibrated_effect_se(self.effect_from_parts(parts, calibrated=False),
+                                    getattr(self, "calibration_band_", None))
 
     def _calibrated(self, tau: Any, calibrated: bool) -> np.ndarray:
         return apply_calibration(tau, getattr(self, "calibration_", None)) if calibrated else np.asarray(tau, dtype=float)

@@ -8,6 +8,8 @@ Expected value of offering ``j`` to account ``i`` on channel ``c``::
     retention   = uplift_ij x CLV_i                   (offers with evidence only, or a per-offer uplift)
     value       = w_kind(j) x (acceptance + retention)
     EV          = value - contact_cost(c)
+    decision    = EV                                  risk: neutral
+                = EV - z x w_kind(j) x se(uplift_ij) x CLV_i    risk: lcb (a lower confidence bound)
 
 ``E[months retained over H]`` turns the churn probability over the churn window (W months) into a
 constant monthly hazard ``h = 1 - (1 - p)^(1/W)`` and sums the survival curve over the horizon:
@@ -126,6 +128,13 @@ class ValueParts:
     kind_weight: np.ndarray
     contact_cost: np.ndarray
     expected_value: np.ndarray
+    uplift_se: np.ndarray | None = None
+    decision_value: np.ndarray | None = None
+
+    @property
+    def decision(self) -> np.ndarray:
+        """What the policy decides on: the lower bound under ``risk: lcb``, else the expected value."""
+        return self.expected_value if self.decision_value is None else self.decision_value
 
 
 def value_parts(
@@ -137,6 +146,7 @@ def value_parts(
     channel: np.ndarray,
     offers: OfferTable,
     config: NboConfig,
+    retention_uplift_se: np.ndarray | None = None,
 ) -> ValueParts:
     """Compute expected value and each of its parts for every account x offer.
 
@@ -150,9 +160,12 @@ def value_parts(
         channel: ``(n, m)`` chosen channel index, -1 for none (cost NaN).
         offers: Catalog vectors.
         config: Policy config.
+        retention_uplift_se: ``(n,)`` standard error of ``retention_uplift`` (NaN or ``None``:
+            unknown, counted as 0). Only read under ``risk: lcb``.
 
     Returns:
-        The parts; NaN propagates where a pair was unscored or has no channel.
+        The parts; NaN propagates where a pair was unscored or has no channel. ``decision_value``
+        is set under ``risk: lcb`` only (see :attr:`ValueParts.decision`).
     """
     n, m = propensity.shape
     horizon = config.horizon_months
@@ -177,7 +190,14 @@ def value_parts(
     weight = np.broadcast_to(kind_weight[None, :], (n, m))
     cost = costs[channel]
     ev = weight * (acceptance + retention) - cost
-    return ValueParts(months, acceptance, uplift, retention, np.array(weight), cost, ev)
+    if config.risk != "lcb":
+        return ValueParts(months, acceptance, uplift, retention, np.array(weight), cost, ev)
+    # The bound subtracts the effect's sampling error where the value rests on the account-level
+    # effect estimate; per-offer uplifts given without an error, and acceptance x margin, count as known.
+    se = np.zeros(n) if retention_uplift_se is None else np.nan_to_num(np.asarray(retention_uplift_se, float), nan=0.0)
+    uplift_se = np.where(np.isnan(offer_uplift) & uplift_kind[None, :], se[:, None], 0.0)
+    decision = ev - config.lcb_z * weight * uplift_se * np.abs(clv)[:, None]
+    return ValueParts(months, acceptance, uplift, retention, np.array(weight), cost, ev, uplift_se, decision)
 
 
 def conflict_matrix(offers: OfferTable, config: NboConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from telco_nbo.data.schema import CHANNELS
 from telco_nbo.errors import ConfigError
 from telco_nbo.nbo.catalog import Catalog, Channel, Conflict, LifecycleStage, OfferKind
 
-__all__ = ["Conflict", "ContactCaps", "NboConfig", "TimingConfig", "TimingWindow", "load_nbo_config"]
+__all__ = ["CapacityConfig", "Conflict", "ContactCaps", "NboConfig", "TimingConfig", "TimingWindow", "load_nbo_config"]
 
 
 
@@ -73,6 +73,11 @@ class TimingConfig(BaseModel):
         segment_column: Feature column whose value is passed to ``TimingRule.arm_for`` (a timing
             rule object may override it with its own ``segment_column`` attribute).
         arms: Arm name -> timing window, for arms a readout may declare the winner.
+        evidence_decides: An offer with randomized evidence of its own effect (its
+            ``effect_evidence`` names the uplift experiment) is timed by that evidence -- the
+            readout's verdict where there is one, else its per-account effect in the value -- and
+            not by the renewal default, which holds for offers nobody measured. ``False``: the
+            default governs every offer of ``offer_kinds``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -84,6 +89,7 @@ class TimingConfig(BaseModel):
     )
     segment_column: str = "account_lifecycle_stage"
     arms: dict[str, TimingWindow] = Field(default_factory=_default_arms)
+    evidence_decides: bool = True
 
 
 class ContactCaps(BaseModel):
@@ -113,6 +119,34 @@ class ContactCaps(BaseModel):
         return v
 
 
+class CapacityConfig(BaseModel):
+    """A campaign's limits, applied by batch ranking after the household step (see :mod:`telco_nbo.nbo.capacity`).
+
+    Attributes:
+        max_contacts: Accounts the campaign may contact at most (``None``: no budget).
+        per_channel: Contacts a channel can carry in this run (call-center seats x calls per seat,
+            say); channels not named are unlimited.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_contacts: int | None = Field(default=None, ge=0)
+    per_channel: dict[Channel, int] = Field(default_factory=dict)
+
+    @field_validator("per_channel")
+    @classmethod
+    def _nonneg(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if n < 0}
+        if bad:
+            raise ValueError(f"channel capacities must be >= 0, got {bad}")
+        return v
+
+    @property
+    def limited(self) -> bool:
+        """Whether any limit is set."""
+        return self.max_contacts is not None or bool(self.per_channel)
+
+
 def _default_conflicts() -> list[Conflict]:
     # Conflicts between named offers belong to the offers: they are in the catalog (its
     # ``conflicts``). The ones here are written by kind, so they hold for any catalog.
@@ -139,7 +173,13 @@ class NboConfig(BaseModel):
             counts in the value (uplift on churn x CLV) only for offers whose ``effect_evidence``
             names it, when the scores give no per-offer uplift. No offer borrows another's effect.
         complaint_blocked_kinds: "Generic promotions" held back while a complaint is active.
-        min_expected_value: An offer is made only if its expected value is above this.
+        min_expected_value: An offer is made only if its decision value is above this margin.
+        risk: ``"neutral"``: the decision value is the expected value. ``"lcb"``: it is a lower
+            confidence bound -- the expected value minus ``lcb_z`` standard errors of the offer's
+            estimated effect on churn (x CLV) -- so an offer whose value rests on a noisy effect
+            estimate must clear the margin with room to spare, and is ranked by that bound.
+        lcb_z: Standard errors subtracted under ``risk: lcb`` (1.0 ~ a one-sided 84 % bound).
+        capacity: A campaign's contact budget and channel capacities (batch ranking only).
         channel_fallback: Channel order by offer complexity when the preferred channel is not
             among the offer's channels (or is at its cap).
         caps: Contact caps.
@@ -162,6 +202,9 @@ class NboConfig(BaseModel):
         default_factory=lambda: ["cross_sell", "upsell", "add_on", "win_back"]
     )
     min_expected_value: float = 0.0
+    risk: Literal["neutral", "lcb"] = "neutral"
+    lcb_z: float = Field(default=1.0, ge=0)
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     channel_fallback: dict[Literal["low", "high"], list[Channel]] = Field(
         default_factory=lambda: {
             "high": ["call_center", "retail", "app", "email", "sms"],

@@ -30,6 +30,7 @@ import pandas as pd
 from telco_nbo.data.schema import CHANNELS
 from telco_nbo.errors import ConfigError, DataValidationError
 from telco_nbo.nbo import arbitration as arb
+from telco_nbo.nbo.capacity import apply_capacity
 from telco_nbo.nbo.catalog import Catalog, load_catalog
 from telco_nbo.nbo.config import NboConfig
 from telco_nbo.nbo.rules import (
@@ -51,12 +52,12 @@ from telco_nbo.nbo.signals import NeedSignal, default_signals, need_reasons_arra
 
 VALUE_COLUMNS = (
     "propensity", "margin_months", "acceptance_value", "uplift", "retention_value",
-    "kind_weight", "contact_cost", "expected_value",
+    "kind_weight", "contact_cost", "expected_value", "uplift_se", "decision_value",
 )
 OUTPUT_COLUMNS = (
     "account_id", "household_id", "as_of", "offer_id", "kind", "promotional", "selected", "rank",
     "channel", "churn_probability", "clv", *VALUE_COLUMNS, "layer", "rule_id", "reason",
-    "also_blocked_by", "product", "monthly_price", "term_months", "message", "reasons", "model_versions",
+    "also_blocked_by", "value_removed", "product", "monthly_price", "term_months", "message", "reasons", "model_versions",
 )
 """Columns of :func:`rank_batch`'s frame, in order."""
 
@@ -64,6 +65,8 @@ OUTPUT_COLUMNS = (
 _VALUE_STEPS = {
     "VAL_NO_CHANNEL": ("value", "no channel of this offer is open for this account"),
     "VAL_BELOW_FLOOR": ("value", "expected value is not above the configured floor ({floor})"),
+    "VAL_BELOW_BOUND": ("value", "the lower confidence bound of its value ({z} standard errors of its effect) "
+                                 "is not above the configured margin ({floor})"),
 }
 # Selection codes -> (rule id, layer, reason); the conflict reason is built per row.
 _SELECTION_STEPS = {
@@ -179,6 +182,9 @@ class RankCore:
         top_k: As requested.
         prior_used: ``(n, m)`` pairs whose propensity is the catalog's ``acceptance_prior`` (no
             model scored the offer), or ``None`` if there are none.
+        value_removed: ``(n, m)`` decision value a suppressed pair would have had (>= 0; its
+            channel ignoring contact caps where none was open), NaN on offers made and where
+            unscored: what the rule or step that removed it cost, as the policy estimates it.
     """
 
     policy: Policy
@@ -197,6 +203,7 @@ class RankCore:
     also_blocked_by: np.ndarray
     top_k: int | None
     prior_used: np.ndarray | None = None
+    value_removed: np.ndarray | None = None
 
 
 def rank_core(
@@ -262,8 +269,8 @@ def rank_core(
         np.asarray(ctx.col("account_channel_preference")).astype(str), channel_available(ctx), offers, config
     )
     parts = arb.value_parts(aligned.propensity, aligned.churn, aligned.clv, aligned.retention_uplift,
-                            aligned.offer_uplift, channel, offers, config)
-    ev = parts.expected_value
+                            aligned.offer_uplift, channel, offers, config, aligned.retention_uplift_se)
+    ev = parts.decision  # the expected value, or its lower bound under risk: lcb
     no_channel = passed & (channel < 0)
     below = passed & ~no_channel & ~(ev > config.min_expected_value)
     candidate = passed & ~no_channel & ~below
@@ -285,12 +292,13 @@ def rank_core(
     reason[blocked_rows, blocked_cols] = policy.rule_reasons[first[blocked_rows, blocked_cols], blocked_cols]
     also = _also_blocked(blocked, policy.rule_ids[:-1], first)
 
-    for mask, key in ((no_channel, "VAL_NO_CHANNEL"), (below, "VAL_BELOW_FLOOR")):
+    below_key = "VAL_BELOW_BOUND" if config.risk == "lcb" else "VAL_BELOW_FLOOR"
+    for mask, key in ((no_channel, "VAL_NO_CHANNEL"), (below, below_key)):
         if not mask.any():
             continue
         lay, text = _VALUE_STEPS[key]
         layer[mask], rule_id[mask] = lay, key
-        reason[mask] = text.format(floor=config.min_expected_value)
+        reason[mask] = text.format(floor=config.min_expected_value, z=config.lcb_z)
     for code, (rid, lay, text) in _SELECTION_STEPS.items():
         mask = selection.status == code
         if not mask.any():
@@ -308,8 +316,32 @@ def rank_core(
     layer[selected] = None
     rule_id[selected] = None
     reason[selected] = None
+    removed = _value_removed(ctx, parts, channel, aligned, selected)
     return RankCore(policy, columns, account_ids, household_ids, aligned, channel, parts, selection, selected,
-                    first < 0, layer, rule_id, reason, also, top_k, prior_used)
+                    first < 0, layer, rule_id, reason, also, top_k, prior_used, removed)
+
+
+def _value_removed(ctx: RuleContext, parts: arb.ValueParts, channel: np.ndarray, aligned: AlignedScores,
+                   selected: np.ndarray) -> np.ndarray:
+    """The decision value each suppressed pair would have had, floored at 0 (NaN where unknown or made).
+
+    A pair a rule removed before a channel was open for it is valued on the channel it would get
+    with every channel open: what the rule held back is the offer, not the contact cap.
+    """
+    config, offers = ctx.config, ctx.offers
+    value = parts.decision
+    if (channel < 0).any():
+        open_channel = arb.choose_channels(np.asarray(ctx.col("account_channel_preference")).astype(str),
+                                           np.ones((ctx.n, len(CHANNELS)), dtype=bool), offers, config)
+        costs = np.array([config.contact_costs[c] for c in CHANNELS] + [np.nan])
+        risk = 0.0 if parts.uplift_se is None else \
+            config.lcb_z * parts.kind_weight * parts.uplift_se * np.abs(aligned.clv)[:, None]
+        gross = parts.kind_weight * (parts.acceptance_value + parts.retention_value)
+        no_cap_value = gross - costs[open_channel] - np.nan_to_num(risk, nan=0.0)
+        value = np.where(channel >= 0, value, no_cap_value)
+    out = np.maximum(value, 0.0)
+    out[selected | np.isnan(aligned.propensity)] = np.nan
+    return out
 
 
 def _with_acceptance_priors(aligned: AlignedScores, policy: Policy) -> tuple[AlignedScores, np.ndarray | None]:
@@ -356,7 +388,9 @@ def rank_batch(
 
     Returns:
         One row per account x offer with :data:`OUTPUT_COLUMNS`, sorted by account id, then
-        returned offers by rank, then suppressed offers by offer id.
+        returned offers by rank, then suppressed offers by offer id. With a campaign capacity in
+        the config (``capacity``), the contacts are fitted to it (:mod:`telco_nbo.nbo.capacity`)
+        and ``frame.attrs["capacity"]`` holds the step's report (limits, shadow prices, binding).
 
     Raises:
         DataValidationError: Features or scores break their contract, or a pair that passes the
@@ -368,7 +402,12 @@ def rank_batch(
     validate_features(features)
     columns = as_columns(features)
     aligned = align_scores(scores, columns["account_id"].astype(str), policy.offers.ids)
-    return core_frame(rank_core(policy, columns, aligned, top_k), as_of)
+    frame = core_frame(rank_core(policy, columns, aligned, top_k), as_of)
+    if policy.config.capacity.limited:
+        # A campaign's budget and channel capacities bind across accounts: solved over the batch.
+        frame, report = apply_capacity(frame, policy.config.capacity)
+        frame.attrs["capacity"] = report.to_dict()
+    return frame
 
 
 def core_frame(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = None) -> pd.DataFrame:
@@ -405,12 +444,14 @@ def core_frame(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = None
         "clv": aligned.clv[acc_idx],
     }
     for col in VALUE_COLUMNS:
-        vals = aligned.propensity if col == "propensity" else getattr(core.parts, col)
+        vals = _value_column(core, col)
         cols[col] = np.where(scored, np.asarray(vals, dtype=float).ravel()[order], np.nan)
     cols["layer"] = core.layer.ravel()[order]
     cols["rule_id"] = core.rule_id.ravel()[order]
     cols["reason"] = core.reason.ravel()[order]
     cols["also_blocked_by"] = core.also_blocked_by.ravel()[order]
+    cols["value_removed"] = (np.full(n * m, np.nan) if core.value_removed is None
+                             else core.value_removed.ravel()[order])
     cols["product"] = policy.product[off_idx]
     cols["monthly_price"] = policy.monthly_price[off_idx]
     cols["term_months"] = policy.term_months[off_idx]
@@ -421,6 +462,17 @@ def core_frame(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = None
     cols["reasons"] = reasons
     cols["model_versions"] = np.full(n * m, json.dumps(dict(sorted(aligned.model_versions.items()))), dtype=object)
     return pd.DataFrame(cols, columns=list(OUTPUT_COLUMNS))
+
+
+def _value_column(core: RankCore, col: str) -> np.ndarray:
+    """One ``(n, m)`` value column of the output (the risk columns filled in when risk-neutral)."""
+    if col == "propensity":
+        return core.aligned.propensity
+    if col == "uplift_se":
+        return np.zeros_like(core.parts.expected_value) if core.parts.uplift_se is None else core.parts.uplift_se
+    if col == "decision_value":
+        return core.parts.decision
+    return getattr(core.parts, col)
 
 
 def _also_blocked(blocked: np.ndarray, rule_ids: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -519,6 +571,9 @@ def core_decisions(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = 
     value_names = ("margin_months", "acceptance_value", "uplift", "retention_value", "kind_weight", "contact_cost",
                    "expected_value")
     vals = {k: getattr(parts, k).tolist() for k in value_names}
+    se = None if parts.uplift_se is None else parts.uplift_se.tolist()
+    decision = None if parts.decision_value is None else parts.decision_value.tolist()
+    removed = None if core.value_removed is None else core.value_removed.tolist()
     rank = core.selection.rank.tolist()
     channel = core.channel.tolist()
     selected = core.selected.tolist()
@@ -536,6 +591,8 @@ def core_decisions(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = 
                 "clv": float(clv[i]), "retention_value": float(vals["retention_value"][i][j]),
                 "kind_weight": float(vals["kind_weight"][i][j]), "contact_cost": float(vals["contact_cost"][i][j]),
                 "expected_value": float(vals["expected_value"][i][j]),
+                "uplift_se": 0.0 if se is None else float(se[i][j]),
+                "decision_value": float(vals["expected_value"][i][j] if decision is None else decision[i][j]),
             }
             offers_i.append({
                 "rank": int(rank[i][j]), "offer_id": ids[j], "kind": kinds[j],
@@ -546,9 +603,11 @@ def core_decisions(core: RankCore, as_of: dt.date | str | pd.Timestamp | None = 
             })
         for j in sorted((j for j in range(m) if not sel_i[j]), key=pos.__getitem__):
             also = also_by[i][j]
+            lost = None if removed is None else removed[i][j]
             suppressed.append({
                 "offer_id": ids[j], "layer": layer[i][j], "rule_id": rule_id[i][j],
                 "reason": reason[i][j], "also_blocked_by": [x for x in (also or "").split(",") if x],
+                "value_removed": None if lost is None or lost != lost else float(lost),  # NaN -> None
             })
         out.append({
             "account_id": core.account_ids[i], "household_id": core.household_ids[i], "as_of": as_of_s,
@@ -584,6 +643,8 @@ def decisions_from_frame(frame: pd.DataFrame) -> list[AccountDecision]:
                     acceptance_value=row.acceptance_value, uplift=row.uplift, clv=row.clv,
                     retention_value=row.retention_value, kind_weight=row.kind_weight,
                     contact_cost=row.contact_cost, expected_value=row.expected_value,
+                    uplift_se=_optional(getattr(row, "uplift_se", None)),
+                    decision_value=_optional(getattr(row, "decision_value", None)),
                 )
                 offers.append(RankedOffer(
                     rank=int(row.rank), offer_id=row.offer_id, kind=row.kind, product=row.product,
@@ -595,6 +656,7 @@ def decisions_from_frame(frame: pd.DataFrame) -> list[AccountDecision]:
                 suppressed.append(SuppressedOffer(
                     offer_id=row.offer_id, layer=row.layer, rule_id=row.rule_id, reason=row.reason,
                     also_blocked_by=[x for x in str(row.also_blocked_by or "").split(",") if x],
+                    value_removed=_optional(getattr(row, "value_removed", None)),
                 ))
         as_of = first["as_of"]
         decisions.append(AccountDecision(
@@ -605,6 +667,11 @@ def decisions_from_frame(frame: pd.DataFrame) -> list[AccountDecision]:
             model_versions=json.loads(first["model_versions"]),
         ))
     return decisions
+
+
+def _optional(v: object) -> float | None:
+    """A float, or ``None`` for a missing value (absent column, None, NaN)."""
+    return None if v is None or pd.isna(v) else float(v)  # type: ignore[arg-type]
 
 
 def rank_accounts(

@@ -406,24 +406,29 @@ def segment_values(ctx: RuleContext, column: str) -> np.ndarray:
     return ctx.col(aliases.get(column, column), "APPL_TIMING")
 
 
-def timing_allowed(ctx: RuleContext) -> np.ndarray:
+def timing_allowed(ctx: RuleContext, *, default: bool = True) -> np.ndarray:
     """Return, per account, whether timing-governed offers may go out now.
 
-    Without a timing rule (or where it has no verdict for the segment) the default holds: the
-    contract ends within ``renewal_window_months`` or the stage is one of ``default_stages``. Where
-    an A/B readout picked an arm for the segment, that arm's window decides.
+    Where an A/B readout picked an arm for the account's segment, that arm's window decides.
+    Elsewhere the default holds: with ``default`` the conservative rule (the contract ends within
+    ``renewal_window_months`` or the stage is one of ``default_stages``); without it, no restriction
+    (for offers whose own randomized evidence decides where they pay, see :func:`_timing`).
 
     Raises:
         ConfigError: The timing rule names an arm the config has no window for.
     """
     tcfg = ctx.config.timing
     months_to_end = ctx.col("account_months_to_contract_end").astype(float)
-    stage = ctx.col("account_lifecycle_stage").astype(str)
-    with np.errstate(invalid="ignore"):
-        in_window = months_to_end <= tcfg.renewal_window_months  # NaN (month-to-month) -> False
-    default_stages = set(tcfg.default_stages)
-    # A set lookup per account: np.isin sorts, which costs more than the lookups on the API's few rows.
-    allowed = in_window | np.fromiter((s in default_stages for s in stage.tolist()), dtype=bool, count=len(stage))
+    if default:
+        stage = ctx.col("account_lifecycle_stage").astype(str)
+        with np.errstate(invalid="ignore"):
+            in_window = months_to_end <= tcfg.renewal_window_months  # NaN (month-to-month) -> False
+        default_stages = set(tcfg.default_stages)
+        # A set lookup per account: np.isin sorts, which costs more than the lookups on the API's few rows.
+        allowed = in_window | np.fromiter((s in default_stages for s in stage.tolist()), dtype=bool,
+                                          count=len(stage))
+    else:
+        allowed = np.ones(ctx.n, dtype=bool)
     if ctx.timing_rule is None:
         return allowed
     seg_col = getattr(ctx.timing_rule, "segment_column", None) or tcfg.segment_column
@@ -457,9 +462,57 @@ def timing_allowed(ctx: RuleContext) -> np.ndarray:
     return out
 
 
+def timing_groups(offers: OfferTable, config: NboConfig, timing_rule: TimingRule | None) -> tuple[np.ndarray, np.ndarray]:
+    """Split the timing-governed offers by the evidence that times them.
+
+    * The readout's verdicts govern the offers its experiment tested (``effect_evidence`` names the
+      rule's ``experiment_id``); when no offer names that experiment, the governed offers without
+      randomized evidence of their own (for them a timing readout is the best evidence there is;
+      an offer whose own experiment measured its effect per account is not overruled by a
+      readout of another offer).
+    * Without a verdict, an offer with randomized evidence of its own effect (its ``effect_evidence``
+      names ``config.uplift_experiment``) is timed by that evidence -- its per-account effect, in the
+      value -- and not by the conservative renewal default (``timing.evidence_decides``); every
+      other governed offer keeps the default.
+
+    Returns:
+        ``(by_verdict, by_default)``: ``(m,)`` masks of offers the readout's verdicts govern and of
+        offers the default governs where no verdict applies (a verdict-governed offer without its
+        own evidence is in both).
+    """
+    # Asked on every request with the same (frozen) config and rule: computed once per pair.
+    key = ("timing_groups", id(config), id(timing_rule))
+    hit = offers._where_cache.get(key)
+    if hit is not None and hit[0] is config and hit[1] is timing_rule:
+        return hit[2]
+    kinds = frozenset(config.timing.offer_kinds)
+    governed = offers.where(lambda o: o.kind in kinds)
+    evidenced = offers.where(lambda o: config.uplift_experiment in o.effect_evidence)
+    exp = getattr(timing_rule, "experiment_id", None) if timing_rule is not None else None
+    tested = offers.where(lambda o: exp is not None and exp in o.effect_evidence)
+    by_default = governed & ~(evidenced if config.timing.evidence_decides else np.zeros(len(offers), dtype=bool))
+    by_verdict = governed & tested if tested.any() else by_default.copy()
+    for v in (by_verdict, by_default):
+        v.flags.writeable = False
+    offers._where_cache[key] = (config, timing_rule, (by_verdict, by_default))
+    return by_verdict, by_default
+
+
 def _timing(ctx: RuleContext) -> np.ndarray:
-    governed = ctx.offers.where(lambda o, kinds=frozenset(ctx.config.timing.offer_kinds): o.kind in kinds)
-    return _outer(~timing_allowed(ctx), governed)
+    by_verdict, by_default = timing_groups(ctx.offers, ctx.config, ctx.timing_rule)
+    out = np.zeros((ctx.n, len(ctx.offers)), dtype=bool)
+    # Offers the default governs: the default, overridden by a verdict where they are verdict-governed.
+    both = by_default & by_verdict
+    if both.any():
+        out |= _outer(~timing_allowed(ctx), both)
+    only_default = by_default & ~by_verdict
+    if only_default.any():
+        no_rule = RuleContext(ctx.features, ctx.offers, ctx.config, None)
+        out |= _outer(~timing_allowed(no_rule), only_default)
+    only_verdict = by_verdict & ~by_default
+    if only_verdict.any() and ctx.timing_rule is not None:
+        out |= _outer(~timing_allowed(ctx, default=False), only_verdict)
+    return out
 
 
 # ---- suitability --------------------------------------------------------------------------------
@@ -535,8 +588,9 @@ def default_rules() -> list[Rule]:
         Rule("APPL_LIFECYCLE", "applicability", "Offered only in some lifecycle stages.", _lifecycle,
              lambda o: f"offered only in lifecycle stages {', '.join(o.eligibility.lifecycle or [])}"),
         Rule("APPL_TIMING", "applicability",
-             "Retention-type offers only in the renewal window or when at risk, or at the timing an "
-             "A/B readout chose for the account's segment.",
+             "Retention-type offers at the timing an A/B readout chose for the account's segment; "
+             "elsewhere an offer with randomized evidence of its effect goes where that effect pays, "
+             "and one without only in the renewal window or when at risk.",
              _timing,
              lambda o: "not the right time: retention offers go out in the renewal window, when the "
                        "account is at risk, or when the A/B-tested timing for its segment says so"),

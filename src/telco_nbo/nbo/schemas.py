@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Channel = Literal["app", "email", "sms", "call_center", "retail"]
-Layer = Literal["eligibility", "applicability", "suitability", "value", "household", "selection"]
+Layer = Literal["eligibility", "applicability", "suitability", "value", "household", "selection", "capacity"]
 
 
 class ValueBreakdown(BaseModel):
@@ -30,6 +30,11 @@ class ValueBreakdown(BaseModel):
     kind_weight: float = Field(ge=0, description="Business lever for the offer kind")
     contact_cost: float = Field(ge=0, description="Cost of the contact on the chosen channel")
     expected_value: float = Field(description="kind_weight x (acceptance + retention) - contact_cost")
+    uplift_se: float | None = Field(default=None, ge=0,
+                                    description="Standard error of the uplift estimate the value rests on")
+    decision_value: float | None = Field(
+        default=None, description="What the policy decided on: expected_value, or its lower confidence bound "
+                                  "(risk: lcb)")
 
 
 class RankedOffer(BaseModel):
@@ -62,6 +67,9 @@ class SuppressedOffer(BaseModel):
     rule_id: str
     reason: str
     also_blocked_by: list[str] = Field(default_factory=list, description="Other rules that remove it too")
+    value_removed: float | None = Field(
+        default=None, ge=0, description="Decision value the offer would have had (>= 0): what removing it cost, "
+                                        "as the policy estimates it; null where unscored")
 
 
 class AccountDecision(BaseModel):

@@ -31,7 +31,7 @@ class Scores:
         accounts: One row per account: ``account_id``, ``churn_probability`` (within the churn
             window, in [0, 1]), ``clv`` (value of keeping the account, currency), ``retention_uplift``
             (drop in churn probability a retention contact causes, in [-1, 1]; negative for
-            "sleeping dogs").
+            "sleeping dogs") and optionally ``retention_uplift_se`` (its standard error, >= 0).
         offers: One row per scored account x offer: ``account_id``, ``offer_id``, ``propensity``
             (P(accept | contacted), in [0, 1]) and optionally ``uplift`` (per-offer drop in churn
             probability; NaN -> the account's ``retention_uplift`` for uplift kinds, else 0). Pairs
@@ -68,6 +68,8 @@ class AlignedScores:
         offer_uplift: ``(n, m)``; NaN where not given.
         reasons: account index -> list of (offer_id or None, reason) in importance order.
         model_versions: As given.
+        retention_uplift_se: ``(n,)`` standard error of ``retention_uplift``; NaN (or ``None``)
+            where unknown, which a lower-confidence-bound decision treats as 0.
     """
 
     churn: np.ndarray
@@ -77,6 +79,7 @@ class AlignedScores:
     offer_uplift: np.ndarray
     reasons: dict[int, list[tuple[str | None, str]]]
     model_versions: dict[str, str]
+    retention_uplift_se: np.ndarray | None = None
 
 
 def _need_columns(frame: object, table: str, cols: tuple[str, ...]) -> pd.DataFrame:
@@ -127,6 +130,8 @@ def align_scores(scores: Scores, account_ids: np.ndarray, offer_ids: np.ndarray)
     problems += _numeric(acc, "scores.accounts", "churn_probability", 0.0, 1.0)
     problems += _numeric(acc, "scores.accounts", "clv", None, None)
     problems += _numeric(acc, "scores.accounts", "retention_uplift", -1.0, 1.0)
+    if "retention_uplift_se" in acc.columns:
+        problems += _numeric(acc, "scores.accounts", "retention_uplift_se", 0.0, None, allow_nan=True)
     dup = acc["account_id"].duplicated(keep=False)
     if dup.any():
         problems.append(f"duplicate account_id: {sorted(acc.loc[dup, 'account_id'].unique())[:5]}")
@@ -166,6 +171,10 @@ def align_scores(scores: Scores, account_ids: np.ndarray, offer_ids: np.ndarray)
     churn[acc_row] = acc["churn_probability"].to_numpy(dtype=float)
     clv[acc_row] = acc["clv"].to_numpy(dtype=float)
     upl[acc_row] = acc["retention_uplift"].to_numpy(dtype=float)
+    upl_se = None
+    if "retention_uplift_se" in acc.columns:
+        upl_se = np.full(len(known), np.nan)
+        upl_se[acc_row] = pd.to_numeric(acc["retention_uplift_se"], errors="coerce").to_numpy(dtype=float)
 
     n, m = len(known), len(catalog_ids)
     i = acc_pos.reindex(off["account_id"]).to_numpy()
@@ -189,4 +198,5 @@ def align_scores(scores: Scores, account_ids: np.ndarray, offer_ids: np.ndarray)
         for a, o, r in zip(acc_pos.reindex(rs["account_id"]).to_numpy(), offer_col.to_numpy(),
                            rs["reason"].astype(str).to_numpy(), strict=True):
             reasons.setdefault(int(a), []).append((None if pd.isna(o) else str(o), r))
-    return AlignedScores(churn, clv, upl, prop, ou, reasons, {str(k): str(v) for k, v in scores.model_versions.items()})
+    return AlignedScores(churn, clv, upl, prop, ou, reasons, {str(k): str(v) for k, v in scores.model_versions.items()},
+                         upl_se)

@@ -185,6 +185,14 @@ def ranking_meta(catalog: Catalog | None = None, config: NboConfig | None = None
         return _ranking_meta.__wrapped__(catalog, config, top_k).copy()
 
 
+def _refuse_capacity(config: NboConfig | None) -> None:
+    """Campaign limits bind across the whole batch; partitions are ranked apart, so they cannot apply them."""
+    if config is not None and config.capacity.limited:
+        raise ConfigError("the NBO config sets a campaign capacity (capacity.max_contacts / per_channel), which "
+                          "binds across every account at once; Dask ranks partitions apart and cannot apply it: "
+                          "rank in process (no --scheduler), or drop the capacity from the config")
+
+
 def rank_batch_dask(
     features: dd.DataFrame,
     scores: Scores | ScoreProvider | ChampionRanking,
@@ -215,6 +223,7 @@ def rank_batch_dask(
     as_of = pd.Timestamp(as_of) if as_of is not None else None
     if isinstance(scores, ChampionRanking):
         catalog, config = scores.catalog, scores.config
+    _refuse_capacity(config)
     # Scores (or a provider holding loaded models) go to the workers once, as one graph key,
     # not embedded in every partition's task.
     score_arg = delayed(scores, pure=True, traverse=False)
@@ -366,13 +375,15 @@ def rank_world_to_parquet(
         Rows written.
 
     Raises:
-        ConfigError: ``out_file`` is not a ``.parquet`` path, or no ``as_of`` is given or recorded.
+        ConfigError: ``out_file`` is not a ``.parquet`` path, no ``as_of`` is given or recorded, or
+            the config sets a campaign capacity (it binds across partitions).
     """
     from dask import delayed  # Dask is optional and heavy: imported on the Dask path only
 
     as_of = resolve_as_of(as_of, world.meta.get("as_of"), "the world")
     if isinstance(scores, ChampionRanking):
         catalog, config = scores.catalog, scores.config
+    _refuse_capacity(config)
     score_arg = delayed(scores, pure=True, traverse=False)  # shipped once, one graph key
     sources = world.sources if world.sources is not None else world.parts
     task = delayed(_rank_and_write_part, pure=False)

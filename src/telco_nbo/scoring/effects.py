@@ -48,6 +48,14 @@ class UpliftEffect:
         """``-tau`` clipped to [-1, 1]: the churn probability a retention contact removes."""
         return np.clip(-self.tau(predict), -1.0, 1.0)
 
+    def retention_uplift_with_se(self, predict: Predict) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`retention_uplift` and its standard error (NaN when the model carries no band)."""
+        parts = [predict(p) for p in self.parts]
+        uplift = np.clip(-self.learner.effect_from_parts(parts, calibrated=True), -1.0, 1.0)
+        se = self.learner.effect_se_from_parts(parts) if hasattr(self.learner, "effect_se_from_parts") \
+            else np.full(len(uplift), np.nan)
+        return uplift, np.asarray(se, dtype=float)
+
 
 class ClvEffect:
     """The CLV champion: its churn booster and hazard rule, or its own scorer for the sBG method.

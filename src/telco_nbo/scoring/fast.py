@@ -114,10 +114,10 @@ class FastScorer:
             # Boosters on the churn model's inputs reuse its matrix (the usual case).
             return b.predict(x_acc if b.names == self.churn.names else b.matrix(columns, n))
 
-        uplift = self.uplift.retention_uplift(predict)
+        uplift, uplift_se = self.uplift.retention_uplift_with_se(predict)
         clv = self.clv.clv(columns, lambda: churn if self.clv_is_churn else predict(self.clv.churn))
         return AlignedScores(
-            churn=churn, clv=clv, retention_uplift=uplift, propensity=prop,
+            churn=churn, clv=clv, retention_uplift=uplift, retention_uplift_se=uplift_se, propensity=prop,
             offer_uplift=np.full((n, m), np.nan), model_versions=dict(self.models.versions),
             reasons={i: [(None, r.sentence) for r in rs]
                      for i, rs in enumerate(booster_reasons(self.churn, x_acc, columns, reason_k, "raises", "churn risk"))}

@@ -39,6 +39,8 @@ def scores_from_aligned(aligned: AlignedScores, account_ids: np.ndarray, offer_i
     """
     accounts = pd.DataFrame({"account_id": account_ids, "churn_probability": aligned.churn, "clv": aligned.clv,
                              "retention_uplift": aligned.retention_uplift})
+    if aligned.retention_uplift_se is not None:
+        accounts["retention_uplift_se"] = aligned.retention_uplift_se
     i, j = np.nonzero(~np.isnan(aligned.propensity))
     offers = pd.DataFrame({"account_id": account_ids[i], "offer_id": np.asarray(offer_ids, dtype=object)[j],
                            "propensity": aligned.propensity[i, j]})

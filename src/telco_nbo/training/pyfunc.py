@@ -96,6 +96,8 @@ class UpliftScorer:
             learner.propensity_ = float(spec["propensity"])
         cal = spec.get("calibration")
         learner.calibration_ = (float(cal[0]), float(cal[1])) if cal else None
+        band = spec.get("calibration_band")  # absent in models trained before it existed: no interval
+        learner.calibration_band_ = tuple(float(v) for v in band) if band else None
         self.learner = learner
         self.feature_names = names
 
@@ -214,6 +216,9 @@ def uplift_components(learner: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "hyperparameters": learner.get_params(),
         # (intercept, slope) learned out of fold: decisions use the calibrated effect.
         "calibration": list(learner.calibration_) if getattr(learner, "calibration_", None) is not None else None,
+        # (var_ate, var_slope, mean raw tau): the calibrated effect's standard error per prediction.
+        "calibration_band": (list(learner.calibration_band_)
+                             if getattr(learner, "calibration_band_", None) is not None else None),
     }
     boosters = {"model_control": learner.model_control_, "model_treated": learner.model_treated_}
     if is_x:

@@ -118,7 +118,7 @@ def fit(data: UpliftData, cfg: TrainingConfig, *, parent_run_id: str | None = No
     Tuning tunes the shared base-learner hyperparameters on the outcome model
     ``churn ~ features + treatment`` (log loss on the validation enrolments).
     """
-    from telco_nbo.models.uplift import TLearner, XLearner, cross_fit_calibration
+    from telco_nbo.models.uplift import TLearner, XLearner, calibration_band, cross_fit_calibration
 
     frame, s = data.frame, data.splits
     X, y, t = frame.X, frame.y, frame.treatment
@@ -142,12 +142,17 @@ def fit(data: UpliftData, cfg: TrainingConfig, *, parent_run_id: str | None = No
     # learner's largest estimates overstate the effect (the winner's curse).
     make = (lambda: XLearner(**learner_params)) if chosen == "x" else (lambda: TLearner(**learner_params))
     t0 = time.perf_counter()
-    calibration, _ = cross_fit_calibration(make, X[fit_rows], t[fit_rows], y[fit_rows],
-                                           groups=np.asarray(frame.household_ids)[fit_rows], seed=cfg.seed)
+    calibration, oof = cross_fit_calibration(make, X[fit_rows], t[fit_rows], y[fit_rows],
+                                             groups=np.asarray(frame.household_ids)[fit_rows], seed=cfg.seed)
     learners[chosen].calibration_ = calibration
     metrics["calibration_seconds"] = time.perf_counter() - t0
     if calibration is not None:
         metrics["calibration_intercept"], metrics["calibration_slope"] = calibration
+        # The same out-of-fold rows give the calibrated effect's standard error (risk: lcb decisions).
+        ok = np.isfinite(oof)
+        band = calibration_band(oof[ok], np.asarray(t[fit_rows])[ok], np.asarray(y[fit_rows])[ok])
+        learners[chosen].calibration_band_ = band
+        metrics["calibration_var_ate"], metrics["calibration_var_slope"], _ = band
     return FittedUplift(learners, chosen, learner_params, metrics)
 
 
