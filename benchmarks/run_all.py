@@ -20,7 +20,9 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_training.py", ["--steps", "ibm", "churn", "all", "--households", "83000", "--trials", "20"],
      ["--steps", "ibm", "churn", "--households", "20000", "--trials", "3"]),
     ("bench_serving.py", [], ["--accounts", "20000", "--seconds", "5", "--repeat", "1"]),
-    ("bench_policy.py", [], ["--households", "20000", "--trials", "0", "--workdir", "/tmp/telco_nbo_bench_policy_quick"]),
+    ("bench_policy.py", [], ["--households", "20000", "--trials", "0", "--seeds", "7",
+                             "--workdir", "/tmp/telco_nbo_bench_policy_quick"]),
+    ("bench_capacity.py", [], ["--accounts", "50000"]),
     ("bench_monitoring.py", [], ["--rows", "200000", "--preset-rows", "50000"]),
     ("bench_scale.py", ["--accounts", "1000000", "--accounts", "5000000"], ["--accounts", "100000"]),
 ]

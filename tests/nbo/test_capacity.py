@@ -127,3 +127,28 @@ def test_bad_capacities_are_refused_by_the_config(tmp_path):
     bad.write_text("capacity:\n  per_channel: {call_center: many}\n")
     with pytest.raises(ConfigError, match="per_channel"):
         load_nbo_config(bad)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_decomposition_for_large_batches_is_exact(seed, monkeypatch):
+    """Above EXACT_LP_OPTIONS the program is decomposed with a duality certificate: same optimum."""
+    import telco_nbo.nbo.capacity as capacity
+
+    rng = np.random.default_rng(100 + seed)
+    options = random_options(rng, 600)
+    cap = CapacityConfig(max_contacts=int(rng.integers(100, 500)),
+                         per_channel={"call_center": int(rng.integers(20, 150)), "email": int(rng.integers(20, 200))})
+    monkeypatch.setattr(capacity, "EXACT_LP_OPTIONS", 150)
+    out, rep = apply_capacity(ranking(options), cap)
+    assert rep.method in ("lp-decomposed", "lp")
+    contacts = out[out["selected"] & (out["rank"] == 1)]
+    assert len(contacts) <= cap.max_contacts
+    for c, k in cap.per_channel.items():
+        assert (contacts["channel"] == c).sum() <= k
+    assert rep.value_after == pytest.approx(best_by_integer_program(options, cap), rel=1e-9, abs=1e-6)
+    # Shadow prices need not be unique (a degenerate program); these must be optimal ones: the dual
+    # objective at them, sum_a max(0, best net value) + sum of price x limit, equals the optimum.
+    price = {lim.name: lim.shadow_price for lim in rep.limits}
+    dual = sum(max(0.0, max(v - price.get(f"channel:{c}", 0.0) - price["budget"] for c, v in opts)) for opts in options)
+    dual += sum(price[f"channel:{c}"] * k for c, k in cap.per_channel.items()) + price["budget"] * cap.max_contacts
+    assert dual == pytest.approx(rep.value_after, rel=1e-7, abs=1e-5)

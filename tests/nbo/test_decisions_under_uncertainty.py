@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import statsmodels.api as sm
 from test_nbo_rank import scores_for
@@ -14,7 +13,7 @@ from telco_nbo.nbo.config import NboConfig
 from telco_nbo.nbo.rank import decisions_from_frame, rank_batch
 from telco_nbo.nbo.scores import align_scores
 
-CFG = NboConfig(caps={"promo_per_household": 5, "promo_per_account": 5}, conflicts=[])
+CFG = NboConfig(caps={"promo_per_household": 5, "promo_per_account": 5}, conflicts=[], risk="neutral")
 
 
 def with_se(scores, se):
@@ -28,6 +27,7 @@ def test_lcb_subtracts_the_effects_error_and_needs_the_bound_to_clear_the_margin
     neutral = rank_batch(f, s, config=CFG, top_k=None).set_index("offer_id").loc["RETENTION_DISCOUNT"]
     ev = neutral["expected_value"]
     assert neutral["selected"] and neutral["decision_value"] == pytest.approx(ev)
+    assert NboConfig().risk == "lcb"  # the default
     lcb = rank_batch(f, s, config=CFG.model_copy(update={"risk": "lcb", "lcb_z": 1.0}), top_k=None)
     row = lcb.set_index("offer_id").loc["RETENTION_DISCOUNT"]
     # EV = 0.3 x -10 x 12 + 0.06 x 1000 - cost = 24 - cost; the bound takes 1 x 0.05 x 1000 = 50 off.

@@ -67,7 +67,8 @@ def test_sleeping_dogs_get_no_retention_offer():
     f = one_account(account_lifecycle_stage="at_risk")
     out = rank_batch(f, scores_for(f, 0.3, uplift=-0.05), top_k=None).set_index("offer_id")
     for oid in ("RETENTION_DISCOUNT", "PLAN_REVIEW"):
-        assert not out.loc[oid, "selected"] and out.loc[oid, "rule_id"] == "VAL_BELOW_FLOOR"
+        # Under the default lower-bound rule the step says "bound" (with no error given, bound = estimate).
+        assert not out.loc[oid, "selected"] and out.loc[oid, "rule_id"] == "VAL_BELOW_BOUND"
         assert out.loc[oid, "expected_value"] < 0
 
 

@@ -296,6 +296,11 @@ def test_ranking_on_dask_equals_in_process(pworld, features, client, tmp_path):
         by_rows = dd.from_pandas(features, npartitions=3, sort=False)
     regrouped = rank_batch_dask(by_household(by_rows), scores, catalog, None, 3, as_of=as_of).compute()
     pd.testing.assert_frame_equal(_sorted(regrouped, keys), _sorted(expected, keys))
+    # A campaign capacity binds across partitions: Dask refuses it rather than apply it per partition.
+    from telco_nbo.nbo.config import NboConfig
+
+    with pytest.raises(ConfigError, match="capacity"):
+        rank_batch_dask(by_household(by_rows), scores, catalog, NboConfig(capacity={"max_contacts": 10}), 3)
     out = tmp_path / "ranking.parquet"
     summary: dict = {}
     assert write_ranking(ranked, out, client, summary=summary) == len(expected)

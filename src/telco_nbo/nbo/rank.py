@@ -685,7 +685,11 @@ def rank_accounts(
     policy: Policy | None = None,
     **kwargs,
 ) -> list[AccountDecision]:
-    """Rank and return typed decisions, in feature-row order (same arguments as :func:`rank_batch`)."""
+    """Rank and return typed decisions, in feature-row order (same arguments as :func:`rank_batch`).
+
+    Each account is decided as the service decides it: a campaign capacity in the config (which
+    binds across a whole batch) is not applied here; :func:`rank_batch` applies it.
+    """
     _check_top_k(top_k)
     policy = policy or Policy.build(catalog, config, **kwargs)
     validate_features(features)

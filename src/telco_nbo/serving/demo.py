@@ -16,7 +16,11 @@ from rich.table import Table
 from telco_nbo.data.io import load_world
 from telco_nbo.evaluation.evaluate import evaluate_decisions
 from telco_nbo.evaluation.report import headline, to_html
+from telco_nbo.evaluation.value import true_value
 from telco_nbo.features import build_account_features
+from telco_nbo.nbo.capacity import apply_capacity
+from telco_nbo.nbo.catalog import Catalog
+from telco_nbo.nbo.config import CapacityConfig, NboConfig
 from telco_nbo.nbo.rank import Policy, core_decisions, core_frame, rank_core
 from telco_nbo.nbo.rules import as_columns, validate_features
 from telco_nbo.scoring import ChampionModels, FastScorer
@@ -33,8 +37,16 @@ class RankedWorld:
     core: Any
 
 
-def rank_world(data_dir: Any, tracking_uri: str | None, top_k: int = 3) -> RankedWorld:
+def rank_world(data_dir: Any, tracking_uri: str | None, top_k: int = 3, config: NboConfig | None = None,
+               catalog: Catalog | None = None) -> RankedWorld:
     """Rank every account of a world folder with the ``@champion`` models (the batch fast path).
+
+    Args:
+        data_dir: The world folder.
+        tracking_uri: MLflow tracking URI of the champions.
+        top_k: Offers per account at most.
+        config: The policy config (default: the built-in one).
+        catalog: The offer catalog (default: the built-in one).
 
     Raises:
         ConfigError: A champion is missing.
@@ -43,7 +55,7 @@ def rank_world(data_dir: Any, tracking_uri: str | None, top_k: int = 3) -> Ranke
     world = load_world(data_dir, with_truth=True)
     feats = build_account_features(world.tables, world.as_of_date())
     validate_features(feats)
-    policy = Policy.build()
+    policy = Policy.build(catalog, config)
     scorer = FastScorer(ChampionModels.load(tracking_uri), policy, nthread=0)
     cols = as_columns(feats)
     # SHAP reason phrases cost a Python loop per account; the batch needs none of them to rank
@@ -120,6 +132,14 @@ def demo_step(ctx: Any) -> dict[str, Any]:
     ctx.console.print(policy_table(ev, f"True value of the decisions ({ev.active_accounts:,} active accounts; "
                                        f"{ev.baselines['rules']})"))
     ctx.console.print(headline(ev), highlight=False)
+    checks = decision_checks(ev)
+    for line in checks["lines"]:
+        ctx.console.print(line, highlight=False, soft_wrap=True)
+    if ev.rules:
+        ctx.console.print(rules_table(ev.rules))
+    campaign = campaign_example(frame, world.truth["offer_effects"])
+    for line in campaign["lines"]:
+        ctx.console.print(line, highlight=False, soft_wrap=True)
     by_offer = ev.true_value["by_offer"]
     return {
         "accounts_ranked": len(decisions), "offers_made": int(core.selected.sum()), "contacts": ev.contacts,
@@ -128,4 +148,61 @@ def demo_step(ctx: Any) -> dict[str, Any]:
                       for k, v in ev.baselines.items() if isinstance(v, dict)},
         "differences": ev.differences, "ope_dr": ev.ope["dr"] if ev.ope else None,
         "by_offer": {k: {"contacts": v["contacts"], "total": v["total"]} for k, v in by_offer.items()},
+        "predicted_vs_true": ev.predicted_vs_true, "per_contact_vs_random": checks["per_contact_vs_random"],
+        "campaign_example": {k: v for k, v in campaign.items() if k != "lines"},
     }
+
+
+def decision_checks(ev: Any) -> dict[str, Any]:
+    """The value per contact against a random assignment, and predicted against true value.
+
+    Returns:
+        ``per_contact_vs_random`` (ratio, ``None`` when random's value per contact is not positive)
+        and ``lines`` to print.
+    """
+    tv, rnd = ev.true_value, ev.baselines["random"]
+    per_random = rnd["at_policy_budget"] / rnd["contacts_at_policy_budget"] if rnd["contacts_at_policy_budget"] else 0.0
+    ratio = tv["per_contact"] / per_random if per_random > 0 else None
+    lines = [f"Value per contact: {tv['per_contact']:+.2f} against {per_random:+.2f} for a random allowed offer"
+             + (f" ({ratio:.1f}x)." if ratio is not None else " (random loses money).")]
+    pvt = ev.predicted_vs_true or {}
+    if pvt.get("contacts"):
+        lines.append(f"Predicted against true, on the {pvt['contacts']:,} contacts: {pvt['mean_predicted_value']:+.2f} "
+                     f"expected per contact, {pvt['mean_true_value']:+.2f} true (ratio {pvt['value_ratio']:.2f}); "
+                     + (f"cut in churn on the {pvt['effect_contacts']:,} valued on an effect: "
+                        f"{pvt['mean_predicted_effect']:.4f} predicted, {pvt['mean_true_effect']:.4f} true."
+                        if pvt.get("effect_contacts") else "no contact is valued on an effect on churn (none cleared "
+                        "its lower confidence bound)."))
+    return {"per_contact_vs_random": ratio, "lines": lines}
+
+
+def rules_table(rules: dict[str, dict[str, Any]], top: int = 8) -> Table:
+    """What the policy's rules and steps removed, estimated and true (eligibility left out)."""
+    t = Table(title="What each rule removed (each offer under the first rule that removed it)", title_justify="left")
+    for c in ("rule", "layer", "offers", "estimated value", "true value"):
+        t.add_column(c)
+    rows = [(k, v) for k, v in rules.items() if v["layer"] != "eligibility"][:top]
+    for k, v in rows:
+        t.add_row(k, v["layer"], f"{v['offers']:,}", f"{v['estimated']:+,.0f}", f"{v['true']:+,.0f}")
+    return t
+
+
+def campaign_example(frame: Any, offer_effects: Any) -> dict[str, Any]:
+    """The same ranking fitted to a campaign's limits: half the contacts, a third of the call-center ones.
+
+    Shows the capacity step (:mod:`telco_nbo.nbo.capacity`) on the demo's own ranking: which limit
+    binds, what one more unit of it is worth, and the true value the limited campaign keeps.
+    """
+    first = frame["selected"] & (frame["rank"] == 1)
+    contacts = int(first.sum())
+    calls = int((first & (frame["channel"] == "call_center")).sum())
+    if contacts < 4:
+        return {"lines": []}
+    cap = CapacityConfig(max_contacts=contacts // 2, per_channel={"call_center": calls // 3})
+    limited, report = apply_capacity(frame, cap)
+    value = true_value(limited, offer_effects, n_resamples=200).total.total
+    lines = [f"A campaign with limits (budget {cap.max_contacts:,} contacts, {cap.per_channel['call_center']:,} "
+             "call-center calls), from the same ranking:", *report.lines(),
+             f"  true value of the limited campaign: {value:+,.0f}"]
+    return {"limits": cap.model_dump(), "binding": report.binding, "contacts": report.contacts_after,
+            "true_value": value, "lines": lines}
