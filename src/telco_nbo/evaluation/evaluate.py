@@ -81,7 +81,7 @@ def rule_values(ranking: pd.DataFrame, offer_effects: pd.DataFrame) -> dict[str,
         return {}
     sup = ranking.loc[~ranking["selected"].fillna(False).astype(bool) & ranking["rule_id"].notna(),
                       ["account_id", "offer_id", "rule_id", "layer", "value_removed"]]
-    best = offer_effects.groupby(["account_id", "offer_id"], sort=False)["true_value"].max().clip(lower=0.0)
+    best = offer_effects.groupby(["account_id", "offer_id"], sort=False, observed=True)["true_value"].max().clip(lower=0.0)
     key = pd.MultiIndex.from_arrays([sup["account_id"].astype(str), sup["offer_id"].astype(str)])
     best.index = pd.MultiIndex.from_arrays([best.index.get_level_values(0).astype(str),
                                             best.index.get_level_values(1).astype(str)])
