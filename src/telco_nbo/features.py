@@ -306,9 +306,11 @@ class _Snapshot:
     contacts: pd.DataFrame  # contacts with contacted_at <= as_of
     offers: pd.DataFrame
     attributes: pd.DataFrame | None = None  # optional account_attributes (importer passthrough)
+    contacts_all: pd.DataFrame | None = None  # every contact, also those after as_of
+    charges: np.ndarray | None = None  # account_monthly_charges at as_of (None: the accounts table's)
 
 
-def _snapshot(tables: Mapping[str, pd.DataFrame], as_of: Any) -> _Snapshot:
+def _snapshot(tables: Mapping[str, pd.DataFrame], as_of: Any, data_as_of: Any = None) -> _Snapshot:
     ts = _as_timestamp(as_of)
     t = ts.to_datetime64()
     households = _table(tables, "households", required=True)
@@ -375,8 +377,12 @@ def _snapshot(tables: Mapping[str, pd.DataFrame], as_of: Any) -> _Snapshot:
     line_acc = _codes(lines["account_id"], account_index)
 
     tickets = tickets.loc[_dates(tickets, "opened_at") <= t]
+    contacts_all = contacts
     contacts = contacts.loc[_dates(contacts, "contacted_at") <= t]
     extra = getattr(tables, "tables", tables).get(attributes.TABLE)
+    charges = None
+    if data_as_of is not None and _as_timestamp(data_as_of) > ts:
+        charges = _charges_rolled_back(accounts, lines_all, t, _as_timestamp(data_as_of).to_datetime64())
     return _Snapshot(
         as_of=ts,
         households=households,
@@ -391,15 +397,52 @@ def _snapshot(tables: Mapping[str, pd.DataFrame], as_of: Any) -> _Snapshot:
         contacts=contacts,
         offers=offers,
         attributes=extra,
+        contacts_all=contacts_all,
+        charges=charges,
     )
+
+
+def _charges_rolled_back(accounts: pd.DataFrame, lines_all: pd.DataFrame, t: np.datetime64,
+                         data_t: np.datetime64) -> np.ndarray:
+    """``monthly_charges`` of the accounts as they were at ``t``, from the lines' list prices.
+
+    The accounts table states the charges at the data's own date (or at the account's end): a
+    line added between ``t`` and then is in them, one that ended in between is not. For a feature
+    row dated ``t`` -- a training row of a contact made after ``t`` -- the first would leak the
+    contact's own outcome (an accepted cross-sell's price in the bill). Each line active at the
+    account's charge date but not at ``t`` is taken off, each active at ``t`` but not then put
+    back, at the lines' stated prices (data without line prices is left as it is).
+    """
+    charges = _floats(accounts, "monthly_charges").copy()
+    if lines_all is None or not len(lines_all) or "monthly_price" not in lines_all.columns:
+        return charges
+    acc_end = _dates(accounts, "end_date")
+    # The date the stated charges describe: the data's date, or the day before an earlier end.
+    day = np.timedelta64(1, "D")
+    charge_day = np.where(np.isnat(acc_end) | (acc_end - day > data_t), data_t, acc_end - day)
+    index = pd.Index(accounts["account_id"].to_numpy())
+    pos = index.get_indexer(lines_all["account_id"].to_numpy())
+    ok = pos >= 0
+    start, end = _dates(lines_all, "start_date"), _dates(lines_all, "end_date")
+    price = np.nan_to_num(_floats(lines_all, "monthly_price"), nan=0.0)
+    cd = charge_day[np.maximum(pos, 0)]
+    at_t = _active(start, end, t)
+    with np.errstate(invalid="ignore"):
+        at_cd = (start <= cd) & (np.isnat(end) | (end > cd))
+    delta = np.where(ok & at_t & ~at_cd, price, 0.0) - np.where(ok & at_cd & ~at_t, price, 0.0)
+    charges += np.bincount(np.maximum(pos, 0), weights=delta, minlength=len(accounts))
+    return np.round(charges, 2)
 
 
 def _flags_granted_after(snap: _Snapshot) -> dict[str, np.ndarray]:
     """Per ownership flag, which active accounts accepted an offer granting it after ``as_of``.
 
-    The contacts in the snapshot were made by ``as_of``; their acceptance may come later.
+    Every contact counts, also one made after ``as_of``: the tables state ownership at the data's
+    own date, so a flag an acceptance after ``as_of`` switched on is not yet on at ``as_of``. (Only
+    the contacts made by ``as_of`` once counted here, so a propensity training row -- features the
+    day before its contact -- carried its own acceptance as an owned product: a label leak.)
     """
-    c = snap.contacts
+    c = snap.contacts if snap.contacts_all is None else snap.contacts_all
     n = len(snap.accounts)
     acc = _dates(c, "accepted_at")
     later = _bools(c, "accepted") & ~np.isnat(acc) & (acc > snap.as_of.to_datetime64())
@@ -735,7 +778,7 @@ def _account_frame(snap: _Snapshot) -> pd.DataFrame:
             "account_senior_citizen": _bools(acc, "senior_citizen"),
             "account_has_partner": _bools(acc, "has_partner"),
             "account_has_dependents": _bools(acc, "has_dependents"),
-            "account_monthly_charges": _floats(acc, "monthly_charges"),
+            "account_monthly_charges": _floats(acc, "monthly_charges") if snap.charges is None else snap.charges,
             "account_tickets_90d": _count(tk_acc, n, since(90)),
             "account_complaints_180d": _count(tk_acc, n, d180 & complaint),
             "account_billing_tickets_180d": _count(tk_acc, n, d180 & (cat == "billing")),
@@ -776,7 +819,7 @@ def _account_frame(snap: _Snapshot) -> pd.DataFrame:
     return out[[*declared, *(c for c in out.columns if c not in contract.BY_NAME)]]
 
 
-def build_account_features(tables: Mapping[str, pd.DataFrame], as_of: Any) -> pd.DataFrame:
+def build_account_features(tables: Mapping[str, pd.DataFrame], as_of: Any, *, data_as_of: Any = None) -> pd.DataFrame:
     """Build the account-grain frame: one row per account active at ``as_of``.
 
     Includes the account's own features, aggregates of its active lines (``line_*``) and its
@@ -789,6 +832,9 @@ def build_account_features(tables: Mapping[str, pd.DataFrame], as_of: Any) -> pd
         tables: Table name -> frame. ``households`` and ``accounts`` are required; ``lines``,
             ``usage_monthly``, ``support_tickets``, ``contacts`` and ``offers`` may be absent.
         as_of: The point in time (naive).
+        data_as_of: The date the tables' stated-now columns describe (``accounts.monthly_charges``);
+            when it is after ``as_of``, the charges are rolled back to ``as_of`` from the lines'
+            prices (point-in-time training rows). ``None``: taken as stated.
 
     Returns:
         Frame sorted by ``account_id`` with a RangeIndex.
@@ -797,7 +843,7 @@ def build_account_features(tables: Mapping[str, pd.DataFrame], as_of: Any) -> pd
         DataValidationError: A required table or column is missing, or an id is duplicated.
         ConfigError: ``as_of`` is not a naive date/time.
     """
-    return _account_frame(_snapshot(tables, as_of))
+    return _account_frame(_snapshot(tables, as_of, data_as_of))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -88,9 +88,13 @@ def future_world(draw) -> dict[str, pd.DataFrame]:
         hid = next(a["household_id"] for a in new_acc if a["account_id"] == aid) if aid.startswith("A9") else \
             BASE["accounts"].set_index("account_id").loc[aid, "household_id"]
         at = _later(draw(after_days), draw(st.integers(0, 23)))
-        contacts.append(_contact(f"C9{i}", aid, hid, draw(st.sampled_from(OFFER_IDS)), at,
+        offer = draw(st.sampled_from(OFFER_IDS))
+        # A future acceptance of a flag-granting offer is read (it says the tables' flag came later,
+        # see NEUTRAL_OFFERS): a consistent world would show that flag on, which this one does not.
+        accept = draw(st.booleans()) and offer in NEUTRAL_OFFERS
+        contacts.append(_contact(f"C9{i}", aid, hid, offer, at,
                                  channel=draw(st.sampled_from(CHANNELS)), contacted=draw(st.booleans()),
-                                 accepted_at=at + pd.Timedelta(days=1) if draw(st.booleans()) else None))
+                                 accepted_at=at + pd.Timedelta(days=1) if accept else None))
 
     def add(table: str, rows: list[dict]) -> None:
         if rows:

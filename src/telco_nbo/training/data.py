@@ -312,7 +312,8 @@ def prepare_offers(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp,
     if made.empty:
         raise DataValidationError("contacts", [f"no offer was made on or before {as_of.date()}: no propensity data"])
     dates = snapshot_dates(made["contacted_at"]) if dates is None else sorted(pd.Timestamp(d) for d in dates)
-    snaps = [build_account_features(tables, d).assign(as_of=d) for d in dates]
+    # data_as_of: the accounts' stated charges are the data's own date's; each row gets its own date's.
+    snaps = [build_account_features(tables, d, data_as_of=as_of).assign(as_of=d) for d in dates]
     stacked = pd.concat(snaps, ignore_index=True)
     ds = make_offer_dataset(made, stacked, tables["offers"], use_channel=False, on_missing="drop")
     y = np.asarray(ds.y, dtype=np.int8)
