@@ -542,6 +542,27 @@ def apply_calibration(tau: Any, calibration: tuple[float, float] | None) -> np.n
     return float(a) + float(b) * tau
 
 
+def _effect_bins(tau_pred: np.ndarray, t: np.ndarray, y: np.ndarray,
+                 n_bins: int) -> tuple[list[float], list[float], list[float]]:
+    """Quantile bins of the predicted effect: mean prediction, observed effect, inverse-variance weight.
+
+    Bins with fewer than 5 rows in an arm are left out (no observed effect to speak of).
+    """
+    edges = np.unique(np.quantile(tau_pred, np.linspace(0, 1, n_bins + 1)))
+    which = np.clip(np.searchsorted(edges, tau_pred, side="right") - 1, 0, max(len(edges) - 2, 0))
+    xs, obs, w = [], [], []
+    for b in range(max(len(edges) - 1, 1)):
+        m = which == b
+        m1, m0 = m & (t == 1), m & (t == 0)
+        if m1.sum() < 5 or m0.sum() < 5:
+            continue
+        p1, p0 = y[m1].mean(), y[m0].mean()
+        xs.append(tau_pred[m].mean())
+        obs.append(p1 - p0)
+        w.append(1.0 / max(p1 * (1 - p1) / m1.sum() + p0 * (1 - p0) / m0.sum(), 1e-6))
+    return xs, obs, w
+
+
 def calibration_from_holdout(tau_pred: Any, treatment: Any, y: Any, *, n_bins: int = 10) -> tuple[float, float]:
     """Linear calibration of predicted effects on rows the learner never saw: ``(intercept, slope)``.
 
@@ -563,19 +584,7 @@ def calibration_from_holdout(tau_pred: Any, treatment: Any, y: Any, *, n_bins: i
     tau_pred = np.asarray(tau_pred, float)
     t = np.asarray(treatment, int)
     y = np.asarray(y, float)
-    edges = np.unique(np.quantile(tau_pred, np.linspace(0, 1, n_bins + 1)))
-    which = np.clip(np.searchsorted(edges, tau_pred, side="right") - 1, 0, max(len(edges) - 2, 0))
-    xs, obs, w = [], [], []
-    for b in range(max(len(edges) - 1, 1)):
-        m = which == b
-        m1, m0 = m & (t == 1), m & (t == 0)
-        if m1.sum() < 5 or m0.sum() < 5:
-            continue
-        p1, p0 = y[m1].mean(), y[m0].mean()
-        var = p1 * (1 - p1) / m1.sum() + p0 * (1 - p0) / m0.sum()
-        xs.append(tau_pred[m].mean())
-        obs.append(p1 - p0)
-        w.append(1.0 / max(var, 1e-6))
+    xs, obs, w = _effect_bins(tau_pred, t, y, n_bins)
     ate = y[t == 1].mean() - y[t == 0].mean() if (t == 1).any() and (t == 0).any() else 0.0
     if len(xs) < 2:
         return float(ate), 0.0  # no spread to calibrate on: the average effect for everyone
@@ -621,18 +630,7 @@ def calibration_band(tau_pred: Any, treatment: Any, y: Any, *, n_bins: int = 10)
     p1 = y[t == 1].mean() if n1 else 0.0
     p0 = y[t == 0].mean() if n0 else 0.0
     var_ate = (p1 * (1 - p1) / n1 if n1 else 0.25) + (p0 * (1 - p0) / n0 if n0 else 0.25)
-    edges = np.unique(np.quantile(tau_pred, np.linspace(0, 1, n_bins + 1)))
-    which = np.clip(np.searchsorted(edges, tau_pred, side="right") - 1, 0, max(len(edges) - 2, 0))
-    xs, w, obs = [], [], []
-    for b in range(max(len(edges) - 1, 1)):
-        m = which == b
-        m1, m0 = m & (t == 1), m & (t == 0)
-        if m1.sum() < 5 or m0.sum() < 5:
-            continue
-        q1, q0 = y[m1].mean(), y[m0].mean()
-        xs.append(tau_pred[m].mean())
-        obs.append(q1 - q0)
-        w.append(1.0 / max(q1 * (1 - q1) / m1.sum() + q0 * (1 - q0) / m0.sum(), 1e-6))
+    xs, obs, w = _effect_bins(tau_pred, t, y, n_bins)
     var_slope = 0.0
     if len(xs) >= 2:
         xs_a, w_a, obs_a = np.asarray(xs), np.asarray(w), np.asarray(obs)

@@ -92,6 +92,14 @@ class TimingConfig(BaseModel):
     evidence_decides: bool = True
 
 
+def _nonneg_per_channel(v: dict[str, int], what: str) -> dict[str, int]:
+    """``v`` unchanged, or a ValueError naming the negative entries."""
+    bad = {k: n for k, n in v.items() if n < 0}
+    if bad:
+        raise ValueError(f"{what} must be >= 0, got {bad}")
+    return v
+
+
 class ContactCaps(BaseModel):
     """Contact caps over the 30-day window the features count contacts in.
 
@@ -113,10 +121,7 @@ class ContactCaps(BaseModel):
     @field_validator("per_channel")
     @classmethod
     def _nonneg(cls, v: dict[str, int]) -> dict[str, int]:
-        bad = {k: n for k, n in v.items() if n < 0}
-        if bad:
-            raise ValueError(f"channel caps must be >= 0, got {bad}")
-        return v
+        return _nonneg_per_channel(v, "channel caps")
 
 
 class CapacityConfig(BaseModel):
@@ -136,10 +141,7 @@ class CapacityConfig(BaseModel):
     @field_validator("per_channel")
     @classmethod
     def _nonneg(cls, v: dict[str, int]) -> dict[str, int]:
-        bad = {k: n for k, n in v.items() if n < 0}
-        if bad:
-            raise ValueError(f"channel capacities must be >= 0, got {bad}")
-        return v
+        return _nonneg_per_channel(v, "channel capacities")
 
     @property
     def limited(self) -> bool:
