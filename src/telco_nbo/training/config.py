@@ -48,6 +48,8 @@ class TrainingConfig(BaseModel):
         optuna_storage: Optuna storage URL (default SQLite in the working directory).
         tracking_uri: MLflow tracking URI (default SQLite in the working directory).
         uplift_learner: ``x`` (X-learner, registered) or ``t`` (T-learner); both are evaluated.
+        calibration_folds: Cross-fitting folds of the uplift calibration and its band (each fold's
+            learner sees ``1 - 1/folds`` of the enrolments; more folds: closer to the full model).
         margin_rate: CLV: monthly margin = ``margin_rate * account_monthly_charges``. An assumption
             (the data has no cost side); 0.5 is a typical telecom gross margin on service revenue.
         clv_horizon_months: CLV horizon.
@@ -75,6 +77,7 @@ class TrainingConfig(BaseModel):
     optuna_storage: str | None = None
     tracking_uri: str | None = None
     uplift_learner: Literal["x", "t"] = "x"
+    calibration_folds: int = Field(2, ge=2, le=10)
     margin_rate: float = Field(0.5, gt=0.0, le=1.0)
     clv_horizon_months: int = Field(36, ge=1, le=240)
     discount_rate: float = Field(0.01, ge=0.0, lt=1.0)

@@ -321,3 +321,93 @@ def prepare_offers(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp,
         _need_both_classes(y, "contacts", "propensity")
     hh = made.set_index("contact_id")["household_id"].reindex(ds.keys["contact_id"]).to_numpy(dtype=object)
     return OfferFrame(X=ds.X, y=y, keys=ds.keys, household_ids=hh, offers=tables["offers"].copy(), snapshots=dates)
+
+
+@dataclass(frozen=True)
+class LoggedFrame:
+    """Logged randomized choices with a known outcome, as rows for per-offer effects.
+
+    Attributes:
+        features: Account features from the latest snapshot strictly before each contact.
+        action: Offer id, or ``""`` for a unit that was not contacted.
+        churned: The account ended within the horizon after the contact (0/1).
+        household_ids: Household per row (the cluster of the standard errors).
+        contacted_at: Date of the choice.
+        policy_ids: Logging policy per row.
+        horizon_days: The outcome window.
+        feature_dates: The snapshot date of each row's features (strictly before ``contacted_at``).
+    """
+
+    features: pd.DataFrame
+    action: np.ndarray
+    churned: np.ndarray
+    household_ids: np.ndarray
+    contacted_at: np.ndarray
+    policy_ids: np.ndarray
+    horizon_days: int
+    feature_dates: np.ndarray
+
+
+def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, horizon_days: int = 90) -> LoggedFrame | None:
+    """Logged choices whose outcome window closed by ``as_of``, with point-in-time features.
+
+    A logged unit is a ``contacts`` row outside any experiment with a ``policy_id`` and a
+    ``propensity`` (a randomized choice among offers and "no contact"), made on or before
+    ``as_of - horizon_days`` so its outcome, ``churned`` = the account ended in
+    ``(contacted_at, contacted_at + horizon_days]``, is known at ``as_of``; the account must be
+    active when contacted. Features come from the latest snapshot strictly before the contact
+    (:func:`snapshot_dates`), with charges rolled back from ``as_of`` as for the propensity rows.
+
+    Returns:
+        The rows, or ``None`` when the data has no such logged unit.
+    """
+    from telco_nbo.features import build_account_features
+
+    contacts = tables.get("contacts")
+    if contacts is None or "policy_id" not in contacts.columns or "propensity" not in contacts.columns:
+        return None
+    at = pd.to_datetime(contacts["contacted_at"])
+    in_exp = contacts["experiment_id"].notna() if "experiment_id" in contacts.columns else pd.Series(False, index=contacts.index)
+    sel = (contacts["policy_id"].notna() & contacts["propensity"].notna() & ~in_exp
+           & (at <= pd.Timestamp(as_of) - pd.Timedelta(days=int(horizon_days))))
+    logs = contacts.loc[sel, ["account_id", "household_id", "offer_id", "contacted", "policy_id"]].assign(
+        contacted_at=at[sel].dt.normalize())
+    if logs.empty:
+        return None
+    accounts = tables["accounts"].set_index("account_id")
+    logs = logs[logs["account_id"].isin(accounts.index)]
+    start = pd.to_datetime(accounts["start_date"]).reindex(logs["account_id"]).to_numpy()
+    end = pd.to_datetime(accounts["end_date"]).reindex(logs["account_id"]).to_numpy()
+    t = logs["contacted_at"].to_numpy()
+    active = (start <= t) & (np.isnat(end) | (end > t))
+    logs = logs[active].reset_index(drop=True)
+    end = end[active]
+    if logs.empty:
+        return None
+    t = logs["contacted_at"].to_numpy()
+    churned = (~np.isnat(end) & (end > t) & (end <= t + np.timedelta64(int(horizon_days), "D"))).astype(np.int8)
+    dates = snapshot_dates(logs["contacted_at"])
+    snaps = pd.concat([build_account_features(tables, d, data_as_of=as_of).assign(_snap=d) for d in dates],
+                      ignore_index=True)
+    order = np.argsort(logs["contacted_at"].to_numpy(), kind="stable")
+    left = logs.iloc[order].assign(_row=order)
+    joined = pd.merge_asof(left, snaps.drop(columns=["household_id"], errors="ignore").sort_values("_snap"),
+                           left_on="contacted_at", right_on="_snap", by="account_id",
+                           allow_exact_matches=False, direction="backward")
+    joined = joined[joined["_snap"].notna()].sort_values("_row", kind="stable")
+    if joined.empty:
+        return None
+    rows = joined["_row"].to_numpy()
+    contacted = logs["contacted"].astype(bool).to_numpy()[rows]
+    action = np.where(contacted, logs["offer_id"].astype(object).to_numpy()[rows], "").astype(object)
+    return LoggedFrame(
+        features=joined.drop(columns=["_row", "_snap", "offer_id", "contacted", "policy_id", "contacted_at"])
+        .reset_index(drop=True),
+        action=action,
+        churned=churned[rows],
+        household_ids=logs["household_id"].to_numpy(dtype=object)[rows],
+        contacted_at=t[rows],
+        policy_ids=logs["policy_id"].astype(str).to_numpy()[rows],
+        horizon_days=int(horizon_days),
+        feature_dates=joined["_snap"].to_numpy(),
+    )

@@ -3,6 +3,11 @@
 The retention offer's effect on churn, learned from the randomized experiment
 (``EXP-RETENTION-1``). Both a T- and an X-learner are fitted and evaluated; the configured one is
 registered as XGBoost JSON components behind a pyfunc model.
+
+The same run estimates every other offer's effect on churn from the logged randomized contacts
+(:mod:`telco_nbo.models.offer_effects`: several offers as several treatments), with the chosen
+learner's no-contact outcome model as the baseline risk; they are saved in the model's spec
+(``offer_effects``) and logged as ``evaluation/offer_effects.csv`` with a forest plot.
 """
 
 from __future__ import annotations
@@ -143,7 +148,8 @@ def fit(data: UpliftData, cfg: TrainingConfig, *, parent_run_id: str | None = No
     make = (lambda: XLearner(**learner_params)) if chosen == "x" else (lambda: TLearner(**learner_params))
     t0 = time.perf_counter()
     calibration, oof = cross_fit_calibration(make, X[fit_rows], t[fit_rows], y[fit_rows],
-                                             groups=np.asarray(frame.household_ids)[fit_rows], seed=cfg.seed)
+                                             groups=np.asarray(frame.household_ids)[fit_rows], seed=cfg.seed,
+                                             folds=cfg.calibration_folds)
     learners[chosen].calibration_ = calibration
     metrics["calibration_seconds"] = time.perf_counter() - t0
     if calibration is not None:
@@ -186,6 +192,92 @@ def evaluate(data: UpliftData, fitted: FittedUplift, cfg: TrainingConfig) -> Upl
             metrics["calibrated_mean_tau_holdout"] = float(cal_ho.mean())
             metrics["true_mean_tau_holdout"] = float(true_ho[ok].mean())
     return UpliftHoldout(taus, evaluations, holdout_metrics, metrics, figures)
+
+
+@dataclass
+class LoggedEffects:
+    """The per-offer effects step's result.
+
+    Attributes:
+        effects: The estimates (None: no logged randomized contact with a known outcome).
+        metrics: ``offer_effect_<offer>`` (shrunk), ``logged_units``, ``logged_control``, ...
+        table: One row per offer (raw and shrunk estimates; the true effect on a synthetic world).
+        figures: The forest plot.
+    """
+
+    effects: Any
+    metrics: dict[str, float]
+    table: pd.DataFrame | None
+    figures: dict[str, Figure]
+
+
+def logged_effects(world: World, learner: Any, cfg: TrainingConfig) -> LoggedEffects:
+    """Every offer's relative effect on churn from the logged randomized contacts up to ``as_of``.
+
+    The baseline risk of each logged unit is the learner's no-contact outcome model (trained on
+    the experiment's control arm) on the unit's features before the contact.
+    """
+    from telco_nbo.features import to_model_matrix
+    from telco_nbo.models.offer_effects import estimate_offer_effects
+    from telco_nbo.training.data import prepare_logged
+
+    as_of = world.as_of_date(cfg.as_of)
+    logged = prepare_logged(world.tables, as_of, cfg.label_horizon_days)
+    if logged is None:
+        return LoggedEffects(None, {"logged_units": 0.0}, None, {})
+    X = to_model_matrix(logged.features).reindex(columns=list(learner.feature_names_in_))
+    baseline = learner.model_control_.predict_proba(X)[:, 1]
+    effects = estimate_offer_effects(logged.action, logged.churned, baseline, logged.household_ids,
+                                     horizon_days=logged.horizon_days, policies=sorted(set(logged.policy_ids)))
+    metrics = {"logged_units": float(effects.n_units), "logged_control": float(effects.n_control),
+               "logged_baseline_ratio": effects.baseline_ratio, "offer_effects_tau": effects.tau}
+    metrics.update({f"offer_effect_{o}": e.shrunk for o, e in effects.effects.items()})
+    table = pd.DataFrame(effects.table())
+    if len(table):
+        table = table.set_index("offer_id")
+        true = true_relative_effects(world.truth)
+        if true is not None:
+            table["true_relative_effect_at_as_of"] = true.reindex(table.index)
+    return LoggedEffects(effects, finite(metrics), table, {"offer_effects": plot_offer_effects(table)} if len(table) else {})
+
+
+def true_relative_effects(truth: Any) -> pd.Series | None:
+    """A synthetic world's true relative effect of each offer at ``as_of``: total effect / total risk.
+
+    Over the accounts the world can deliver the offer to, on the channel where it is accepted most.
+    ``None`` without the truth tables.
+    """
+    if not truth or "offer_effects" not in truth or "accounts" not in truth:
+        return None
+    tr = truth["offer_effects"]
+    tr = tr[tr["p_accept"] > 0].sort_values("p_accept").drop_duplicates(["account_id", "offer_id"], keep="last")
+    p0 = truth["accounts"].set_index("account_id")["p_churn_90d"].reindex(tr["account_id"]).to_numpy(dtype=float)
+    sums = pd.DataFrame({"offer_id": tr["offer_id"].to_numpy(), "d": tr["delta_churn"].to_numpy(float), "p0": p0})
+    g = sums.groupby("offer_id")[["d", "p0"]].sum()
+    return g["d"] / g["p0"]
+
+
+def plot_offer_effects(table: pd.DataFrame) -> Figure:
+    """Forest plot: each offer's relative effect on churn (95 % interval), the shrunk value, the truth."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 0.4 * len(table) + 1.8))
+    ax = fig.add_subplot()
+    ypos = np.arange(len(table))
+    est = table["relative_effect"].to_numpy(float)
+    ax.errorbar(est, ypos, xerr=[est - table["ci_low"].to_numpy(float), table["ci_high"].to_numpy(float) - est],
+                fmt="o", color="#4c72b0", label="estimate, 95 % interval")
+    ax.plot(table["shrunk"].to_numpy(float), ypos, "D", color="#dd8452", label="shrunk (what decisions use)")
+    if "true_relative_effect_at_as_of" in table:
+        ax.plot(table["true_relative_effect_at_as_of"].to_numpy(float), ypos, "s", color="black", markersize=4,
+                label="true (synthetic, at as_of)")
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(ypos, [f"{o} (n={int(n):,})" for o, n in zip(table.index, table["n_contacts"], strict=True)])
+    ax.set_xlabel("relative change in 90-day churn from a contact (-0.2 = 20 % fewer leave)")
+    ax.set_title("Effect of each offer on churn, from logged randomized contacts")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
 
 
 def holdout_figures(ev: Any, tau: np.ndarray, true_tau: np.ndarray | None, holdout: np.ndarray) -> dict[str, float]:
@@ -259,6 +351,13 @@ def train_uplift(data_dir: str | Path, cfg: TrainingConfig | None = None, *, wor
         spec, boosters = uplift_components(learner)
         spec["experiment_id"] = RETENTION_EXPERIMENT
         spec["label_horizon_days"] = cfg.label_horizon_days
+        per_offer = logged_effects(world, learner, cfg)
+        spec["offer_effects"] = None if per_offer.effects is None else per_offer.effects.to_spec()
+        metrics.update(per_offer.metrics)
+        texts = {f"evaluation/{k}_learner_holdout.json": ev.model_dump_json(indent=2)
+                 for k, ev in result.evaluations.items()}
+        if per_offer.table is not None:
+            texts["evaluation/offer_effects.csv"] = per_offer.table.to_csv()
         record = run_record(
             X_train=X[fit_rows], y_train=y[fit_rows], X_holdout=X[ho], y_holdout=y[ho],
             train_scores=learner.predict(X[fit_rows]), holdout_scores=result.taus[fitted.chosen],
@@ -268,16 +367,15 @@ def train_uplift(data_dir: str | Path, cfg: TrainingConfig | None = None, *, wor
                                      "dropped_constant_features": ",".join(frame.dropped_features)[:6000]}, boosters),
             metrics=metrics, holdout_metrics=result.holdout_metrics,
             config=resolved_config(cfg, data_dir, frame.as_of, learner_params=fitted.learner_params),
-            figures=result.figures,
-            texts={f"evaluation/{k}_learner_holdout.json": ev.model_dump_json(indent=2)
-                   for k, ev in result.evaluations.items()},
+            figures={**result.figures, **per_offer.figures},
+            texts=texts,
         )
         logged = run.log(record, component_logger(spec, boosters, frame.features.loc[fit_rows].head(5)),
                          register=cfg.register_model)
     return TrainResult("uplift", logged.run_id, logged.model_name, logged.model_version, logged.aliases,
                        result.holdout_metrics, metrics, time.perf_counter() - t_start,
-                       {"learner": learner, "evaluations": result.evaluations})
+                       {"learner": learner, "evaluations": result.evaluations, "offer_effects": per_offer.effects})
 
 
-__all__ = ["FittedUplift", "UpliftData", "UpliftHoldout", "evaluate", "fit", "holdout_figures", "plot_uplift",
-           "prepare", "train_uplift"]
+__all__ = ["FittedUplift", "LoggedEffects", "UpliftData", "UpliftHoldout", "evaluate", "fit", "holdout_figures",
+           "logged_effects", "plot_offer_effects", "plot_uplift", "prepare", "train_uplift", "true_relative_effects"]
