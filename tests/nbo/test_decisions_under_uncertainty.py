@@ -148,3 +148,33 @@ def test_band_widens_when_the_line_misses_the_bins():
                        + y[(which == b) & (t == 0)].var() / ((which == b) & (t == 0)).sum()) for b in range(len(xs))])
     known = 1 / np.sum(w * (xs - np.average(xs, weights=w)) ** 2)
     assert var_slope > 3 * known
+
+
+def with_offer_effect(scores, offer_id, uplift, se):
+    """Scores where one offer carries its own (logged) effect on churn and its error."""
+    off = scores.offers.copy()
+    hit = off["offer_id"] == offer_id
+    off["uplift"] = np.where(hit, uplift, np.nan)
+    off["uplift_se"] = np.where(hit, se, np.nan)
+    return type(scores)(scores.accounts, off, scores.reasons, scores.model_versions)
+
+
+def test_a_per_offer_effect_counts_for_its_offer_only_and_its_error_enters_the_bound():
+    f = one_account(account_lifecycle_stage="at_risk")
+    base = with_se(scores_for(f, {"RETENTION_DISCOUNT": 0.3, "DATA_UPSELL": 0.2}, uplift=0.06, clv=1000.0), 0.0)
+    s = with_offer_effect(base, "DATA_UPSELL", 0.02, 0.01)
+    lcb = CFG.model_copy(update={"risk": "lcb", "lcb_z": 1.0})
+    out = rank_batch(f, s, config=lcb, top_k=None).set_index("offer_id")
+    plain = rank_batch(f, base, config=lcb, top_k=None).set_index("offer_id")
+    up, up0 = out.loc["DATA_UPSELL"], plain.loc["DATA_UPSELL"]
+    # Its own effect adds 0.02 x CLV to its value; the bound takes 1 x 0.01 x CLV off again.
+    assert up["uplift"] == pytest.approx(0.02) and up0["uplift"] == 0
+    assert up["expected_value"] == pytest.approx(up0["expected_value"] + 20.0)
+    assert up["uplift_se"] == pytest.approx(0.01)
+    assert up["decision_value"] == pytest.approx(up["expected_value"] - 10.0)
+    # The retention offer keeps the experiment's account-level effect; nothing is lent either way.
+    assert out.loc["RETENTION_DISCOUNT", "uplift"] == pytest.approx(0.06)
+    # The per-offer error travels through the Scores frames and is checked like the others.
+    bad = with_offer_effect(base, "DATA_UPSELL", 0.02, -1.0)
+    with pytest.raises(Exception, match="uplift_se"):
+        align_scores(bad, f["account_id"].to_numpy(), np.array(["RETENTION_DISCOUNT", "DATA_UPSELL"]))

@@ -189,6 +189,49 @@ def test_champion_score_provider_returns_valid_scores(store: dict) -> None:
     assert scores.reasons is not None and scores.reasons["reason"].str.contains("raises churn risk").all()
 
 
+def test_uplift_run_carries_the_logged_per_offer_effects(store: dict) -> None:
+    """The uplift run estimates every offer's effect from the logged contacts and saves it in its spec."""
+    from telco_nbo.scoring.champions import ChampionModels
+
+    client = _client(store["uri"])
+    run = client.get_run(store["results"]["uplift"].run_id)
+    assert run.data.metrics["logged_units"] > 1000  # this small world logs too few controls for estimates
+    spec = ChampionModels.load(store["uri"]).uplift.spec
+    assert spec["offer_effects"]["effects"] == {} and spec["offer_effects"]["n_control"] < 200
+    assert set(spec["offer_effects"]["too_few"]) >= {"DATA_UPSELL", "HOME_FIBER"}
+
+
+def test_scorer_values_offers_with_their_own_logged_effect(store: dict) -> None:
+    """Offers with a logged effect get ``-rho x churn`` (and its error); the experiment's offer keeps its own."""
+    from telco_nbo.data.io import load_world
+    from telco_nbo.features import build_account_features
+    from telco_nbo.models.offer_effects import OfferEffect, OfferEffects
+    from telco_nbo.nbo.catalog import load_catalog
+    from telco_nbo.nbo.rules import as_columns
+    from telco_nbo.scoring.champions import ChampionModels
+    from telco_nbo.scoring.fast import FastScorer
+    from telco_nbo.scoring.provider import scores_from_aligned
+
+    models = ChampionModels.load(store["uri"])
+    effect = lambda o, r, se: OfferEffect(o, r, se, (r - 2 * se, r + 2 * se), 500, 20, 25.0, r / 2, se / 2)  # noqa: E731
+    logged = OfferEffects({"HOME_FIBER": effect("HOME_FIBER", -0.4, 0.1),
+                           "RETENTION_DISCOUNT": effect("RETENTION_DISCOUNT", -0.9, 0.1)}, 2000, 600, 1.0, 90)
+    models.uplift.spec["offer_effects"] = logged.to_spec()
+    catalog = load_catalog()
+    feats = build_account_features(load_world(store["data"]).tables, pd.Timestamp("2025-12-31")).head(200)
+    aligned = FastScorer(models, catalog).score(as_columns(feats))
+    ids = [o.offer_id for o in catalog.offers]
+    fiber, disc = ids.index("HOME_FIBER"), ids.index("RETENTION_DISCOUNT")
+    np.testing.assert_allclose(aligned.offer_uplift[:, fiber], 0.2 * aligned.churn)
+    np.testing.assert_allclose(aligned.offer_uplift_se[:, fiber], 0.05 * aligned.churn)
+    # The discount's effect comes from its experiment (account level), never from the logs.
+    assert np.isnan(aligned.offer_uplift[:, disc]).all()
+    others = [k for k in range(len(ids)) if k not in (fiber, disc)]
+    assert np.isnan(aligned.offer_uplift[:, others]).all()
+    scores = scores_from_aligned(aligned, feats["account_id"].to_numpy(), np.array(ids, dtype=object))
+    assert {"uplift", "uplift_se"} <= set(scores.offers.columns)
+
+
 def test_rank_cli_writes_parquet_with_champions(store: dict) -> None:
     out = store["root"] / "ranking.parquet"
     result = CliRunner().invoke(app, ["rank", "--data", str(store["data"]), "--out", str(out), "--tracking-uri", store["uri"]])

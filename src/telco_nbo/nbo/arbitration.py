@@ -9,7 +9,7 @@ Expected value of offering ``j`` to account ``i`` on channel ``c``::
     value       = w_kind(j) x (acceptance + retention)
     EV          = value - contact_cost(c)
     decision    = EV                                  risk: neutral
-                = EV - z x w_kind(j) x se(uplift_ij) x CLV_i    risk: lcb (a lower confidence bound)
+                = EV - z x w_kind(j) x se(uplift_ij) x |CLV_i|  risk: lcb (a lower confidence bound)
 
 ``E[months retained over H]`` turns the churn probability over the churn window (W months) into a
 constant monthly hazard ``h = 1 - (1 - p)^(1/W)`` and sums the survival curve over the horizon:
@@ -147,6 +147,7 @@ def value_parts(
     offers: OfferTable,
     config: NboConfig,
     retention_uplift_se: np.ndarray | None = None,
+    offer_uplift_se: np.ndarray | None = None,
 ) -> ValueParts:
     """Compute expected value and each of its parts for every account x offer.
 
@@ -162,6 +163,7 @@ def value_parts(
         config: Policy config.
         retention_uplift_se: ``(n,)`` standard error of ``retention_uplift`` (NaN or ``None``:
             unknown, counted as 0). Only read under ``risk: lcb``.
+        offer_uplift_se: ``(n, m)`` standard error of ``offer_uplift`` (same convention).
 
     Returns:
         The parts; NaN propagates where a pair was unscored or has no channel. ``decision_value``
@@ -192,10 +194,13 @@ def value_parts(
     ev = weight * (acceptance + retention) - cost
     if config.risk != "lcb":
         return ValueParts(months, acceptance, uplift, retention, np.array(weight), cost, ev)
-    # The bound subtracts the effect's sampling error where the value rests on the account-level
-    # effect estimate; per-offer uplifts given without an error, and acceptance x margin, count as known.
+    # The bound subtracts the effect's sampling error where the value rests on an effect estimate
+    # (the account-level one, or a per-offer one with its error); per-offer uplifts given without an
+    # error, and acceptance x margin, count as known.
     se = np.zeros(n) if retention_uplift_se is None else np.nan_to_num(np.asarray(retention_uplift_se, float), nan=0.0)
-    uplift_se = np.where(np.isnan(offer_uplift) & uplift_kind[None, :], se[:, None], 0.0)
+    offer_se = np.zeros((n, m)) if offer_uplift_se is None else np.nan_to_num(np.asarray(offer_uplift_se, float), nan=0.0)
+    given = ~np.isnan(offer_uplift)
+    uplift_se = np.where(given, offer_se, np.where(uplift_kind[None, :], se[:, None], 0.0))
     decision = ev - config.lcb_z * weight * uplift_se * np.abs(clv)[:, None]
     return ValueParts(months, acceptance, uplift, retention, np.array(weight), cost, ev, uplift_se, decision)
 

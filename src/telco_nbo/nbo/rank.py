@@ -269,7 +269,8 @@ def rank_core(
         np.asarray(ctx.col("account_channel_preference")).astype(str), channel_available(ctx), offers, config
     )
     parts = arb.value_parts(aligned.propensity, aligned.churn, aligned.clv, aligned.retention_uplift,
-                            aligned.offer_uplift, channel, offers, config, aligned.retention_uplift_se)
+                            aligned.offer_uplift, channel, offers, config, aligned.retention_uplift_se,
+                            aligned.offer_uplift_se)
     ev = parts.decision  # the expected value, or its lower bound under risk: lcb
     no_channel = passed & (channel < 0)
     below = passed & ~no_channel & ~(ev > config.min_expected_value)
@@ -520,6 +521,13 @@ def _reasons(core: RankCore, acc: np.ndarray, off: np.ndarray) -> list[list[str]
         np.ones(len(off), bool)
     for k in np.flatnonzero(unproven & no_offer_uplift):
         texts[k] = texts[k] + [UNPROVEN_REASON]
+    # An offer valued on its own effect (e.g. from logged randomized contacts) says what it counted.
+    for k in np.flatnonzero(~no_offer_uplift):
+        u = float(core.aligned.offer_uplift[acc[k], off[k]])
+        se = core.aligned.offer_uplift_se
+        e = 0.0 if se is None or np.isnan(se[acc[k], off[k]]) else float(se[acc[k], off[k]])
+        texts[k] = texts[k] + [OFFER_EFFECT_REASON.format(u=100 * u, e=100 * e) if (u != 0 or e != 0)
+                               else NO_OFFER_EFFECT_REASON]
     if core.prior_used is not None:
         # Say so when the acceptance is a stated belief rather than a model's score.
         for k in np.flatnonzero(core.prior_used[acc, off]):
@@ -530,6 +538,13 @@ def _reasons(core: RankCore, acc: np.ndarray, off: np.ndarray) -> list[list[str]
 UNPROVEN_REASON = ("no randomized evidence of its effect on churn yet: valued on acceptance x margin only "
                    "(a candidate for exploration)")
 """Reason added to a retention or service-recovery offer whose effect on churn nobody measured."""
+
+OFFER_EFFECT_REASON = "its own measured effect on churn: {u:+.1f} points of churn risk removed (standard error {e:.1f})"
+"""Reason added to an offer valued on its own effect estimate (per offer, e.g. from logged randomized contacts)."""
+
+NO_OFFER_EFFECT_REASON = ("its effect on churn was measured on randomized contacts and does not stand out from "
+                          "noise: valued on acceptance x margin only")
+"""Reason added to an offer whose measured effect on churn was shrunk to none."""
 
 PRIOR_REASON = ("acceptance {p:.0%} is the catalog's prior for a new offer, not a model score (no model has "
                 "seen it accepted or declined yet: a candidate for exploration)")

@@ -34,8 +34,9 @@ class Scores:
             "sleeping dogs") and optionally ``retention_uplift_se`` (its standard error, >= 0).
         offers: One row per scored account x offer: ``account_id``, ``offer_id``, ``propensity``
             (P(accept | contacted), in [0, 1]) and optionally ``uplift`` (per-offer drop in churn
-            probability; NaN -> the account's ``retention_uplift`` for uplift kinds, else 0). Pairs
-            that the rules remove may be absent.
+            probability; NaN -> the account's ``retention_uplift`` for uplift kinds, else 0) and
+            ``uplift_se`` (its standard error, >= 0; NaN: unknown). Pairs that the rules remove
+            may be absent.
         reasons: Optional reason codes (e.g. SHAP): ``account_id``, ``reason`` and optionally
             ``offer_id`` (null -> applies to every offer of the account); row order is importance.
         model_versions: Model name -> version (or URI) that produced the scores.
@@ -70,6 +71,7 @@ class AlignedScores:
         model_versions: As given.
         retention_uplift_se: ``(n,)`` standard error of ``retention_uplift``; NaN (or ``None``)
             where unknown, which a lower-confidence-bound decision treats as 0.
+        offer_uplift_se: ``(n, m)`` standard error of ``offer_uplift`` (same convention).
     """
 
     churn: np.ndarray
@@ -80,6 +82,7 @@ class AlignedScores:
     reasons: dict[int, list[tuple[str | None, str]]]
     model_versions: dict[str, str]
     retention_uplift_se: np.ndarray | None = None
+    offer_uplift_se: np.ndarray | None = None
 
 
 def _need_columns(frame: object, table: str, cols: tuple[str, ...]) -> pd.DataFrame:
@@ -149,6 +152,8 @@ def align_scores(scores: Scores, account_ids: np.ndarray, offer_ids: np.ndarray)
     has_uplift = "uplift" in off.columns
     if has_uplift:
         problems += _numeric(off, "scores.offers", "uplift", -1.0, 1.0, allow_nan=True)
+    if "uplift_se" in off.columns:
+        problems += _numeric(off, "scores.offers", "uplift_se", 0.0, None, allow_nan=True)
     dup = off.duplicated(["account_id", "offer_id"], keep=False)
     if dup.any():
         problems.append(
@@ -184,6 +189,10 @@ def align_scores(scores: Scores, account_ids: np.ndarray, offer_ids: np.ndarray)
     ou = np.full((n, m), np.nan)
     if has_uplift:
         ou[i, j] = off["uplift"].to_numpy(dtype=float)
+    ou_se = None
+    if "uplift_se" in off.columns:
+        ou_se = np.full((n, m), np.nan)
+        ou_se[i, j] = pd.to_numeric(off["uplift_se"], errors="coerce").to_numpy(dtype=float)
 
     reasons: dict[int, list[tuple[str | None, str]]] = {}
     if scores.reasons is not None and len(scores.reasons):
@@ -199,4 +208,4 @@ def align_scores(scores: Scores, account_ids: np.ndarray, offer_ids: np.ndarray)
                            rs["reason"].astype(str).to_numpy(), strict=True):
             reasons.setdefault(int(a), []).append((None if pd.isna(o) else str(o), r))
     return AlignedScores(churn, clv, upl, prop, ou, reasons, {str(k): str(v) for k, v in scores.model_versions.items()},
-                         upl_se)
+                         upl_se, ou_se)

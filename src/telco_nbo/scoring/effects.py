@@ -17,6 +17,7 @@ import pandas as pd
 
 from telco_nbo.errors import ConfigError
 from telco_nbo.models.clv import HazardClvRule
+from telco_nbo.models.offer_effects import OfferEffects
 from telco_nbo.scoring.compiled import CompiledBooster
 
 Predict = Callable[[CompiledBooster], np.ndarray]
@@ -39,6 +40,27 @@ class UpliftEffect:
             raise ConfigError("the uplift champion carries no learner")
         self.learner = learner
         self.parts = [CompiledBooster.compile(m) for m in learner.effect_models()]
+        spec = getattr(scorer, "spec", None) or {}
+        # Every offer's effect from the logged randomized contacts (None: a model trained without logs).
+        self.offer_effects = OfferEffects.from_spec(spec.get("offer_effects"))
+        self.experiment_id = spec.get("experiment_id")
+
+    def offer_uplift(self, churn: np.ndarray, catalog: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Each catalog offer's drop in churn probability from the logged per-offer effects, and its error.
+
+        NaN for offers without a logged estimate and for offers whose ``effect_evidence`` names the
+        model's own experiment (their account-level effect governs, see
+        :func:`telco_nbo.nbo.arbitration.value_parts`).
+        """
+        n, offers = len(churn), list(catalog.offers)
+        if self.offer_effects is None:
+            return np.full((n, len(offers)), np.nan), np.full((n, len(offers)), np.nan)
+        uplift, se = self.offer_effects.uplift(churn, [o.offer_id for o in offers])
+        own = np.array([self.experiment_id is not None and self.experiment_id in o.effect_evidence for o in offers],
+                       dtype=bool)
+        uplift[:, own] = np.nan
+        se[:, own] = np.nan
+        return uplift, se
 
     def tau(self, predict: Predict) -> np.ndarray:
         """Calibrated ``tau`` per account (negative = the offer lowers churn)."""

@@ -11,6 +11,8 @@ thread per request in the service. It computes what the models' own ``predict`` 
   rows in one call); offers the model never saw in training get no score;
 - retention uplift: ``-tau`` clipped to [-1, 1], ``tau`` from the learner's own effect models and
   formula, calibrated (:class:`telco_nbo.scoring.effects.UpliftEffect`);
+- per-offer uplift: the other offers' relative effects from logged randomized contacts (saved with
+  the uplift model) times the churn probability (:mod:`telco_nbo.models.offer_effects`);
 - CLV: the CLV model's churn booster and hazard rule, or its contract-type sBG
   (:class:`telco_nbo.scoring.effects.ClvEffect`).
 """
@@ -115,10 +117,11 @@ class FastScorer:
             return b.predict(x_acc if b.names == self.churn.names else b.matrix(columns, n))
 
         uplift, uplift_se = self.uplift.retention_uplift_with_se(predict)
+        offer_uplift, offer_uplift_se = self.uplift.offer_uplift(churn, self.catalog)
         clv = self.clv.clv(columns, lambda: churn if self.clv_is_churn else predict(self.clv.churn))
         return AlignedScores(
             churn=churn, clv=clv, retention_uplift=uplift, retention_uplift_se=uplift_se, propensity=prop,
-            offer_uplift=np.full((n, m), np.nan), model_versions=dict(self.models.versions),
+            offer_uplift=offer_uplift, offer_uplift_se=offer_uplift_se, model_versions=dict(self.models.versions),
             reasons={i: [(None, r.sentence) for r in rs]
                      for i, rs in enumerate(booster_reasons(self.churn, x_acc, columns, reason_k, "raises", "churn risk"))}
             if reasons else {},

@@ -44,6 +44,11 @@ def scores_from_aligned(aligned: AlignedScores, account_ids: np.ndarray, offer_i
     i, j = np.nonzero(~np.isnan(aligned.propensity))
     offers = pd.DataFrame({"account_id": account_ids[i], "offer_id": np.asarray(offer_ids, dtype=object)[j],
                            "propensity": aligned.propensity[i, j]})
+    if np.isfinite(aligned.offer_uplift).any():
+        # Per-offer effects (from logged randomized contacts) travel with the pairs they value.
+        offers["uplift"] = aligned.offer_uplift[i, j]
+        if aligned.offer_uplift_se is not None:
+            offers["uplift_se"] = aligned.offer_uplift_se[i, j]
     reasons = None
     if aligned.reasons:
         reasons = pd.DataFrame([(account_ids[a], text) for a in sorted(aligned.reasons) for _, text in aligned.reasons[a]],
