@@ -37,6 +37,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+CALIBRATION_FOLDS = 2
+"""Cross-fitting folds of the calibrated X-learner (``--calibration-folds``; training's ``calibration_folds``)."""
+
 CLV, COST, Z95 = 300.0, 4.0, 1.959964
 
 
@@ -89,7 +92,8 @@ def ours_x_calibrated(X, Xn, t, y, g, p):
     from telco_nbo.models.uplift import (XLearner, apply_calibration, calibrated_effect_se, calibration_band,
                                          cross_fit_calibration)
     m = XLearner(**p).fit(X, t, y)
-    cal, oof = cross_fit_calibration(lambda: XLearner(**p), X, t, y, groups=g, folds=2, seed=p["random_state"])
+    cal, oof = cross_fit_calibration(lambda: XLearner(**p), X, t, y, groups=g, folds=CALIBRATION_FOLDS,
+                                     seed=p["random_state"])
     ok = np.isfinite(oof)
     band = calibration_band(oof[ok], t[ok], y[ok])
 
@@ -306,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="household holdouts (seeds 42, 43, ...)")
     ap.add_argument("--n-estimators", type=int, default=200, help="trees per XGBoost model")
     ap.add_argument("--only", nargs="*", help="run only methods whose name contains one of these")
+    ap.add_argument("--calibration-folds", type=int, default=CALIBRATION_FOLDS,
+                    help="cross-fitting folds of the calibrated X-learner (training's calibration_folds)")
     args = ap.parse_args(argv)
+    globals()["CALIBRATION_FOLDS"] = args.calibration_folds
     warnings.filterwarnings("ignore")
     result = run(args.data, args.repeats, args.n_estimators, args.only)
     print(table(result))
