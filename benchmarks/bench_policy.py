@@ -187,8 +187,10 @@ def render_world(r: dict, source: str) -> str:
          f"predicted, {pvt['mean_true_value']:.2f} true (ratio {pvt['value_ratio']:.3f}); "
          + (f"on the {pvt['effect_contacts']:,} whose value counts an effect on churn, predicted cut in churn "
             f"{pvt['mean_predicted_effect']:.4f}, true {pvt['mean_true_effect']:.4f}."
-            if pvt.get("effect_contacts") else "no contact's value counts an effect on churn (no offer's effect "
-            "cleared its lower bound).")) if pvt.get("contacts") else "",
+            if pvt.get("effect_contacts") else "no contact's value counts an effect on churn.")
+         + (f" Over all contacts, cut in churn {pvt['mean_predicted_effect_all']:.4f} predicted, "
+            f"{pvt['mean_true_effect_all']:.4f} true." if "mean_true_effect_all" in pvt else ""))
+        if pvt.get("contacts") else "",
         "",
         "What each rule and step removed (each suppressed pair under the first rule that removed it; estimated = "
         "the policy's `value_removed`, true = the pair's true value on its best channel, floored at 0; eligibility "

@@ -50,3 +50,6 @@ def test_predicted_vs_true_on_the_contacts():
     assert out["value_ratio"] == pytest.approx(7.0 / 7.5)
     # Only A2/Y is valued on an effect on churn: predicted 0.02, true 0.01.
     assert out["effect_contacts"] == 1 and out["effect_ratio"] == pytest.approx(2.0)
+    # Over both contacts: predicted (0 + 0.02) / 2, true (0 + 0.01) / 2.
+    assert out["mean_predicted_effect_all"] == pytest.approx(0.01)
+    assert out["mean_true_effect_all"] == pytest.approx(0.005)

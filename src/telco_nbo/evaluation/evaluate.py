@@ -100,7 +100,9 @@ def predicted_vs_true(ranking: pd.DataFrame, offer_effects: pd.DataFrame) -> dic
         ``contacts``, ``mean_predicted_value`` / ``mean_true_value`` (per contact) and their
         ``value_ratio``; for contacts whose value counts an effect on churn (``uplift`` != 0),
         ``effect_contacts``, ``mean_predicted_effect`` (the churn probability the offer removes)
-        and ``mean_true_effect`` (``-delta_churn`` on the chosen channel) and ``effect_ratio``.
+        and ``mean_true_effect`` (``-delta_churn`` on the chosen channel) and ``effect_ratio``; and
+        over every contact, ``mean_predicted_effect_all`` / ``mean_true_effect_all`` (an offer
+        valued without an effect predicts none: what the policy leaves uncounted shows here).
     """
     sel = ranking["selected"].fillna(False).astype(bool) & (pd.to_numeric(ranking["rank"], errors="coerce") == 1)
     c = ranking.loc[sel, ["account_id", "offer_id", "channel", "expected_value", "uplift"]].astype(
@@ -111,7 +113,9 @@ def predicted_vs_true(ranking: pd.DataFrame, offer_effects: pd.DataFrame) -> dic
     out: dict[str, Any] = {"contacts": int(len(m))}
     if len(m):
         pv, tv = float(m["expected_value"].mean()), float(m["true_value"].mean())
-        out.update(mean_predicted_value=pv, mean_true_value=tv, value_ratio=pv / tv if tv else None)
+        out.update(mean_predicted_value=pv, mean_true_value=tv, value_ratio=pv / tv if tv else None,
+                   mean_predicted_effect_all=float(m["uplift"].fillna(0.0).mean()),
+                   mean_true_effect_all=float(-m["delta_churn"].mean()))
     eff = m[m["uplift"].fillna(0.0) != 0.0]
     out["effect_contacts"] = int(len(eff))
     if len(eff):

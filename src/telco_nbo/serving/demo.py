@@ -171,8 +171,9 @@ def decision_checks(ev: Any) -> dict[str, Any]:
                      f"expected per contact, {pvt['mean_true_value']:+.2f} true (ratio {pvt['value_ratio']:.2f}); "
                      + (f"cut in churn on the {pvt['effect_contacts']:,} valued on an effect: "
                         f"{pvt['mean_predicted_effect']:.4f} predicted, {pvt['mean_true_effect']:.4f} true."
-                        if pvt.get("effect_contacts") else "no contact is valued on an effect on churn (none cleared "
-                        "its lower confidence bound)."))
+                        if pvt.get("effect_contacts") else "no contact is valued on an effect on churn.")
+                     + (f" Over all contacts, cut in churn {pvt['mean_predicted_effect_all']:.4f} predicted, "
+                        f"{pvt['mean_true_effect_all']:.4f} true." if "mean_true_effect_all" in pvt else ""))
     return {"per_contact_vs_random": ratio, "lines": lines}
 
 
