@@ -45,6 +45,8 @@ def test_a_not_contacted_choice_is_the_empty_action(world) -> None:
     chosen_none = ct[ct["policy_id"].notna() & ~ct["contacted"].astype(bool)]
     assert (lf.action == "").sum() <= len(chosen_none) and (lf.action == "").sum() > 0
     assert set(lf.action[lf.action != ""]) <= set(ct["offer_id"].dropna())
+    # Acceptance only where an offer was made; some were accepted, most not.
+    assert not lf.accepted[lf.action == ""].any() and 0 < lf.accepted.mean() < 0.5
 
 
 def test_no_logs_no_rows(world) -> None:

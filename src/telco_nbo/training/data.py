@@ -330,6 +330,9 @@ class LoggedFrame:
     Attributes:
         features: Account features from the latest snapshot strictly before each contact.
         action: Offer id, or ``""`` for a unit that was not contacted.
+        accepted: The contact's offer was accepted (False for a unit not contacted). Not a
+            treatment: acceptance is chosen by the customer after the contact (see
+            :mod:`telco_nbo.models.offer_effects` for why effects are estimated per contact).
         churned: The account ended within the horizon after the contact (0/1).
         household_ids: Household per row (the cluster of the standard errors).
         contacted_at: Date of the choice.
@@ -340,6 +343,7 @@ class LoggedFrame:
 
     features: pd.DataFrame
     action: np.ndarray
+    accepted: np.ndarray
     churned: np.ndarray
     household_ids: np.ndarray
     contacted_at: np.ndarray
@@ -370,7 +374,7 @@ def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, hori
     in_exp = contacts["experiment_id"].notna() if "experiment_id" in contacts.columns else pd.Series(False, index=contacts.index)
     sel = (contacts["policy_id"].notna() & contacts["propensity"].notna() & ~in_exp
            & (at <= pd.Timestamp(as_of) - pd.Timedelta(days=int(horizon_days))))
-    logs = contacts.loc[sel, ["account_id", "household_id", "offer_id", "contacted", "policy_id"]].assign(
+    logs = contacts.loc[sel, ["account_id", "household_id", "offer_id", "contacted", "accepted", "policy_id"]].assign(
         contacted_at=at[sel].dt.normalize())
     if logs.empty:
         return None
@@ -401,9 +405,10 @@ def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, hori
     contacted = logs["contacted"].astype(bool).to_numpy()[rows]
     action = np.where(contacted, logs["offer_id"].astype(object).to_numpy()[rows], "").astype(object)
     return LoggedFrame(
-        features=joined.drop(columns=["_row", "_snap", "offer_id", "contacted", "policy_id", "contacted_at"])
+        features=joined.drop(columns=["_row", "_snap", "offer_id", "contacted", "accepted", "policy_id", "contacted_at"])
         .reset_index(drop=True),
         action=action,
+        accepted=contacted & logs["accepted"].fillna(False).astype(bool).to_numpy()[rows],
         churned=churned[rows],
         household_ids=logs["household_id"].to_numpy(dtype=object)[rows],
         contacted_at=t[rows],
