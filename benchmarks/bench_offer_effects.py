@@ -46,6 +46,8 @@ def measure(data: Path, uri: str) -> pd.DataFrame:
     """One world's table: per offer, the per-contact estimate and truth, and the per-acceptance ones."""
     from telco_nbo.features import to_model_matrix
     from telco_nbo.models.offer_effects import NO_CONTACT, OfferEffects, estimate_offer_effects
+    from telco_nbo.nbo.catalog import load_catalog
+    from telco_nbo.nbo.rules import sellable
     from telco_nbo.scoring.champions import ChampionModels
     from telco_nbo.training.data import prepare_logged
     from telco_nbo.training.steps import load_world
@@ -58,14 +60,24 @@ def measure(data: Path, uri: str) -> pd.DataFrame:
         raise SystemExit(f"{uri}: the uplift champion carries no per-offer effects (trained before they existed)")
     table = pd.DataFrame(saved.table()).set_index("offer_id")
     table["true"] = true_relative_effects(world.truth).reindex(table.index)
-    # Per acceptance: the same regression with acceptors and refusers as separate actions.
+    # Per acceptance: the same regression, the same units, strata and weights as the training run,
+    # with acceptors and refusers as separate actions.
     logged = prepare_logged(world.tables, world.as_of_date(None), saved.horizon_days)
-    X = to_model_matrix(logged.features).reindex(columns=list(scorer.learner.feature_names_in_))
+    keep = np.isin(logged.policy_ids, list(saved.policies))
+    feats = logged.features.loc[keep].reset_index(drop=True)
+    X = to_model_matrix(feats).reindex(columns=list(scorer.learner.feature_names_in_))
     baseline = scorer.learner.model_control_.predict_proba(X)[:, 1]
-    action = np.where(logged.action == NO_CONTACT, NO_CONTACT,
-                      np.where(logged.accepted, logged.action + "|accepted", logged.action + "|refused")).astype(object)
-    per = estimate_offer_effects(action, logged.churned, baseline, logged.household_ids,
-                                 horizon_days=saved.horizon_days, min_contacts=50)
+    catalog = load_catalog()
+    can = sellable(feats, catalog)
+    available = {}
+    for k, o in enumerate(o.offer_id for o in catalog.offers):
+        available[f"{o}|accepted"] = available[f"{o}|refused"] = can[:, k]
+    act = logged.action[keep]
+    action = np.where(act == NO_CONTACT, NO_CONTACT,
+                      np.where(logged.accepted[keep], act + "|accepted", act + "|refused")).astype(object)
+    per = estimate_offer_effects(action, logged.churned[keep], baseline, logged.household_ids[keep],
+                                 horizon_days=saved.horizon_days, available=available,
+                                 weights=1.0 / logged.propensity[keep], min_contacts=50)
     acc = {k.split("|")[0]: v for k, v in per.effects.items() if k.endswith("|accepted")}
     table["acceptors"] = pd.Series({k: v.relative_effect for k, v in acc.items()}).reindex(table.index)
     table["acceptors_se"] = pd.Series({k: v.se for k, v in acc.items()}).reindex(table.index)

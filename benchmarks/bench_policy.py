@@ -113,6 +113,7 @@ def decision_rules() -> dict:
         for o in cat.offers], conflicts=cat.conflicts)
     return {
         "default (lcb, rules from evidence)": (NboConfig(), None),
+        "lcb with the per-offer effects' errors": (NboConfig(lcb_per_offer=True), None),
         "risk-neutral, rules from evidence": (NboConfig(risk="neutral"), None),
         "risk-neutral, renewal-stage rules (before)": (
             NboConfig(risk="neutral", timing={"evidence_decides": False}), before),

@@ -52,6 +52,48 @@ def test_intervals_cover_the_true_effect_and_ignore_a_miscalibrated_baseline() -
     assert 0.90 <= hits / total <= 0.99
 
 
+def _targeted_logs(n: int, seed: int):
+    """A logging policy that offers A only to risky units, and a baseline miscalibrated by risk.
+
+    Offer A (true effect -25 %) is available where the baseline says ``b > 0.2``; the logging
+    policy picks uniformly among "no contact" and the available offers, except that B is picked
+    twice as often as "no contact" (weights ``1 / propensity``). The true churn is
+    ``b x (0.3 + 3.5 b)``: the baseline is too high for safe units, too low for risky ones.
+    """
+    rng = np.random.default_rng(seed)
+    b = rng.uniform(0.02, 0.4, n)
+    has_a = b > 0.2
+    u = rng.random(n)
+    # Available: none (weight 1), B (weight 2), A (weight 1, where available).
+    tot = np.where(has_a, 4.0, 3.0)
+    p_none, p_b = 1 / tot, 2 / tot
+    action = np.where(u < p_none, NO_CONTACT, np.where(u < p_none + p_b, "B", "A")).astype(object)
+    prop = np.where(action == NO_CONTACT, p_none, np.where(action == "B", p_b, 1 / tot))
+    mult = np.where(action == "A", 0.75, 1.0)
+    y = rng.random(n) < np.clip(b * (0.3 + 3.5 * b) * mult, 0, 1)
+    return action, y, b, np.arange(n), {"A": has_a}, 1 / prop
+
+
+def test_each_offer_is_compared_with_the_units_it_was_available_to() -> None:
+    """Stratified by availability and weighted by the logged propensities, the intervals cover the
+    truth although the offer goes to risky units and the baseline is miscalibrated by risk; compared
+    with every not-contacted unit instead, the same offer looks much less protective than it is."""
+    hits, naive = 0, []
+    for seed in range(40):
+        action, y, b, g, avail, w = _targeted_logs(6000, seed)
+        eff = estimate_offer_effects(action, y, b, g, horizon_days=90, available=avail, weights=w,
+                                     min_contacts=50, min_control=50)
+        lo, hi = eff.effects["A"].ci95
+        hits += lo <= -0.25 <= hi
+        lo, hi = eff.effects["B"].ci95
+        hits += lo <= 0.0 <= hi
+        naive.append(estimate_offer_effects(action, y, b, g, horizon_days=90, weights=w, min_contacts=50,
+                                            min_control=50).effects["A"].relative_effect)
+    assert 0.9 <= hits / 80 <= 1.0
+    # Unstratified, A's contacts (risky units, under-predicted) meet safer controls (over-predicted).
+    assert np.mean(naive) > -0.2  # truth -0.25; a bias of several standard errors of the mean
+
+
 def test_household_clusters_widen_the_interval() -> None:
     """Accounts of one household share a fate: clustered errors are wider than per-row ones."""
     rng = np.random.default_rng(3)
@@ -87,17 +129,34 @@ def test_bad_inputs_are_named() -> None:
 
 def test_shrinkage_known_answers() -> None:
     # Estimates that spread no more than their noise: every offer counts as no effect.
-    est, se, tau = shrink_to_zero(np.array([0.1, -0.1, 0.05]), np.array([0.1, 0.1, 0.1]))
+    est, se, tau = shrink_to_zero(np.array([0.1, -0.1, 0.05]), np.full(3, 0.01))
     assert tau == 0 and (est == 0).all() and (se == 0).all()
-    # A real spread: tau^2 = mean(est^2) - mean(se^2), posterior N(est w, w se^2), w = tau^2 / (tau^2 + se^2).
-    e, s = np.array([-0.6, 0.05, 0.4]), np.array([0.1, 0.1, 0.2])
-    est, se, tau = shrink_to_zero(e, s)
-    tau2 = np.mean(e ** 2) - np.mean(s ** 2)
-    w = tau2 / (tau2 + s ** 2)
-    assert tau == pytest.approx(np.sqrt(tau2))
-    np.testing.assert_allclose(est, e * w)
-    np.testing.assert_allclose(se, np.sqrt(w) * s)
+    # Independent, equal variances v: tau^2 = mean(est^2) - v (the marginal likelihood's maximum),
+    # posterior N(est w, w v) with w = tau^2 / (tau^2 + v).
+    e, v = np.array([-0.6, 0.05, 0.4, 0.3]), 0.01
+    est, se, tau = shrink_to_zero(e, np.full(4, v))
+    tau2 = np.mean(e ** 2) - v
+    w = tau2 / (tau2 + v)
+    assert tau == pytest.approx(np.sqrt(tau2), rel=1e-4)
+    np.testing.assert_allclose(est, e * w, rtol=1e-4)
+    np.testing.assert_allclose(se, np.sqrt(w * v), rtol=1e-4)
     assert np.all(np.abs(est) < np.abs(e))
+
+
+def test_a_shift_shared_through_the_controls_is_noise_not_effects() -> None:
+    """All offers share the not-contacted units: their common noise must not read as real effects."""
+    e = np.array([0.20, 0.23, 0.17, 0.21, 0.19])
+    shared = 0.001 * np.eye(5) + 0.01 * np.ones((5, 5))  # mostly the controls' noise
+    _, _, tau_shared = shrink_to_zero(e, shared)
+    _, _, tau_indep = shrink_to_zero(e, np.diag(shared))
+    assert tau_shared == 0 and tau_indep > 0.05
+
+
+def test_the_estimator_shrinks_with_the_regressions_covariance() -> None:
+    """Few controls, many contacts: the offers' estimates move together and are shrunk as such."""
+    action, y, base, groups = _logs(30000, {"A": 0.0, "B": 0.0, "C": 0.0}, seed=8, control_share=0.02)
+    eff = estimate_offer_effects(action, y, base, groups, horizon_days=90, min_contacts=10, min_control=10)
+    assert all(e.shrunk == 0 and e.shrunk_se == 0 for e in eff.effects.values())
 
 
 def test_uplift_and_spec_round_trip() -> None:

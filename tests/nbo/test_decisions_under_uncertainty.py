@@ -163,7 +163,7 @@ def test_a_per_offer_effect_counts_for_its_offer_only_and_its_error_enters_the_b
     f = one_account(account_lifecycle_stage="at_risk")
     base = with_se(scores_for(f, {"RETENTION_DISCOUNT": 0.3, "DATA_UPSELL": 0.2}, uplift=0.06, clv=1000.0), 0.0)
     s = with_offer_effect(base, "DATA_UPSELL", 0.02, 0.01)
-    lcb = CFG.model_copy(update={"risk": "lcb", "lcb_z": 1.0})
+    lcb = CFG.model_copy(update={"risk": "lcb", "lcb_z": 1.0, "lcb_per_offer": True})
     out = rank_batch(f, s, config=lcb, top_k=None).set_index("offer_id")
     plain = rank_batch(f, base, config=lcb, top_k=None).set_index("offer_id")
     up, up0 = out.loc["DATA_UPSELL"], plain.loc["DATA_UPSELL"]
@@ -172,6 +172,11 @@ def test_a_per_offer_effect_counts_for_its_offer_only_and_its_error_enters_the_b
     assert up["expected_value"] == pytest.approx(up0["expected_value"] + 20.0)
     assert up["uplift_se"] == pytest.approx(0.01)
     assert up["decision_value"] == pytest.approx(up["expected_value"] - 10.0)
+    # By default the per-offer effect counts at its (empirical-Bayes) estimate, without the bound.
+    default = rank_batch(f, s, config=lcb.model_copy(update={"lcb_per_offer": False}), top_k=None)
+    up_default = default.set_index("offer_id").loc["DATA_UPSELL"]
+    assert up_default["uplift_se"] == 0 and up_default["decision_value"] == pytest.approx(up["expected_value"])
+    assert NboConfig().lcb_per_offer is False
     # The retention offer keeps the experiment's account-level effect; nothing is lent either way.
     assert out.loc["RETENTION_DISCOUNT", "uplift"] == pytest.approx(0.06)
     # The per-offer error travels through the Scores frames and is checked like the others.

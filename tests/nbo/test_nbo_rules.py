@@ -260,3 +260,20 @@ def test_timing_from_evidence_not_a_hard_coded_stage():
     # does, the unmeasured ones): not an offer whose own experiment says where it pays.
     b = blocked_by(growth, timing_rule=Rule("EXP-TIMING-1"))
     assert "APPL_TIMING" not in b["RETENTION_DISCOUNT"] and "APPL_TIMING" in b["PLAN_REVIEW"]
+
+
+def test_sellable_is_what_could_be_sold_not_what_should_be_now():
+    """The network, account and ownership rules only: an open issue or the timing does not matter."""
+    from telco_nbo.nbo.rules import sellable
+
+    catalog = CATALOG
+    ids = [o.offer_id for o in catalog.offers]
+    f = one_account(account_lifecycle_stage="early", account_open_service_issue=True)
+    can = sellable(f, catalog)[0]
+    ev = evaluate_rules(f, catalog)
+    elig = ~ev.blocked[[k for k, r in enumerate(ev.rules) if r.layer == "eligibility"]].any(axis=0)[0]
+    owned = ev.blocked[[k for k, r in enumerate(ev.rules) if r.rule_id.startswith("APPL_OWNS")]].any(axis=0)[0]
+    # Never more than eligibility allows, never a product already owned.
+    assert not (can & ~elig).any() and not (can & owned).any()
+    sold_out = ev.blocked[[k for k, r in enumerate(ev.rules) if r.rule_id == "SUIT_OPEN_SERVICE_ISSUE"]].any(axis=0)[0]
+    assert (can & sold_out).any()  # blocked for now by the open issue, but sellable

@@ -195,7 +195,9 @@ def test_uplift_run_carries_the_logged_per_offer_effects(store: dict) -> None:
 
     client = _client(store["uri"])
     run = client.get_run(store["results"]["uplift"].run_id)
-    assert run.data.metrics["logged_units"] > 1000  # this small world logs too few controls for estimates
+    # The exploration's logged choices (the policy that can choose "no contact"): too few controls
+    # per offer on this small world for any estimate.
+    assert run.data.metrics["logged_units"] > 300
     spec = ChampionModels.load(store["uri"]).uplift.spec
     assert spec["offer_effects"]["effects"] == {} and spec["offer_effects"]["n_control"] < 200
     assert set(spec["offer_effects"]["too_few"]) >= {"DATA_UPSELL", "HOME_FIBER"}

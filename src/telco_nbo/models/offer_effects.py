@@ -9,38 +9,46 @@ churned within the horizon after the contact.
 The model: a relative effect per offer on the churn probability
 -----------------------------------------------------------------
 For unit ``i`` with a baseline (no-contact) churn probability ``b_i``, the expected churn after
-action ``a`` is::
+offer ``j`` is compared with no contact *among the units offer j was available to* (stratum ``j``)::
 
-    E[churned_i | a] = c x b_i x (1 + rho_a)        rho_none = 0
+    E[churned_i | no contact] = c_j x b_i        E[churned_i | offer j] = c_j x b_i x (1 + rho_j)
 
-``c`` absorbs the baseline model's miscalibration on the logged population (estimated from the
-no-contact units); ``rho_a`` is offer ``a``'s relative change in churn (``-0.3``: a contact with
-it removes 30 % of the account's churn risk). This is relative-risk ("modified Poisson")
-regression: a Poisson GLM with a log link, offset ``log b_i`` and one indicator per offer
-(Zou 2004, *Am. J. Epidemiol.* 159:702), with standard errors clustered by household (robust to
-the binary outcome and to accounts of one household). Indirect standardization by a baseline risk
-model is what makes a few thousand randomized contacts per offer enough: the regression compares
-observed with expected churn rather than raw rates of differently composed groups.
+``c_j`` absorbs the baseline model's miscalibration on the stratum (estimated from its
+not-contacted units); ``rho_j`` is the offer's relative change in churn (``-0.3``: a contact with
+it removes 30 % of the account's churn risk). The comparison group matters: offers go to different
+accounts (fiber where fiber is built, service recovery after tickets), and a baseline model is
+miscalibrated differently on each of them, so comparing an offer's contacts with *all*
+not-contacted units reads those differences as effects. Within a stratum a randomized logging
+policy makes contacts and controls exchangeable (weights ``1 / propensity`` keep them so for a
+non-uniform policy); the baseline only sharpens the comparison. This is relative-risk ("modified
+Poisson") regression: a Poisson GLM with a log link, offset ``log b_i``, an intercept and an
+indicator per stratum (Zou 2004, *Am. J. Epidemiol.* 159:702), fitted on the stacked strata, with
+standard errors clustered by household (robust to the binary outcome, to accounts of one household
+and to a control counted in several strata). Indirect standardization by a baseline risk model is
+what makes a few thousand randomized contacts per offer enough.
 
 Why relative: a contact changes churn through the customer's reasons to leave (a bundle makes
 leaving costlier, a fixed coverage problem removes a reason), so its effect scales with the
 account's risk; in survival terms a hazard ratio, the usual structural assumption. Applied to an
 account with churn probability ``p``, the effect on churn is ``rho x p`` with standard error
-``se(rho) x p``. Offers with fewer than ``min_contacts`` logged contacts get no estimate (they stay
-valued on acceptance x margin and explored), and so does every offer when the logs hold fewer than
-``min_control`` no-contact units.
+``se(rho) x p``. Offers with fewer than ``min_contacts`` logged contacts, or fewer than
+``min_control`` not-contacted units they were available to, get no estimate (they stay valued on
+acceptance x margin and explored).
 
 Shrinkage across offers
 -----------------------
 A few thousand contacts per offer measure a relative effect to about +-0.1, while offers usually
 move churn by a few per cent: the largest of a dozen noisy estimates is mostly noise (the winner's
-curse again, across offers). So decisions use an empirical-Bayes estimate: a normal prior
-``rho_j ~ N(0, tau^2)`` centred on "no effect", with ``tau^2`` estimated from the spread of the
-estimates beyond their sampling noise (method of moments, floored at 0; the DerSimonian-Laird idea
-around 0 rather than around the mean, because the mean itself shares the control units' noise).
-Each offer's effect is then its posterior mean ``rho_j tau^2 / (tau^2 + se_j^2)`` with posterior
-standard deviation ``sqrt(tau^2 se_j^2 / (tau^2 + se_j^2))``: where the estimates spread no more
-than their noise, ``tau^2 = 0`` and every offer counts as having no effect on churn.
+curse again, across offers). So decisions use an empirical-Bayes estimate, on the log scale of the
+regression: a normal prior ``beta_j ~ N(0, tau^2)`` centred on "no effect", the estimates
+``beta_hat ~ N(beta, Sigma)`` with ``Sigma`` the regression's full (household-clustered) covariance,
+and ``tau^2`` chosen by maximum marginal likelihood (``beta_hat ~ N(0, tau^2 I + Sigma)``). The full
+covariance matters: every offer is compared with the same not-contacted units, so their noise
+moves all estimates together, and a shift common to all offers is the controls' noise, not a
+spread of true effects (a per-offer variance alone would read it as one, and shrink too little).
+The posterior mean ``tau^2 (tau^2 I + Sigma)^-1 beta_hat`` and its standard deviations are the
+effects decisions use (``shrunk``, ``shrunk_se``, back on the relative scale); where the estimates
+spread no more than their noise, ``tau^2 = 0`` and every offer counts as having no effect on churn.
 
 Why per contact, not per acceptance
 -----------------------------------
@@ -60,6 +68,7 @@ randomized experiment is the place for that, where one exists.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -86,9 +95,11 @@ class OfferEffect:
         ci95: 95 % interval of ``rho`` (from the log scale, so asymmetric).
         n_contacts: Logged contacts with the offer.
         n_churned: Of them, churned within the horizon.
-        expected_churned: Their churn expected without contact (baseline x ``c``).
+        expected_churned: Their churn expected without contact (baseline x the offer's controls'
+            observed / expected ratio).
         shrunk: The empirical-Bayes effect decisions use (module docstring).
         shrunk_se: Its posterior standard deviation.
+        n_control: Not-contacted units it was available to (its comparison group).
     """
 
     offer_id: str
@@ -100,6 +111,7 @@ class OfferEffect:
     expected_churned: float
     shrunk: float = 0.0
     shrunk_se: float = 0.0
+    n_control: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,8 @@ class OfferEffects:
         n_units: Logged units used (contacted with an estimated offer, or not contacted; every
             logged unit when nothing could be estimated).
         n_control: Not-contacted units.
-        baseline_ratio: ``c``: observed / baseline-predicted churn of the not-contacted units.
+        baseline_ratio: Observed / baseline-predicted churn of all not-contacted units (each
+            offer's comparison uses its own controls' ratio).
         horizon_days: The outcome window after a contact.
         policies: The logging policies whose rows were used.
         too_few: Offer id -> logged contacts, for offers below ``min_contacts``.
@@ -169,7 +182,7 @@ class OfferEffects:
         return [{"offer_id": e.offer_id, "relative_effect": e.relative_effect, "se": e.se,
                  "ci_low": e.ci95[0], "ci_high": e.ci95[1], "n_contacts": e.n_contacts,
                  "n_churned": e.n_churned, "expected_churned": e.expected_churned,
-                 "shrunk": e.shrunk, "shrunk_se": e.shrunk_se}
+                 "shrunk": e.shrunk, "shrunk_se": e.shrunk_se, "n_control": e.n_control}
                 for e in sorted(self.effects.values(), key=lambda e: e.offer_id)]
 
 
@@ -180,11 +193,19 @@ def estimate_offer_effects(
     groups: Sequence[Any] | np.ndarray,
     *,
     horizon_days: int,
+    available: Mapping[str, np.ndarray] | None = None,
+    weights: Sequence[float] | np.ndarray | None = None,
     policies: Sequence[str] = (),
     min_contacts: int = MIN_CONTACTS,
     min_control: int = MIN_CONTROL,
 ) -> OfferEffects:
     """Relative effect of each offer on churn from logged units (module docstring).
+
+    Each offer is compared with the not-contacted units it was *available* to (it could have
+    been chosen for them): under a randomized logging policy those are exchangeable with the units
+    that got it, whatever the baseline model gets wrong. The offers' comparisons are fitted as one
+    stacked regression (an intercept and an effect per offer; a not-contacted unit appears once per
+    offer available to it), so the household-clustered covariance carries the shared controls.
 
     Args:
         action: ``(n,)`` offer id, or :data:`NO_CONTACT` for a unit that was not contacted.
@@ -193,83 +214,127 @@ def estimate_offer_effects(
             dated before the contact).
         groups: ``(n,)`` cluster of each unit (household).
         horizon_days: The outcome window (recorded).
+        available: Offer id -> ``(n,)`` bool, the offer could have been chosen for the unit;
+            default (or an offer missing here): every unit.
+        weights: ``(n,)`` inverse of the logged probability of the action taken (default 1):
+            each offer's contacts and controls then both stand for the units it was available to.
         policies: The logging policies (recorded).
         min_contacts: Fewest logged contacts for an offer to get an estimate.
-        min_control: Fewest not-contacted units for any estimate.
+        min_control: Fewest not-contacted units an offer was available to, for its estimate.
 
     Returns:
-        The effects (empty when there are too few not-contacted units).
+        The effects; offers without enough data are listed in ``too_few`` with their contacts.
 
     Raises:
-        DataValidationError: Inputs of different lengths, or baselines outside [0, 1] / NaN.
+        DataValidationError: Inputs of different lengths, baselines outside [0, 1] / NaN, or
+            weights that are not positive and finite.
     """
     import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import SpecificationWarning
 
     a = np.asarray(action, dtype=object)
     y = np.asarray(churned, dtype=float)
     b = np.asarray(baseline, dtype=float)
     g = np.asarray(groups, dtype=object)
-    if not (len(a) == len(y) == len(b) == len(g)):
-        raise DataValidationError("contacts", [f"logged units: lengths differ (action {len(a)}, churned {len(y)}, "
-                                               f"baseline {len(b)}, groups {len(g)})"])
-    if len(b) and (not np.isfinite(b).all() or b.min() < 0 or b.max() > 1):
+    n = len(a)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if not (n == len(y) == len(b) == len(g) == len(w)):
+        raise DataValidationError("contacts", [f"logged units: lengths differ (action {n}, churned {len(y)}, "
+                                               f"baseline {len(b)}, groups {len(g)}, weights {len(w)})"])
+    if n and (not np.isfinite(b).all() or b.min() < 0 or b.max() > 1):
         raise DataValidationError("contacts", ["logged units: baseline churn probabilities must be in [0, 1]"])
+    if n and (not np.isfinite(w).all() or w.min() <= 0):
+        raise DataValidationError("contacts", ["logged units: weights must be positive and finite "
+                                               "(the inverse of a logged propensity in (0, 1])"])
     control = a == NO_CONTACT
     offers, counts = np.unique(a[~control].astype(str), return_counts=True)
-    too_few = {str(o): int(c) for o, c in zip(offers, counts, strict=True) if c < min_contacts}
-    kept = [str(o) for o, c in zip(offers, counts, strict=True) if c >= min_contacts]
-    empty = OfferEffects({}, int(len(a)), int(control.sum()), float("nan"), int(horizon_days),
-                         tuple(policies), too_few | ({} if control.sum() >= min_control else
-                                                     {str(o): int(c) for o, c in zip(offers, counts, strict=True)}))
-    if control.sum() < min_control or y[control].sum() == 0 or not kept:
-        return empty
-    rows = control | np.isin(a.astype(str), kept)
-    a, y, b, g = a[rows], y[rows], np.clip(b[rows], BASELINE_FLOOR, 1.0), g[rows]
-    exog = np.column_stack([np.ones(len(a))] + [(a == o).astype(float) for o in kept])
-    _, cluster = np.unique(g.astype(str), return_inverse=True)
-    fit = sm.GLM(y, exog, family=sm.families.Poisson(), offset=np.log(b)).fit(
-        cov_type="cluster", cov_kwds={"groups": cluster})
-    params, bse = np.asarray(fit.params), np.asarray(fit.bse)
-    c = float(np.exp(params[0]))
-    rho = np.expm1(params[1:])
-    se = np.exp(params[1:]) * bse[1:]
-    shrunk, shrunk_se, tau = shrink_to_zero(rho, se)
+    too_few: dict[str, int] = {}
+    kept, strata = [], []
+    for o, count in zip(offers.tolist(), counts.tolist(), strict=True):
+        mask = None if available is None else available.get(o)
+        ctrl = control & (np.ones(n, bool) if mask is None else np.asarray(mask, dtype=bool))
+        treated = a == o
+        if count < min_contacts or ctrl.sum() < min_control or y[ctrl].sum() == 0 or y[treated].sum() == 0:
+            too_few[o] = int(count)
+            continue
+        kept.append(o)
+        strata.append(np.flatnonzero(treated | ctrl))
+    c_all = float(y[control] @ w[control] / max(b[control] @ w[control], 1e-12)) if control.any() else float("nan")
+    if not kept:
+        return OfferEffects({}, n, int(control.sum()), c_all, int(horizon_days), tuple(policies), too_few)
+    idx = np.concatenate(strata)
+    stratum = np.repeat(np.arange(len(kept)), [len(s) for s in strata])
+    exog = np.zeros((len(idx), 2 * len(kept)))
+    exog[np.arange(len(idx)), 2 * stratum] = 1.0
+    is_treated = a[idx] == np.array(kept, dtype=object)[stratum]
+    exog[np.flatnonzero(is_treated), 2 * stratum[is_treated] + 1] = 1.0
+    _, cluster = np.unique(g[idx].astype(str), return_inverse=True)
+    with warnings.catch_warnings():
+        # statsmodels warns that clustered errors are "not fully supported" with var_weights; the
+        # intervals' coverage under inverse-propensity weights is tested (test_offer_effects.py).
+        warnings.simplefilter("ignore", category=SpecificationWarning)
+        fit = sm.GLM(y[idx], exog, family=sm.families.Poisson(),
+                     offset=np.log(np.clip(b[idx], BASELINE_FLOOR, 1.0)),
+                     var_weights=None if weights is None else w[idx]).fit(cov_type="cluster",
+                                                                          cov_kwds={"groups": cluster})
+    params, full_cov = np.asarray(fit.params), np.asarray(fit.cov_params())
+    beta, cov = params[1::2], full_cov[1::2, 1::2]
+    se_beta = np.sqrt(np.diag(cov))
+    post_mean, post_sd, tau = shrink_to_zero(beta, cov)
     effects = {}
     for k, o in enumerate(kept):
-        beta, se_beta = float(params[k + 1]), float(bse[k + 1])
-        sel = a == o
+        sel = idx[(stratum == k) & is_treated]
         effects[o] = OfferEffect(
-            offer_id=o, relative_effect=float(rho[k]), se=float(se[k]),
-            ci95=(float(np.expm1(beta - 1.96 * se_beta)), float(np.expm1(beta + 1.96 * se_beta))),
-            n_contacts=int(sel.sum()), n_churned=int(y[sel].sum()), expected_churned=float(c * b[sel].sum()),
-            shrunk=float(shrunk[k]), shrunk_se=float(shrunk_se[k]),
+            offer_id=o, relative_effect=float(np.expm1(beta[k])), se=float(np.exp(beta[k]) * se_beta[k]),
+            ci95=(float(np.expm1(beta[k] - 1.96 * se_beta[k])), float(np.expm1(beta[k] + 1.96 * se_beta[k]))),
+            n_contacts=int(len(sel)), n_churned=int(y[sel].sum()),
+            expected_churned=float(np.exp(params[2 * k]) * b[sel].sum()),
+            # Back on the relative scale (delta method for the standard deviation).
+            shrunk=float(np.expm1(post_mean[k])), shrunk_se=float(np.exp(post_mean[k]) * post_sd[k]),
+            n_control=int(((stratum == k) & ~is_treated).sum()),
         )
-    return OfferEffects(effects, int(len(a)), int(control.sum()), c, int(horizon_days), tuple(policies), too_few,
+    return OfferEffects(effects, n, int(control.sum()), c_all, int(horizon_days), tuple(policies), too_few,
                         float(tau))
 
 
-def shrink_to_zero(estimate: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Empirical-Bayes shrinkage of estimates toward 0 under a normal prior ``N(0, tau^2)``.
+def shrink_to_zero(estimate: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Empirical-Bayes shrinkage of correlated estimates toward 0 under a prior ``N(0, tau^2 I)``.
 
-    ``tau^2`` is the method-of-moments estimate ``max(0, mean(estimate^2) - mean(se^2))``: the
-    spread of the estimates around "no effect" beyond their sampling variance.
+    ``estimate ~ N(theta, cov)``, ``theta ~ N(0, tau^2 I)``; ``tau^2`` maximizes the marginal
+    likelihood ``estimate ~ N(0, tau^2 I + cov)`` (scipy's bounded scalar minimizer), floored at 0.
+    With a diagonal ``cov`` of equal variances ``v`` this is ``max(0, mean(estimate^2) - v)``.
 
     Args:
         estimate: ``(k,)`` estimates.
-        se: ``(k,)`` their standard errors.
+        cov: ``(k, k)`` their covariance (or ``(k,)`` variances: independent estimates).
 
     Returns:
-        Posterior means, posterior standard deviations, and ``tau``.
+        Posterior means ``tau^2 (tau^2 I + cov)^-1 estimate``, posterior standard deviations
+        (square roots of the diagonal of ``tau^2 I - tau^4 (tau^2 I + cov)^-1``), and ``tau``.
     """
+    from scipy.optimize import minimize_scalar
+
     est = np.asarray(estimate, dtype=float)
-    var = np.asarray(se, dtype=float) ** 2
-    if not len(est):
-        return est, var, 0.0
-    tau2 = max(0.0, float(np.mean(est ** 2) - np.mean(var)))
-    if tau2 == 0.0:
-        return np.zeros_like(est), np.zeros_like(est), 0.0
-    weight = tau2 / (tau2 + var)
-    return est * weight, np.sqrt(weight * var), float(np.sqrt(tau2))
+    k = len(est)
+    if k == 0:
+        return est, est, 0.0
+    S = np.asarray(cov, dtype=float)
+    S = np.diag(S) if S.ndim == 1 else S
+    eye = np.eye(k)
+
+    def neg_log_lik(t2: float) -> float:
+        sign, logdet = np.linalg.slogdet(t2 * eye + S)
+        return 0.5 * (logdet + est @ np.linalg.solve(t2 * eye + S, est)) if sign > 0 else np.inf
+
+    upper = max(float(np.mean(est ** 2)), 1e-12) * 4.0
+    best = minimize_scalar(neg_log_lik, bounds=(0.0, upper), method="bounded", options={"xatol": 1e-10})
+    tau2 = float(best.x) if best.fun < neg_log_lik(0.0) else 0.0
+    if tau2 <= 1e-12:
+        return np.zeros(k), np.zeros(k), 0.0
+    inv = np.linalg.inv(tau2 * eye + S)
+    mean = tau2 * inv @ est
+    post_cov = tau2 * eye - tau2 ** 2 * inv
+    return mean, np.sqrt(np.clip(np.diag(post_cov), 0.0, None)), float(np.sqrt(tau2))
 
 
 __all__ = ["MIN_CONTACTS", "MIN_CONTROL", "NO_CONTACT", "OfferEffect", "OfferEffects", "estimate_offer_effects",

@@ -194,11 +194,12 @@ def value_parts(
     ev = weight * (acceptance + retention) - cost
     if config.risk != "lcb":
         return ValueParts(months, acceptance, uplift, retention, np.array(weight), cost, ev)
-    # The bound subtracts the effect's sampling error where the value rests on an effect estimate
-    # (the account-level one, or a per-offer one with its error); per-offer uplifts given without an
-    # error, and acceptance x margin, count as known.
+    # The bound subtracts the effect's sampling error where the value rests on the account-level
+    # effect estimate (and on a per-offer one with its error, under lcb_per_offer); per-offer
+    # uplifts otherwise, and acceptance x margin, count at their estimate.
     se = np.zeros(n) if retention_uplift_se is None else np.nan_to_num(np.asarray(retention_uplift_se, float), nan=0.0)
-    offer_se = np.zeros((n, m)) if offer_uplift_se is None else np.nan_to_num(np.asarray(offer_uplift_se, float), nan=0.0)
+    offer_se = np.zeros((n, m)) if offer_uplift_se is None or not config.lcb_per_offer else \
+        np.nan_to_num(np.asarray(offer_uplift_se, float), nan=0.0)
     given = ~np.isnan(offer_uplift)
     uplift_se = np.where(given, offer_se, np.where(uplift_kind[None, :], se[:, None], 0.0))
     decision = ev - config.lcb_z * weight * uplift_se * np.abs(clv)[:, None]

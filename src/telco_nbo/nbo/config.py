@@ -181,6 +181,12 @@ class NboConfig(BaseModel):
             estimated effect on churn (x CLV) -- so an offer whose value rests on a noisy effect
             estimate must clear the margin with room to spare, and is ranked by that bound.
         lcb_z: Standard errors subtracted under ``risk: lcb`` (1.0 ~ a one-sided 84 % bound).
+        lcb_per_offer: Under ``risk: lcb``, also subtract the per-offer effects' standard errors
+            (``uplift_se`` of the scores' offers, e.g. the logged effects). Off by default: those
+            effects are empirical-Bayes posterior means, already corrected for picking the largest
+            of noisy estimates across offers, and the same error applies to every account of an
+            offer (the bound would only scale down all of an offer's contacts at once, turning away
+            offers whose value is their margin; see benchmarks/RESULTS.md, policy section).
         capacity: A campaign's contact budget and channel capacities (batch ranking only).
         channel_fallback: Channel order by offer complexity when the preferred channel is not
             among the offer's channels (or is at its cap).
@@ -209,6 +215,7 @@ class NboConfig(BaseModel):
     # 143-436 discounts the risk-neutral rule sent, which lost 4.3k-11.4k in true value.
     risk: Literal["neutral", "lcb"] = "lcb"
     lcb_z: float = Field(default=1.0, ge=0)
+    lcb_per_offer: bool = False
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     channel_fallback: dict[Literal["low", "high"], list[Channel]] = Field(
         default_factory=lambda: {

@@ -699,3 +699,21 @@ def evaluate_rules(
     offers = OfferTable.from_catalog(catalog)
     ctx = RuleContext(as_columns(features), offers, config, timing_rule)
     return RuleEvaluation(rules, blocked_matrix(ctx, rules), rule_reasons(rules, offers))
+
+
+SELLABLE_RULES = ("ELIG_ACCOUNT_STATUS", "ELIG_NETWORK", "ELIG_ACCOUNT_TYPE", "ELIG_REQUIRES_LINE",
+                  "APPL_OWNS_LINE", "APPL_OWNS_FLAG", "APPL_NO_CAPPED_MOBILE")
+"""The rules that say whether an offer can be sold to an account at all (network, account, lines
+and products owned), as opposed to whether it should be now (timing, need, suitability, caps)."""
+
+
+def sellable(features: pd.DataFrame | Mapping[str, np.ndarray], catalog: Catalog) -> np.ndarray:
+    """``(n, m)``: offer ``j`` could be sold to account ``i`` (none of :data:`SELLABLE_RULES` blocks it).
+
+    What a logging policy could have chosen for an account: the per-offer effects compare an
+    offer's logged contacts with the not-contacted accounts it was sellable to
+    (:func:`telco_nbo.models.offer_effects.estimate_offer_effects`).
+    """
+    rules = [r for r in default_rules() if r.rule_id in SELLABLE_RULES]
+    ctx = RuleContext(as_columns(features), OfferTable.from_catalog(catalog), NboConfig())
+    return ~blocked_matrix(ctx, rules).any(axis=0)

@@ -337,6 +337,7 @@ class LoggedFrame:
         household_ids: Household per row (the cluster of the standard errors).
         contacted_at: Date of the choice.
         policy_ids: Logging policy per row.
+        propensity: The logged probability of the action taken.
         horizon_days: The outcome window.
         feature_dates: The snapshot date of each row's features (strictly before ``contacted_at``).
     """
@@ -348,6 +349,7 @@ class LoggedFrame:
     household_ids: np.ndarray
     contacted_at: np.ndarray
     policy_ids: np.ndarray
+    propensity: np.ndarray
     horizon_days: int
     feature_dates: np.ndarray
 
@@ -374,7 +376,8 @@ def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, hori
     in_exp = contacts["experiment_id"].notna() if "experiment_id" in contacts.columns else pd.Series(False, index=contacts.index)
     sel = (contacts["policy_id"].notna() & contacts["propensity"].notna() & ~in_exp
            & (at <= pd.Timestamp(as_of) - pd.Timedelta(days=int(horizon_days))))
-    logs = contacts.loc[sel, ["account_id", "household_id", "offer_id", "contacted", "accepted", "policy_id"]].assign(
+    logs = contacts.loc[sel, ["account_id", "household_id", "offer_id", "contacted", "accepted", "policy_id",
+                              "propensity"]].assign(
         contacted_at=at[sel].dt.normalize())
     if logs.empty:
         return None
@@ -405,7 +408,8 @@ def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, hori
     contacted = logs["contacted"].astype(bool).to_numpy()[rows]
     action = np.where(contacted, logs["offer_id"].astype(object).to_numpy()[rows], "").astype(object)
     return LoggedFrame(
-        features=joined.drop(columns=["_row", "_snap", "offer_id", "contacted", "accepted", "policy_id", "contacted_at"])
+        features=joined.drop(columns=["_row", "_snap", "offer_id", "contacted", "accepted", "policy_id", "propensity",
+                                      "contacted_at"])
         .reset_index(drop=True),
         action=action,
         accepted=contacted & logs["accepted"].fillna(False).astype(bool).to_numpy()[rows],
@@ -413,6 +417,7 @@ def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, hori
         household_ids=logs["household_id"].to_numpy(dtype=object)[rows],
         contacted_at=t[rows],
         policy_ids=logs["policy_id"].astype(str).to_numpy()[rows],
+        propensity=logs["propensity"].to_numpy(dtype=float)[rows],
         horizon_days=int(horizon_days),
         feature_dates=joined["_snap"].to_numpy(),
     )
