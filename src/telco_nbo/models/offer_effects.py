@@ -55,10 +55,12 @@ Why per contact, not per acceptance
 Only the contact is randomized; acceptance is the customer's choice after it. Acceptors churn
 less for reasons of their own (an engaged customer buys add-ons; one about to leave does not), so
 comparing them with their baseline credits the offer with who they are. On the demo world the
-same regression with acceptors as the "treatment" finds a roaming pack that has no effect on
-churn cutting its acceptors' churn by 28 % (+-24 %), and an extra line -48 % where the truth is
--13 % (``benchmarks/bench_offer_effects.py``). The per-contact (intention-to-treat) effect is the
-one the randomization identifies, and it is what a decision to contact buys.
+same regression with acceptors as the "treatment" finds the data upsell cutting its acceptors'
+churn by 66 % (+-17 %) where the truth is 25 % (``benchmarks/bench_offer_effects.py``; over every
+logging policy, before the strata, a roaming pack with no effect on churn looked like -28 %). The
+per-contact (intention-to-treat) effect is the one the randomization identifies, and it is what a
+decision to contact buys: its 95 % intervals covered the true effect for 33 of 34 offer x world
+pairs on three 100k-household worlds.
 
 The heterogeneity this does not see (a per-offer effect that differs by segment at equal risk)
 is averaged over the accounts the logging policies contacted; the account-level uplift model of a
