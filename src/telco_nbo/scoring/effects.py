@@ -44,6 +44,7 @@ class UpliftEffect:
         # Every offer's effect from the logged randomized contacts (None: a model trained without logs).
         self.offer_effects = OfferEffects.from_spec(spec.get("offer_effects"))
         self.experiment_id = spec.get("experiment_id")
+        self._catalog_cache: tuple[Any, np.ndarray, np.ndarray] | None = None
 
     def offer_uplift(self, churn: np.ndarray, catalog: Any) -> tuple[np.ndarray, np.ndarray]:
         """Each catalog offer's drop in churn probability from the logged per-offer effects, and its error.
@@ -52,15 +53,27 @@ class UpliftEffect:
         model's own experiment (their account-level effect governs, see
         :func:`telco_nbo.nbo.arbitration.value_parts`).
         """
-        n, offers = len(churn), list(catalog.offers)
-        if self.offer_effects is None:
-            return np.full((n, len(offers)), np.nan), np.full((n, len(offers)), np.nan)
-        uplift, se = self.offer_effects.uplift(churn, [o.offer_id for o in offers])
-        own = np.array([self.experiment_id is not None and self.experiment_id in o.effect_evidence for o in offers],
-                       dtype=bool)
-        uplift[:, own] = np.nan
-        se[:, own] = np.nan
-        return uplift, se
+        rho, sd = self._per_catalog(catalog)
+        p = np.clip(np.asarray(churn, dtype=float), 0.0, 1.0)[:, None]
+        # Same arithmetic as OfferEffects.uplift, on vectors built once per catalog (one API request
+        # scores one account: the per-offer lookups would cost more than the product).
+        return np.clip(-p * rho[None, :], -1.0, 1.0), p * sd[None, :]
+
+    def _per_catalog(self, catalog: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(m,)`` shrunk relative effects and their errors in catalog order (NaN: none to use)."""
+        hit = self._catalog_cache
+        if hit is not None and hit[0] is catalog:
+            return hit[1], hit[2]
+        offers = list(catalog.offers)
+        rho = np.full(len(offers), np.nan)
+        sd = np.full(len(offers), np.nan)
+        for k, o in enumerate(offers):
+            e = None if self.offer_effects is None else self.offer_effects.effects.get(o.offer_id)
+            own = self.experiment_id is not None and self.experiment_id in o.effect_evidence
+            if e is not None and not own:
+                rho[k], sd[k] = e.shrunk, e.shrunk_se
+        self._catalog_cache = (catalog, rho, sd)
+        return rho, sd
 
     def tau(self, predict: Predict) -> np.ndarray:
         """Calibrated ``tau`` per account (negative = the offer lowers churn)."""
