@@ -94,6 +94,18 @@ def test_each_offer_is_compared_with_the_units_it_was_available_to() -> None:
     assert np.mean(naive) > -0.2  # truth -0.25; a bias of several standard errors of the mean
 
 
+def test_null_offers_rarely_pass_the_evidence_test() -> None:
+    """Eleven offers without any effect: Holm's test keeps the family-wise false alarms near 5 %."""
+    offers = {f"O{k}": 0.0 for k in range(11)}
+    alarms = 0
+    for seed in range(20):
+        action, y, base, groups = _logs(8000, offers, seed=100 + seed, control_share=0.15)
+        eff = estimate_offer_effects(action, y, base, groups, horizon_days=90, min_contacts=50, min_control=50)
+        alarms += any(e.evidence for e in eff.effects.values())
+        assert all(e.shrunk == 0 for e in eff.effects.values() if not e.evidence)
+    assert alarms <= 3
+
+
 def test_household_clusters_widen_the_interval() -> None:
     """Accounts of one household share a fate: clustered errors are wider than per-row ones."""
     rng = np.random.default_rng(3)
@@ -163,6 +175,9 @@ def test_uplift_and_spec_round_trip() -> None:
     action, y, base, groups = _logs(20000, {"A": -0.5, "B": 0.3, "C": 0.0}, seed=5)
     eff = estimate_offer_effects(action, y, base, groups, horizon_days=90, policies=["explore"], min_contacts=10)
     assert eff.tau > 0  # these effects stand out from their noise
+    assert eff.effects["A"].evidence and eff.effects["B"].evidence and eff.effects["A"].p_value < 1e-6
+    # No evidence, no effect in decisions (the estimate is kept for the record).
+    assert not eff.effects["C"].evidence and eff.effects["C"].shrunk == 0 and eff.effects["C"].shrunk_se == 0
     back = OfferEffects.from_spec(eff.to_spec())
     assert back == eff
     churn = np.array([0.0, 0.1, 0.5])
