@@ -92,12 +92,13 @@ def render(name: str, t: pd.DataFrame) -> str:
     rows = [f"**{name}**: {t.attrs['n_units']:,} logged units ({t.attrs['n_control']:,} not contacted); baseline "
             f"model's observed/expected churn on them {t.attrs['c']:.2f}; spread of effects beyond noise "
             f"tau = {t.attrs['tau']:.3f}.", "",
-            "| offer | contacts | estimate per contact (95 % interval) | shrunk (decisions) | true | "
+            "| offer | contacts | estimate per contact (95 % interval) | p | evidence (Holm) | decisions use | true | "
             "among acceptors: estimate +- se (n) | true among acceptors |",
-            "|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|"]
     for o, r in t.iterrows():
         rows.append(f"| {o} | {int(r['n_contacts']):,} | {r['relative_effect']:+.3f} [{r['ci_low']:+.3f}, "
-                    f"{r['ci_high']:+.3f}] | {r['shrunk']:+.3f} | {r['true']:+.3f} | "
+                    f"{r['ci_high']:+.3f}] | {r['p_value']:.3f} | {'yes' if r['evidence'] else 'no'} | "
+                    f"{r['shrunk']:+.3f} | {r['true']:+.3f} | "
                     + (f"{r['acceptors']:+.3f} +- {r['acceptors_se']:.3f} ({int(r['acceptors_n']):,})"
                        if np.isfinite(r["acceptors"]) else "too few") + f" | {r['true_acceptors']:+.3f} |")
     covered = ((t["ci_low"] <= t["true"]) & (t["true"] <= t["ci_high"])).mean()
