@@ -54,8 +54,9 @@ Evidence before use
 -------------------
 Shrinkage alone was not enough: with a dozen offers, ``tau`` is itself estimated from a dozen
 noisy numbers and comes out positive by chance, and a plan review estimated to cut churn by 10 %
-(truly +3 %) was then sent to thousands of risky accounts, costing 6-8 % of the policy's true
-value on two of three 100k-household worlds (benchmarks/RESULTS.md, policy section). So an
+(truly +3 %) was then sent to thousands of risky accounts, costing 4 % and 10 % of the policy's
+true value on two of three 100k-household worlds (1,104,921 -> 1,056,318 and 1,096,760 ->
+991,005; the session's policy benchmark before this test existed). So an
 offer's effect counts in decisions only when it passes Holm's test of "no effect" across the
 offers estimated together (family-wise 5 %, ``evidence``); it then counts at its shrunk value.
 An offer that does not pass is valued as having no effect on churn, and its reasons say the logs
