@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from telco_nbo.cli._common import out, user_errors
+from telco_nbo.cli._common import out, steps, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             None, "--tracking-uri", help="Also log the figures and the report to this MLflow tracking URI."),
     ) -> None:
         """Value decisions on the world's truth, against fair baselines, and off-policy from the logs."""
-        with user_errors():
+        with user_errors(), steps(4, "loading the data folder") as step:
             import json
 
             import pandas as pd
@@ -64,9 +64,11 @@ def register(app: typer.Typer) -> None:
             if decisions.suffix == ".parquet":
                 raw = pd.read_parquet(decisions)
                 ranking = raw if "layer" in raw.columns else None
+            step("valuing the decisions: truth, baselines, bootstraps, off-policy")
             result = evaluate_decisions(world.tables, world.truth, table, date, ranking=ranking,
                                         retention_offer=retention_offer, economics=economics,
                                         n_resamples=resamples, seed=seed)
+            step("writing the report")
             payload = json.dumps(result.to_dict(), indent=2, default=float)
             page = to_html(result)
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,7 @@ def register(app: typer.Typer) -> None:
                 tmp = out_dir / f".{name}.tmp"
                 tmp.write_text(text, encoding="utf-8")
                 tmp.replace(out_dir / name)
+            step("logging to MLflow")
             run_id = _log_mlflow(result, out_dir, tracking_uri) if tracking_uri else None
         out.print(headline(result), soft_wrap=True)
         if result.ope is not None:
