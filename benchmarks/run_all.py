@@ -7,11 +7,22 @@ and reports a ratio next to the absolute figures. Pass ``--quick`` for the small
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+POLICY_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "telco_nbo_bench_policy"
+"""bench_policy.py's default workdir (its worlds and champions, one folder per seed)."""
+POLICY_QUICK_DIR = Path("/tmp/telco_nbo_bench_policy_quick")
+
+
+def _policy_world(workdir: Path, seed: int) -> list[str]:
+    """``--world DATA URI`` of one of bench_policy.py's worlds."""
+    return ["--world", str(workdir / f"seed{seed}" / "data"), f"sqlite:///{workdir / f'seed{seed}' / 'mlflow.db'}"]
+
 
 # (script, full-size arguments, quick arguments)
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
@@ -21,7 +32,10 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
      ["--steps", "ibm", "churn", "--households", "20000", "--trials", "3"]),
     ("bench_serving.py", [], ["--accounts", "20000", "--seconds", "5", "--repeat", "1"]),
     ("bench_policy.py", [], ["--households", "20000", "--trials", "0", "--seeds", "7",
-                             "--workdir", "/tmp/telco_nbo_bench_policy_quick"]),
+                             "--workdir", str(POLICY_QUICK_DIR)]),
+    # The per-offer effects of the worlds and champions bench_policy.py just built.
+    ("bench_offer_effects.py", [a for seed in (7, 1234, 99) for a in _policy_world(POLICY_DIR, seed)],
+     [*_policy_world(POLICY_QUICK_DIR, 7), "--no-write"]),
     ("bench_capacity.py", [], ["--accounts", "50000"]),
     ("bench_monitoring.py", [], ["--rows", "200000", "--preset-rows", "50000"]),
     ("bench_scale.py", ["--accounts", "1000000", "--accounts", "5000000"], ["--accounts", "100000"]),
