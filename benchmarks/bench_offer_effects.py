@@ -58,7 +58,13 @@ def measure(data: Path, uri: str) -> pd.DataFrame:
     saved = OfferEffects.from_spec(scorer.spec.get("offer_effects"))
     if saved is None:
         raise SystemExit(f"{uri}: the uplift champion carries no per-offer effects (trained before they existed)")
-    table = pd.DataFrame(saved.table()).set_index("offer_id")
+    table = pd.DataFrame(saved.table())
+    if table.empty:  # too few logged contacts or controls for any offer (a small world)
+        table = pd.DataFrame(index=pd.Index([], name="offer_id"))
+        table.attrs.update(tau=saved.tau, n_control=saved.n_control, n_units=saved.n_units, c=saved.baseline_ratio,
+                           too_few=saved.too_few)
+        return table
+    table = table.set_index("offer_id")
     table["true"] = true_relative_effects(world.truth).reindex(table.index)
     # Per acceptance: the same regression, the same units, strata and weights as the training run,
     # with acceptors and refusers as separate actions.
@@ -95,6 +101,9 @@ def render(name: str, t: pd.DataFrame) -> str:
             "| offer | contacts | estimate per contact (95 % interval) | p | evidence (Holm) | decisions use | true | "
             "among acceptors: estimate +- se (n) | true among acceptors |",
             "|---|---|---|---|---|---|---|---|---|"]
+    if t.empty:
+        return "\n".join(rows[:1] + ["", "No offer has enough logged contacts and not-contacted units it could have "
+                                      f"been sold to for an estimate (logged contacts per offer: {t.attrs['too_few']})."])
     for o, r in t.iterrows():
         rows.append(f"| {o} | {int(r['n_contacts']):,} | {r['relative_effect']:+.3f} [{r['ci_low']:+.3f}, "
                     f"{r['ci_high']:+.3f}] | {r['p_value']:.3f} | {'yes' if r['evidence'] else 'no'} | "
