@@ -68,9 +68,9 @@ def measure(data: Path, uri: str) -> pd.DataFrame:
     table["true"] = true_relative_effects(world.truth).reindex(table.index)
     # Per acceptance: the same regression, the same units, strata and weights as the training run,
     # with acceptors and refusers as separate actions.
-    logged = prepare_logged(world.tables, world.as_of_date(None), saved.horizon_days)
-    keep = np.isin(logged.policy_ids, list(saved.policies))
-    feats = logged.features.loc[keep].reset_index(drop=True)
+    logged = prepare_logged(world.tables, world.as_of_date(None), saved.horizon_days, policies=saved.policies)
+    keep = np.ones(len(logged.action), dtype=bool)
+    feats = logged.features
     X = to_model_matrix(feats).reindex(columns=list(scorer.learner.feature_names_in_))
     baseline = scorer.learner.model_control_.predict_proba(X)[:, 1]
     catalog = load_catalog()

@@ -55,3 +55,21 @@ def test_no_logs_no_rows(world) -> None:
     assert prepare_logged(tables, AS_OF) is None
     # Nothing old enough to know its outcome.
     assert prepare_logged(world.tables, pd.Timestamp("2025-01-15")) is None
+
+
+def test_features_of_a_household_subset_are_the_full_frames_rows(world) -> None:
+    """An account's features read only its household's rows: the subset the logs use changes nothing."""
+    from telco_nbo.features import build_account_features
+    from telco_nbo.training.data import tables_of_households
+
+    t = pd.Timestamp("2025-06-01")
+    full = build_account_features(world.tables, t, data_as_of=AS_OF).set_index("account_id")
+    hh = world.tables["households"]["household_id"].iloc[::7]
+    sub = build_account_features(tables_of_households(world.tables, hh), t, data_as_of=AS_OF).set_index("account_id")
+    assert 0 < len(sub) < len(full)
+    pd.testing.assert_frame_equal(sub, full.loc[sub.index], check_dtype=False)
+
+
+def test_only_the_policies_asked_for(world) -> None:
+    lf = prepare_logged(world.tables, AS_OF, policies=["explore-uniform-v1"])
+    assert set(lf.policy_ids) == {"explore-uniform-v1"}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -354,7 +355,32 @@ class LoggedFrame:
     feature_dates: np.ndarray
 
 
-def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, horizon_days: int = 90) -> LoggedFrame | None:
+def tables_of_households(tables: Mapping[str, pd.DataFrame], household_ids: Any) -> dict[str, pd.DataFrame]:
+    """The rows of these households in every table (households, accounts, their lines, the lines'
+    usage, the accounts' tickets and contacts); tables without a household link are kept whole.
+
+    Features of an account read only its own household's rows, so they are the same on the subset
+    (tested); building them for the few households of the logged units is much cheaper.
+    """
+    hh = pd.Index(pd.unique(np.asarray(household_ids, dtype=object)))
+    out = dict(tables)
+    accounts = tables["accounts"]
+    out["accounts"] = accounts[accounts["household_id"].isin(hh)]
+    acc = pd.Index(out["accounts"]["account_id"])
+    if "households" in tables:
+        out["households"] = tables["households"][tables["households"]["household_id"].isin(hh)]
+    if "lines" in tables:
+        out["lines"] = tables["lines"][tables["lines"]["account_id"].isin(acc)]
+        if "usage_monthly" in tables:
+            out["usage_monthly"] = tables["usage_monthly"][tables["usage_monthly"]["line_id"].isin(out["lines"]["line_id"])]
+    for name in ("support_tickets", "contacts"):
+        if name in tables and "account_id" in tables[name].columns:
+            out[name] = tables[name][tables[name]["account_id"].isin(acc)]
+    return out
+
+
+def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, horizon_days: int = 90,
+                   policies: Any = None) -> LoggedFrame | None:
     """Logged choices whose outcome window closed by ``as_of``, with point-in-time features.
 
     A logged unit is a ``contacts`` row outside any experiment with a ``policy_id`` and a
@@ -362,7 +388,10 @@ def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, hori
     ``as_of - horizon_days`` so its outcome, ``churned`` = the account ended in
     ``(contacted_at, contacted_at + horizon_days]``, is known at ``as_of``; the account must be
     active when contacted. Features come from the latest snapshot strictly before the contact
-    (:func:`snapshot_dates`), with charges rolled back from ``as_of`` as for the propensity rows.
+    (:func:`snapshot_dates`), with charges rolled back from ``as_of`` as for the propensity rows,
+    built on the logged households' rows only (:func:`tables_of_households`).
+
+    ``policies``: keep only these logging policies' rows (default: every one).
 
     Returns:
         The rows, or ``None`` when the data has no such logged unit.
@@ -376,6 +405,8 @@ def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, hori
     in_exp = contacts["experiment_id"].notna() if "experiment_id" in contacts.columns else pd.Series(False, index=contacts.index)
     sel = (contacts["policy_id"].notna() & contacts["propensity"].notna() & ~in_exp
            & (at <= pd.Timestamp(as_of) - pd.Timedelta(days=int(horizon_days))))
+    if policies is not None:
+        sel &= contacts["policy_id"].isin(list(policies))
     logs = contacts.loc[sel, ["account_id", "household_id", "offer_id", "contacted", "accepted", "policy_id",
                               "propensity"]].assign(
         contacted_at=at[sel].dt.normalize())
@@ -394,7 +425,8 @@ def prepare_logged(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, hori
     t = logs["contacted_at"].to_numpy()
     churned = (~np.isnat(end) & (end > t) & (end <= t + np.timedelta64(int(horizon_days), "D"))).astype(np.int8)
     dates = snapshot_dates(logs["contacted_at"])
-    snaps = pd.concat([build_account_features(tables, d, data_as_of=as_of).assign(_snap=d) for d in dates],
+    mine = tables_of_households(tables, logs["household_id"])
+    snaps = pd.concat([build_account_features(mine, d, data_as_of=as_of).assign(_snap=d) for d in dates],
                       ignore_index=True)
     order = np.argsort(logs["contacted_at"].to_numpy(), kind="stable")
     left = logs.iloc[order].assign(_row=order)

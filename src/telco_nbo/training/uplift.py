@@ -221,29 +221,31 @@ def logged_effects(world: World, learner: Any, cfg: TrainingConfig) -> LoggedEff
     model (trained on the experiment's control arm) on the unit's features before the contact.
     """
     from telco_nbo.features import to_model_matrix
-    from telco_nbo.models.offer_effects import NO_CONTACT, estimate_offer_effects
+    from telco_nbo.models.offer_effects import estimate_offer_effects
     from telco_nbo.nbo.catalog import load_catalog
     from telco_nbo.nbo.rules import sellable
     from telco_nbo.training.data import prepare_logged
 
     as_of = world.as_of_date(cfg.as_of)
-    logged = prepare_logged(world.tables, as_of, cfg.label_horizon_days)
+    contacts = world.tables.get("contacts")
+    if contacts is None or "policy_id" not in contacts.columns:
+        return LoggedEffects(None, {"logged_units": 0.0}, None, {})
+    # Policies that logged a "no contact" choice: the others have no comparison group.
+    with_none = sorted(set(contacts.loc[contacts["policy_id"].notna() & ~contacts["contacted"].astype(bool),
+                                        "policy_id"].astype(str)))
+    logged = prepare_logged(world.tables, as_of, cfg.label_horizon_days, policies=with_none) if with_none else None
     if logged is None:
         return LoggedEffects(None, {"logged_units": 0.0}, None, {})
-    with_none = set(logged.policy_ids[logged.action == NO_CONTACT])
-    keep = np.isin(logged.policy_ids, sorted(with_none))
-    if not keep.any():
-        return LoggedEffects(None, {"logged_units": float(len(keep))}, None, {})
-    features = logged.features.loc[keep].reset_index(drop=True)
+    features = logged.features
     X = to_model_matrix(features).reindex(columns=list(learner.feature_names_in_))
     baseline = learner.model_control_.predict_proba(X)[:, 1]
     catalog = load_catalog()
     ids = [o.offer_id for o in catalog.offers]
     can = sellable(features, catalog)
     effects = estimate_offer_effects(
-        logged.action[keep], logged.churned[keep], baseline, logged.household_ids[keep],
+        logged.action, logged.churned, baseline, logged.household_ids,
         horizon_days=logged.horizon_days, available={o: can[:, k] for k, o in enumerate(ids)},
-        weights=1.0 / logged.propensity[keep], policies=sorted(with_none))
+        weights=1.0 / logged.propensity, policies=with_none)
     metrics = {"logged_units": float(effects.n_units), "logged_control": float(effects.n_control),
                "logged_baseline_ratio": effects.baseline_ratio, "offer_effects_tau": effects.tau}
     metrics.update({f"offer_effect_{o}": e.shrunk for o, e in effects.effects.items()})
