@@ -69,7 +69,6 @@ def measure(data: Path, uri: str) -> pd.DataFrame:
     # Per acceptance: the same regression, the same units, strata and weights as the training run,
     # with acceptors and refusers as separate actions.
     logged = prepare_logged(world.tables, world.as_of_date(None), saved.horizon_days, policies=saved.policies)
-    keep = np.ones(len(logged.action), dtype=bool)
     feats = logged.features
     X = to_model_matrix(feats).reindex(columns=list(scorer.learner.feature_names_in_))
     baseline = scorer.learner.model_control_.predict_proba(X)[:, 1]
@@ -78,12 +77,12 @@ def measure(data: Path, uri: str) -> pd.DataFrame:
     available = {}
     for k, o in enumerate(o.offer_id for o in catalog.offers):
         available[f"{o}|accepted"] = available[f"{o}|refused"] = can[:, k]
-    act = logged.action[keep]
+    act = logged.action
     action = np.where(act == NO_CONTACT, NO_CONTACT,
-                      np.where(logged.accepted[keep], act + "|accepted", act + "|refused")).astype(object)
-    per = estimate_offer_effects(action, logged.churned[keep], baseline, logged.household_ids[keep],
+                      np.where(logged.accepted, act + "|accepted", act + "|refused")).astype(object)
+    per = estimate_offer_effects(action, logged.churned, baseline, logged.household_ids,
                                  horizon_days=saved.horizon_days, available=available,
-                                 weights=1.0 / logged.propensity[keep], min_contacts=50)
+                                 weights=1.0 / logged.propensity, min_contacts=50)
     acc = {k.split("|")[0]: v for k, v in per.effects.items() if k.endswith("|accepted")}
     table["acceptors"] = pd.Series({k: v.relative_effect for k, v in acc.items()}).reindex(table.index)
     table["acceptors_se"] = pd.Series({k: v.se for k, v in acc.items()}).reindex(table.index)

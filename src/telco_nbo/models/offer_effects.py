@@ -173,10 +173,13 @@ class OfferEffects:
             = fewer churn) and its standard error ``sd(rho) x churn``; NaN for offers without an
             estimate.
         """
-        p = np.clip(np.asarray(churn, dtype=float), 0.0, 1.0)
-        rho = np.array([self.effects[o].shrunk if o in self.effects else np.nan for o in offer_ids])
-        se = np.array([self.effects[o].shrunk_se if o in self.effects else np.nan for o in offer_ids])
-        return np.clip(-p[:, None] * rho[None, :], -1.0, 1.0), p[:, None] * se[None, :]
+        return uplift_from(churn, *self.vectors(offer_ids))
+
+    def vectors(self, offer_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(m,)`` shrunk relative effects and their standard deviations (NaN: no estimate)."""
+        rho = np.array([self.effects[o].shrunk if o in self.effects else np.nan for o in offer_ids], dtype=float)
+        sd = np.array([self.effects[o].shrunk_se if o in self.effects else np.nan for o in offer_ids], dtype=float)
+        return rho, sd
 
     def to_spec(self) -> dict[str, Any]:
         """A JSON-ready dict (saved in the uplift model's spec)."""
@@ -206,6 +209,12 @@ class OfferEffects:
                  "shrunk": e.shrunk, "shrunk_se": e.shrunk_se, "n_control": e.n_control,
                  "p_value": e.p_value, "evidence": e.evidence}
                 for e in sorted(self.effects.values(), key=lambda e: e.offer_id)]
+
+
+def uplift_from(churn: np.ndarray, rho: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, m)`` drop in churn ``-rho x churn`` (clipped to [-1, 1]) and its error ``sd x churn``."""
+    p = np.clip(np.asarray(churn, dtype=float), 0.0, 1.0)[:, None]
+    return np.clip(-p * np.asarray(rho)[None, :], -1.0, 1.0), p * np.asarray(sd)[None, :]
 
 
 def estimate_offer_effects(
@@ -369,4 +378,4 @@ def shrink_to_zero(estimate: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, n
 
 
 __all__ = ["EVIDENCE_ALPHA", "MIN_CONTACTS", "MIN_CONTROL", "NO_CONTACT", "OfferEffect", "OfferEffects", "estimate_offer_effects",
-           "shrink_to_zero"]
+           "shrink_to_zero", "uplift_from"]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from telco_nbo.errors import ConfigError
 from telco_nbo.models.clv import HazardClvRule
-from telco_nbo.models.offer_effects import OfferEffects
+from telco_nbo.models.offer_effects import OfferEffects, uplift_from
 from telco_nbo.scoring.compiled import CompiledBooster
 
 Predict = Callable[[CompiledBooster], np.ndarray]
@@ -54,24 +54,23 @@ class UpliftEffect:
         :func:`telco_nbo.nbo.arbitration.value_parts`).
         """
         rho, sd = self._per_catalog(catalog)
-        p = np.clip(np.asarray(churn, dtype=float), 0.0, 1.0)[:, None]
-        # Same arithmetic as OfferEffects.uplift, on vectors built once per catalog (one API request
-        # scores one account: the per-offer lookups would cost more than the product).
-        return np.clip(-p * rho[None, :], -1.0, 1.0), p * sd[None, :]
+        return uplift_from(churn, rho, sd)
 
     def _per_catalog(self, catalog: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(m,)`` shrunk relative effects and their errors in catalog order (NaN: none to use)."""
+        """``(m,)`` shrunk relative effects and their errors in catalog order (NaN: none to use).
+
+        Built once per catalog: one API request scores one account, where the per-offer lookups
+        would cost more than the product.
+        """
         hit = self._catalog_cache
         if hit is not None and hit[0] is catalog:
             return hit[1], hit[2]
         offers = list(catalog.offers)
-        rho = np.full(len(offers), np.nan)
-        sd = np.full(len(offers), np.nan)
-        for k, o in enumerate(offers):
-            e = None if self.offer_effects is None else self.offer_effects.effects.get(o.offer_id)
-            own = self.experiment_id is not None and self.experiment_id in o.effect_evidence
-            if e is not None and not own:
-                rho[k], sd[k] = e.shrunk, e.shrunk_se
+        rho, sd = (np.full(len(offers), np.nan), np.full(len(offers), np.nan)) if self.offer_effects is None \
+            else self.offer_effects.vectors([o.offer_id for o in offers])
+        own = np.array([self.experiment_id is not None and self.experiment_id in o.effect_evidence for o in offers],
+                       dtype=bool)
+        rho[own], sd[own] = np.nan, np.nan
         self._catalog_cache = (catalog, rho, sd)
         return rho, sd
 
